@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+
+from app.api.deps import SessionDep
+from app.schemas import ERROR_RESPONSES, QuestionsPublic, SuitePublic, SuitesPublic
+from app.services import suites as service
+from evals.domain import Suite
+
+router = APIRouter(prefix="/suites", tags=["suites"], responses=ERROR_RESPONSES)
+
+_STORED = {200: {"model": SuitePublic, "description": "Identical content was stored before: that version"}}
+
+
+@router.post("", response_model=SuitePublic, status_code=status.HTTP_201_CREATED, responses=_STORED,
+             summary="Store a suite given as JSON")
+def create_suite(session: SessionDep, body: Suite, response: Response) -> SuitePublic:
+    stored = service.store(session, body)
+    if not stored.created:
+        response.status_code = status.HTTP_200_OK
+    return stored
+
+
+@router.post("/upload", response_model=SuitePublic, status_code=status.HTTP_201_CREATED, responses=_STORED,
+             summary="Upload a suite file (JSON, JSONL or YAML)")
+def upload_suite(session: SessionDep, response: Response,
+                 file: UploadFile = File(description="a suite file")) -> SuitePublic:
+    """Errors name the uploaded file, and the line and field to fix."""
+    suite = service.parse_upload(file.filename or "suite", file.file.read())
+    stored = service.store(session, suite)
+    if not stored.created:
+        response.status_code = status.HTTP_200_OK
+    return stored
+
+
+@router.get("", response_model=SuitesPublic, summary="List suites (every version)")
+def list_suites(session: SessionDep, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+                name: str | None = Query(None, description="only versions of this suite")) -> SuitesPublic:
+    data, count = service.list_public(session, offset=offset, limit=limit, name=name)
+    return SuitesPublic(data=data, count=count)
+
+
+@router.get("/{suite_id}", response_model=SuitePublic, summary="One suite version with its counts")
+def get_suite(session: SessionDep, suite_id: int) -> SuitePublic:
+    return service.get(session, suite_id)
+
+
+@router.get("/{suite_id}/questions", response_model=QuestionsPublic, summary="A suite's questions, paginated")
+def list_questions(session: SessionDep, suite_id: int, offset: int = Query(0, ge=0),
+                   limit: int = Query(100, ge=1, le=1000)) -> QuestionsPublic:
+    return service.questions(session, suite_id, offset=offset, limit=limit)
+
+
+@router.delete("/{suite_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a suite version (409 while a run uses it)")
+def delete_suite(session: SessionDep, suite_id: int) -> None:
+    service.delete(session, suite_id)

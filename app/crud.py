@@ -1,0 +1,354 @@
+"""Every query of the service. Functions take the session first and everything else by keyword."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from app.models import (
+    ACTIVE_STATUSES,
+    ApiToken,
+    CachedResponse,
+    CaseDetailRecord,
+    CaseRecord,
+    DocumentRecord,
+    EndpointKey,
+    EndpointRecord,
+    QuestionRecord,
+    RunRecord,
+    SuiteRecord,
+    utcnow,
+)
+from evals import domain
+
+TOKEN_PREFIX = "ctx_"
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+def create_endpoint(session: Session, *, endpoint: domain.Endpoint) -> EndpointRecord:
+    data = endpoint.model_dump(mode="json", exclude={"api_key", "name", "base_url", "model"})
+    record = EndpointRecord(name=endpoint.name, base_url=endpoint.base_url, model=endpoint.model, config=data)
+    session.add(record)
+    session.flush()
+    _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key)
+    return record
+
+
+def update_endpoint(session: Session, *, record: EndpointRecord, endpoint: domain.Endpoint,
+                    set_key: bool) -> EndpointRecord:
+    record.name = endpoint.name
+    record.base_url = endpoint.base_url
+    record.model = endpoint.model
+    record.config = endpoint.model_dump(mode="json", exclude={"api_key", "name", "base_url", "model"})
+    record.updated_at = utcnow()
+    session.add(record)
+    if set_key:
+        _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key)
+    session.flush()
+    return record
+
+
+def _set_key(session: Session, *, endpoint_id: int, api_key: Any) -> None:
+    session.execute(sa.delete(EndpointKey).where(col(EndpointKey.endpoint_id) == endpoint_id))
+    value = api_key.get_secret_value() if api_key is not None else ""
+    if value:
+        session.add(EndpointKey(endpoint_id=endpoint_id, api_key=value))
+
+
+def get_endpoint(session: Session, *, endpoint_id: int) -> EndpointRecord | None:
+    return session.get(EndpointRecord, endpoint_id)
+
+
+def get_endpoint_by_name(session: Session, *, name: str) -> EndpointRecord | None:
+    return session.exec(select(EndpointRecord).where(EndpointRecord.name == name)).first()
+
+
+def list_endpoints(session: Session, *, offset: int = 0, limit: int = 100) -> tuple[list[EndpointRecord], int]:
+    count = session.exec(select(func.count()).select_from(EndpointRecord)).one()
+    rows = session.exec(select(EndpointRecord).order_by(col(EndpointRecord.id)).offset(offset).limit(limit)).all()
+    return list(rows), count
+
+
+def get_endpoint_key(session: Session, *, endpoint_id: int) -> str | None:
+    key = session.get(EndpointKey, endpoint_id)
+    return key.api_key if key else None
+
+
+def endpoint_ids_with_keys(session: Session, *, endpoint_ids: Sequence[int]) -> set[int]:
+    rows = session.exec(select(EndpointKey.endpoint_id).where(col(EndpointKey.endpoint_id).in_(endpoint_ids)))
+    return set(rows.all())
+
+
+def delete_endpoint(session: Session, *, record: EndpointRecord) -> None:
+    session.delete(record)
+    session.flush()
+
+
+# --------------------------------------------------------------------------------------------- suites
+def get_suite(session: Session, *, suite_id: int) -> SuiteRecord | None:
+    return session.get(SuiteRecord, suite_id)
+
+
+def get_suite_by_hash(session: Session, *, content_hash: str) -> SuiteRecord | None:
+    return session.exec(select(SuiteRecord).where(SuiteRecord.content_hash == content_hash)).first()
+
+
+def create_suite(session: Session, *, suite: domain.Suite, content_hash: str) -> SuiteRecord:
+    """Store a new suite version: documents and questions as rows in suite order."""
+    latest = session.exec(select(func.max(SuiteRecord.version)).where(SuiteRecord.name == suite.name)).one()
+    record = SuiteRecord(
+        name=suite.name, version=(latest or 0) + 1, content_hash=content_hash, description=suite.description,
+        default_scorers=list(suite.default_scorers), meta=suite.metadata, n_documents=len(suite.documents),
+        n_questions=len(suite.questions), n_chars=sum(len(d.text) for d in suite.documents),
+    )
+    session.add(record)
+    session.flush()
+    sid = _id(record)
+    if suite.documents:
+        session.execute(sa.insert(DocumentRecord), [
+            {"suite_id": sid, "position": i, "doc_id": d.id, "body": d.model_dump(mode="json")}
+            for i, d in enumerate(suite.documents)
+        ])
+    session.execute(sa.insert(QuestionRecord), [
+        {"suite_id": sid, "position": i, "question_id": q.id, "body": q.model_dump(mode="json")}
+        for i, q in enumerate(suite.questions)
+    ])
+    return record
+
+
+def list_suites(session: Session, *, offset: int = 0, limit: int = 100,
+                name: str | None = None) -> tuple[list[SuiteRecord], int]:
+    query = select(SuiteRecord)
+    counter = select(func.count()).select_from(SuiteRecord)
+    if name is not None:
+        query = query.where(SuiteRecord.name == name)
+        counter = counter.where(SuiteRecord.name == name)
+    rows = session.exec(query.order_by(col(SuiteRecord.id)).offset(offset).limit(limit)).all()
+    return list(rows), session.exec(counter).one()
+
+
+def count_runs_by_suite(session: Session, *, suite_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.exec(
+        select(RunRecord.suite_id, func.count()).where(col(RunRecord.suite_id).in_(suite_ids))
+        .group_by(col(RunRecord.suite_id))
+    ).all()
+    return {sid: n for sid, n in rows}
+
+
+def list_questions(session: Session, *, suite_id: int, offset: int = 0,
+                   limit: int = 100) -> list[QuestionRecord]:
+    return list(session.exec(
+        select(QuestionRecord).where(QuestionRecord.suite_id == suite_id)
+        .order_by(col(QuestionRecord.position)).offset(offset).limit(limit)
+    ).all())
+
+
+def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:
+    """Rebuild the stored suite exactly (its content hash is unchanged)."""
+    docs = session.exec(select(DocumentRecord.body).where(DocumentRecord.suite_id == record.id)
+                        .order_by(col(DocumentRecord.position))).all()
+    questions = session.exec(select(QuestionRecord.body).where(QuestionRecord.suite_id == record.id)
+                             .order_by(col(QuestionRecord.position))).all()
+    return domain.Suite(name=record.name, description=record.description, documents=list(docs),
+                        questions=list(questions), default_scorers=record.default_scorers,
+                        metadata=record.meta)
+
+
+def delete_suite(session: Session, *, record: SuiteRecord) -> None:
+    session.delete(record)
+    session.flush()
+
+
+# ----------------------------------------------------------------------------------------------- runs
+def create_run(session: Session, *, run: RunRecord) -> RunRecord:
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, *, run_id: int) -> RunRecord | None:
+    return session.get(RunRecord, run_id)
+
+
+def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: str | None = None,
+              suite_id: int | None = None) -> tuple[list[RunRecord], int]:
+    conds = []
+    if status is not None:
+        conds.append(col(RunRecord.status) == status)
+    if suite_id is not None:
+        conds.append(col(RunRecord.suite_id) == suite_id)
+    rows = session.exec(select(RunRecord).where(*conds).order_by(col(RunRecord.id).desc())
+                        .offset(offset).limit(limit)).all()
+    count = session.exec(select(func.count()).select_from(RunRecord).where(*conds)).one()
+    return list(rows), count
+
+
+def active_runs_using_endpoint(session: Session, *, name: str) -> list[int]:
+    rows = session.exec(select(RunRecord).where(col(RunRecord.status).in_(ACTIVE_STATUSES))).all()
+    return [_id(r) for r in rows if any(e.get("name") == name for e in r.spec.get("endpoints", []))]
+
+
+def delete_run(session: Session, *, record: RunRecord) -> None:
+    session.delete(record)
+    session.flush()
+
+
+def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
+    """Per (run, outcome): case count, token sums, cost sum, first and last finish time."""
+    return list(session.execute(
+        select(CaseRecord.run_id, CaseRecord.outcome, func.count(),
+               func.coalesce(func.sum(CaseRecord.prompt_tokens), 0),
+               func.coalesce(func.sum(CaseRecord.completion_tokens), 0),
+               func.coalesce(func.sum(CaseRecord.cached_tokens), 0),
+               func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
+        .where(col(CaseRecord.run_id).in_(run_ids))
+        .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
+    ).all())
+
+
+def count_cases_since(session: Session, *, run_id: int, since: Any) -> int:
+    return session.exec(select(func.count()).select_from(CaseRecord).where(
+        CaseRecord.run_id == run_id, col(CaseRecord.finished_at) >= since)).one()
+
+
+# ---------------------------------------------------------------------------------------------- cases
+def stored_case_ids(session: Session, *, run_id: int) -> set[str]:
+    return set(session.exec(select(CaseRecord.case_id).where(CaseRecord.run_id == run_id)).all())
+
+
+def case_is_stored(session: Session, *, run_id: int, case_id: str) -> bool:
+    return session.exec(select(CaseRecord.id).where(
+        CaseRecord.run_id == run_id, CaseRecord.case_id == case_id)).first() is not None
+
+
+def upsert_case(session: Session, *, light: dict[str, Any], detail: dict[str, Any]) -> int:
+    """Store one case keyed by (run_id, case_id): a second write replaces the first, never duplicates."""
+    stmt = _insert(session, CaseRecord).values(**light)
+    update = {k: stmt.excluded[k] for k in light if k not in ("run_id", "case_id")}
+    stmt = stmt.on_conflict_do_update(index_elements=["run_id", "case_id"], set_=update)
+    case_pk = session.execute(stmt.returning(col(CaseRecord.id))).scalar_one()
+    dstmt = _insert(session, CaseDetailRecord).values(case_pk=case_pk, **detail)
+    dstmt = dstmt.on_conflict_do_update(index_elements=["case_pk"], set_={k: dstmt.excluded[k] for k in detail})
+    session.execute(dstmt)
+    return int(case_pk)
+
+
+def case_filters(*, run_id: int, strategy: str | None = None, endpoint: str | None = None,
+                 outcome: str | None = None, question_id: str | None = None, scorer: str | None = None,
+                 min_score: float | None = None, max_score: float | None = None) -> list[Any]:
+    conds: list[Any] = [col(CaseRecord.run_id) == run_id]
+    if strategy is not None:
+        conds.append(col(CaseRecord.strategy) == strategy)
+    if endpoint is not None:
+        conds.append(col(CaseRecord.endpoint) == endpoint)
+    if outcome is not None:
+        conds.append(col(CaseRecord.outcome) == outcome)
+    if question_id is not None:
+        conds.append(col(CaseRecord.question_id) == question_id)
+    if scorer is not None and (min_score is not None or max_score is not None):
+        value = sa.type_coerce(CaseRecord.scores, sa.JSON)[scorer].as_float()
+        if min_score is not None:
+            conds.append(value >= min_score)
+        if max_score is not None:
+            conds.append(value <= max_score)
+    return conds
+
+
+def list_cases(session: Session, *, conds: list[Any], offset: int = 0,
+               limit: int = 100) -> tuple[list[CaseRecord], int]:
+    rows = session.exec(select(CaseRecord).where(*conds).order_by(col(CaseRecord.position), col(CaseRecord.id))
+                        .offset(offset).limit(limit)).all()
+    count = session.exec(select(func.count()).select_from(CaseRecord).where(*conds)).one()
+    return list(rows), count
+
+
+def get_case(session: Session, *, run_id: int, case_id: str) -> tuple[CaseRecord, CaseDetailRecord | None] | None:
+    light = session.exec(select(CaseRecord).where(CaseRecord.run_id == run_id, CaseRecord.case_id == case_id)).first()
+    if light is None:
+        return None
+    return light, session.get(CaseDetailRecord, light.id)
+
+
+def iter_cases(session: Session, *, run_id: int, with_detail: bool,
+               batch: int = 500) -> Iterator[tuple[CaseRecord, CaseDetailRecord | None]]:
+    """All cases of a run in plan order, read in batches (keyset on position, id)."""
+    last: tuple[int, int] = (-1, -1)
+    while True:
+        query = select(CaseRecord).where(
+            CaseRecord.run_id == run_id,
+            sa.tuple_(col(CaseRecord.position), col(CaseRecord.id)) > sa.tuple_(*last),
+        ).order_by(col(CaseRecord.position), col(CaseRecord.id)).limit(batch)
+        rows = session.exec(query).all()
+        if not rows:
+            return
+        details: dict[int, CaseDetailRecord] = {}
+        if with_detail:
+            ids = [r.id for r in rows]
+            details = {d.case_pk: d for d in session.exec(
+                select(CaseDetailRecord).where(col(CaseDetailRecord.case_pk).in_(ids))).all()}
+        for r in rows:
+            yield r, details.get(_id(r))
+        last = (rows[-1].position, _id(rows[-1]))
+
+
+# ---------------------------------------------------------------------------------------------- cache
+def cache_get(session: Session, *, key: str) -> dict[str, Any] | None:
+    row = session.get(CachedResponse, key)
+    return row.value if row else None
+
+
+def cache_put(session: Session, *, key: str, value: dict[str, Any]) -> None:
+    stmt = _insert(session, CachedResponse).values(key=key, value=value, created_at=utcnow())
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+
+
+# --------------------------------------------------------------------------------------------- tokens
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, *, name: str) -> tuple[ApiToken, str]:
+    """A new bearer token; the plain token is returned once and only its sha256 is stored."""
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(name=name, token_hash=hash_token(plain), prefix=plain[: len(TOKEN_PREFIX) + 6])
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError as e:
+        raise ValueError(f"a token named '{name}' exists") from e
+    return record, plain
+
+
+def find_token(session: Session, *, token: str) -> ApiToken | None:
+    return session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+
+
+def touch_token(session: Session, *, record: ApiToken) -> None:
+    record.last_used_at = utcnow()
+    session.add(record)
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.exec(select(ApiToken).order_by(col(ApiToken.id))).all())
+
+
+def delete_token(session: Session, *, name: str) -> bool:
+    result = session.execute(sa.delete(ApiToken).where(col(ApiToken.name) == name))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _id(record: Any) -> int:
+    assert record.id is not None
+    return int(record.id)

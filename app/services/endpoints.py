@@ -1,0 +1,109 @@
+"""Endpoints: create, change, delete, probe. Keys are stored apart and never leave the service."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app import crud
+from app.errors import ConflictError, NotFoundError, UnavailableError
+from app.models import EndpointRecord, as_utc
+from app.schemas import EndpointPublic
+from evals.domain import Endpoint
+
+
+def to_domain(record: EndpointRecord, api_key: str | None) -> Endpoint:
+    """The engine's endpoint, key included (for execution only)."""
+    return Endpoint.model_validate({**record.config, "name": record.name, "base_url": record.base_url,
+                                    "model": record.model, "api_key": api_key or None})
+
+
+def to_public(record: EndpointRecord, *, has_api_key: bool) -> BaseModel:
+    return EndpointPublic.model_validate({
+        **record.config, "name": record.name, "base_url": record.base_url, "model": record.model,
+        "id": record.id, "has_api_key": has_api_key, "created_at": as_utc(record.created_at),
+        "updated_at": as_utc(record.updated_at),
+    })
+
+
+def public_list(session: Session, records: list[EndpointRecord]) -> list[BaseModel]:
+    keyed = crud.endpoint_ids_with_keys(session, endpoint_ids=[r.id for r in records if r.id is not None])
+    return [to_public(r, has_api_key=r.id in keyed) for r in records]
+
+
+def list_public(session: Session, *, offset: int, limit: int) -> dict[str, Any]:
+    records, count = crud.list_endpoints(session, offset=offset, limit=limit)
+    return {"data": public_list(session, records), "count": count}
+
+
+def get_record(session: Session, endpoint_id: int) -> EndpointRecord:
+    record = crud.get_endpoint(session, endpoint_id=endpoint_id)
+    if record is None:
+        raise NotFoundError(f"endpoint {endpoint_id} not found", field="endpoint_id")
+    return record
+
+
+def get(session: Session, endpoint_id: int) -> BaseModel:
+    record = get_record(session, endpoint_id)
+    return public_list(session, [record])[0]
+
+
+def create(session: Session, endpoint: Endpoint) -> BaseModel:
+    if crud.get_endpoint_by_name(session, name=endpoint.name) is not None:
+        raise ConflictError(f"an endpoint named '{endpoint.name}' exists", field="name")
+    try:
+        record = crud.create_endpoint(session, endpoint=endpoint)
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise ConflictError(f"an endpoint named '{endpoint.name}' exists", field="name") from e
+    return to_public(record, has_api_key=endpoint.api_key is not None and bool(endpoint.api_key.get_secret_value()))
+
+
+def update(session: Session, endpoint_id: int, changes: dict[str, Any]) -> BaseModel:
+    """Apply ``changes`` (only the fields the client sent) and validate the result as a whole."""
+    record = get_record(session, endpoint_id)
+    key = crud.get_endpoint_key(session, endpoint_id=endpoint_id)
+    current = to_domain(record, key).model_dump()
+    set_key = "api_key" in changes
+    merged = Endpoint.model_validate({**current, **changes})
+    if merged.name != record.name and crud.get_endpoint_by_name(session, name=merged.name) is not None:
+        raise ConflictError(f"an endpoint named '{merged.name}' exists", field="name")
+    if merged.name != record.name and crud.active_runs_using_endpoint(session, name=record.name):
+        raise ConflictError("the endpoint is used by a queued or running run; rename it later", field="name")
+    crud.update_endpoint(session, record=record, endpoint=merged, set_key=set_key)
+    session.commit()
+    return get(session, endpoint_id)
+
+
+def delete(session: Session, endpoint_id: int) -> None:
+    record = get_record(session, endpoint_id)
+    active = crud.active_runs_using_endpoint(session, name=record.name)
+    if active:
+        raise ConflictError(f"endpoint '{record.name}' is used by active run(s) {active}; cancel them first")
+    crud.delete_endpoint(session, record=record)
+    session.commit()
+
+
+async def probe(session: Session, endpoint_id: int) -> dict[str, Any]:
+    """What the endpoint supports (streaming usage, cached tokens, /tokenize, window), via ``evals.probe``."""
+    record = get_record(session, endpoint_id)
+    endpoint = to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id))
+    try:
+        module = importlib.import_module("evals.probe")
+    except ImportError as e:
+        raise UnavailableError("endpoint probing is not available in this installation") from e
+    fn = getattr(module, "probe_endpoint", None) or getattr(module, "probe", None)
+    if fn is None:
+        raise UnavailableError("evals.probe has no probe function")
+    result = fn(endpoint)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    return dict(result)

@@ -1,0 +1,117 @@
+"""One engine per run per process, built on first use and kept for the run's other cases.
+
+An engine holds HTTP clients bound to the event loop that built it, so the cache is keyed by run and
+loop. The least recently used engine is closed when more than ``size`` are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine as DbEngine
+
+from app import crud
+from app.db import session_scope
+from app.errors import NotFoundError
+from app.services.cache import DbResponseCache
+from evals.domain import Endpoint, RunSpec, Suite
+
+
+@dataclass
+class RunEngine:
+    engine: Any  # evals.runner.Engine
+    plans: dict[str, Any]  # case_id -> evals.runner.CasePlan
+    positions: dict[str, int]
+
+
+def load_run_inputs(db: DbEngine, run_id: int) -> tuple[RunSpec, Suite, dict[str, Endpoint]]:
+    """The frozen spec, the stored suite and each endpoint of the spec with its stored key."""
+    with session_scope(db) as session:
+        run = crud.get_run(session, run_id=run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        spec = RunSpec.model_validate(run.spec)
+        suite_record = crud.get_suite(session, suite_id=run.suite_id)
+        assert suite_record is not None  # the foreign key forbids anything else
+        suite = crud.load_suite(session, record=suite_record)
+        endpoints: dict[str, Endpoint] = {}
+        for public in spec.endpoints:
+            data = {k: v for k, v in public.items() if k != "has_api_key"}
+            record = crud.get_endpoint_by_name(session, name=data["name"])
+            key = crud.get_endpoint_key(session, endpoint_id=record.id) if record and record.id else None
+            endpoints[data["name"]] = Endpoint.model_validate({**data, "api_key": key})
+    return spec, suite, endpoints
+
+
+def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> RunEngine:
+    from evals.runner import Engine, plan_cases
+
+    spec, suite, endpoints = load_run_inputs(db, run_id)
+    plans = plan_cases(spec, suite)
+    engine = Engine(suite=suite, endpoints=endpoints, spec=spec, cache=DbResponseCache(db), transport=transport)
+    return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
+                     positions={p.case_id: i for i, p in enumerate(plans)})
+
+
+class EngineCache:
+    def __init__(self, db: DbEngine, *, size: int = 8, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._db = db
+        self._size = size
+        self._transport = transport
+        self._engines: OrderedDict[tuple[int, int], RunEngine] = OrderedDict()
+        self._users: dict[tuple[int, int], int] = {}
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def use(self, run_id: int) -> AsyncIterator[RunEngine]:
+        """The run's engine, built on first use; never closed while a case is using it."""
+        key = (run_id, id(asyncio.get_running_loop()))
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                if key not in self._engines:
+                    self._engines[key] = await asyncio.to_thread(build, self._db, run_id,
+                                                                 transport=self._transport)
+            self._engines.move_to_end(key)
+            yield self._engines[key]
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+            await self._evict()
+
+    async def _evict(self) -> None:
+        loop_id = id(asyncio.get_running_loop())
+        idle = [k for k in self._engines if k[1] == loop_id and k not in self._users]
+        while len(self._engines) > self._size and idle:
+            await self._close(self._engines.pop(idle.pop(0)))
+
+    async def drop(self, run_id: int) -> None:
+        """Close this loop's engine of ``run_id`` once no case uses it (the run finished)."""
+        key = (run_id, id(asyncio.get_running_loop()))
+        if key in self._users or key not in self._engines:
+            return
+        self._locks.pop(key, None)
+        await self._close(self._engines.pop(key))
+
+    async def close_all(self) -> None:
+        loop_id = id(asyncio.get_running_loop())
+        for key in [k for k in self._engines if k[1] == loop_id]:
+            await self._close(self._engines.pop(key))
+
+    def __len__(self) -> int:
+        return len(self._engines)
+
+    @staticmethod
+    async def _close(run_engine: RunEngine) -> None:
+        try:
+            await run_engine.engine.aclose()
+        except Exception:  # closing is best effort; the engine is dropped either way
+            pass

@@ -1,0 +1,212 @@
+"""Durable execution of runs with DBOS.
+
+A run is the workflow ``ctxeval.run``: one step plans the cases not yet stored, then each case is a
+child workflow ``ctxeval.case`` enqueued on its endpoint's queue (global concurrency = the endpoint's
+``concurrency``, across every process), then one step marks the run completed. A case workflow is one
+preemptible step that executes the case with the run's engine and commits the result at once, upserted
+by (run, case). So a process killed at any point and restarted (same executor id) finishes the run
+with exactly one stored result per case: finished cases are never executed again, and a case that
+was in flight is executed again and stored once.
+
+A case step first checks that its run still wants it (not cancelled, deleted, or superseded by a later
+attempt), so a stale queued case never calls the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from dbos import DBOS
+from sqlalchemy import update
+from sqlalchemy.engine import Engine as DbEngine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from app import crud
+from app.db import make_engine, session_scope
+from app.models import RunRecord, RunStatus, utcnow
+from app.services import cases as case_service
+from app.services.dispatch import APP_NAME, APP_VERSION, CASE_WORKFLOW, RUN_WORKFLOW, RUNS_QUEUE, \
+    case_workflow_id, endpoint_queue
+from app.services.engines import EngineCache
+from app.settings import Settings
+from evals.domain import CaseResult, Outcome
+
+log = logging.getLogger("ctxeval.execution")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: DbEngine
+    engines: EngineCache
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the executor is not started in this process")
+    return _runtime
+
+
+def start_executor(settings: Settings, *, db: DbEngine | None = None,
+                   transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
+    """Launch DBOS in this process: it recovers its own unfinished work and executes queued work."""
+    global _runtime
+    if _runtime is not None:
+        raise RuntimeError("an executor is already running in this process")
+    db = db or make_engine(settings.database_url)
+    _runtime = Runtime(settings=settings, db=db,
+                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport))
+    DBOS(config={
+        "name": APP_NAME,
+        "system_database_url": settings.dbos_system_database_url,
+        "application_version": APP_VERSION,
+        "executor_id": settings.executor_id,
+        "log_level": "WARNING",
+        "notification_listener_polling_interval_sec": 0.2,
+    })
+    DBOS.launch()
+    DBOS.register_queue(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
+                        on_conflict="always_update")
+    return _runtime
+
+
+def stop_executor() -> None:
+    """Shut DBOS down; unfinished workflows stay PENDING and are recovered at the next start."""
+    global _runtime
+    DBOS.destroy(workflow_completion_timeout_sec=0)
+    _runtime = None
+
+
+# ---------------------------------------------------------------------------------------- run steps
+def _start(run_id: int, attempt: int) -> set[str] | None:
+    """Mark the run running; the ids of its stored cases, or None when the run no longer wants this attempt."""
+    with session_scope(runtime().db) as session:
+        run = crud.get_run(session, run_id=run_id)
+        if run is None or run.attempt != attempt or run.status not in (RunStatus.queued, RunStatus.running):
+            return None
+        run.status = RunStatus.running.value
+        run.started_at = utcnow()
+        session.add(run)
+        session.flush()
+        return crud.stored_case_ids(session, run_id=run_id)
+
+
+def _fail(run_id: int, attempt: int, message: str) -> None:
+    with session_scope(runtime().db) as session:
+        session.execute(update(RunRecord).where(
+            col(RunRecord.id) == run_id, col(RunRecord.attempt) == attempt,
+            col(RunRecord.status).in_((RunStatus.queued.value, RunStatus.running.value)),
+        ).values(status=RunStatus.failed.value, error=message[:2000], finished_at=utcnow()))
+
+
+def _finish(run_id: int, attempt: int) -> str:
+    with session_scope(runtime().db) as session:
+        run = crud.get_run(session, run_id=run_id)
+        if run is None or run.attempt != attempt or run.status != RunStatus.running:
+            return run.status if run else "deleted"
+        stored = len(crud.stored_case_ids(session, run_id=run_id))
+        if stored >= run.total_cases:
+            run.status, run.error = RunStatus.completed.value, None
+        else:
+            run.status = RunStatus.failed.value
+            run.error = f"{run.total_cases - stored} case(s) have no stored result; resume the run"
+        run.finished_at = utcnow()
+        session.add(run)
+        return run.status
+
+
+@DBOS.step(name="ctxeval.plan_run")
+async def plan_run(run_id: int, attempt: int) -> list[dict[str, Any]] | None:
+    """Start the attempt and list, in plan order, the cases it still has to execute."""
+    stored = await asyncio.to_thread(_start, run_id, attempt)
+    if stored is None:
+        return None
+    try:  # builds this process's engine for the run: a spec the engine refuses fails the run here
+        async with runtime().engines.use(run_id) as run_engine:
+            plans = run_engine.plans
+    except Exception as e:
+        log.warning("run %s cannot start: %s", run_id, e)
+        await asyncio.to_thread(_fail, run_id, attempt, f"{type(e).__name__}: {e}")
+        return None
+    return [{"case_id": case_id, "endpoint": plan.endpoint, "position": i}
+            for i, (case_id, plan) in enumerate(plans.items()) if case_id not in stored]
+
+
+@DBOS.step(name="ctxeval.finish_run")
+async def finish_run(run_id: int, attempt: int) -> str:
+    status = await asyncio.to_thread(_finish, run_id, attempt)
+    await runtime().engines.drop(run_id)
+    return status
+
+
+@DBOS.workflow(name=RUN_WORKFLOW)
+async def run_workflow(run_id: int, attempt: int) -> str:
+    todo = await plan_run(run_id, attempt)
+    if todo is None:
+        return "skipped"
+    handles = []
+    for item in todo:
+        options: Any = {"workflow_name": CASE_WORKFLOW, "queue_name": endpoint_queue(item["endpoint"]),
+                        "workflow_id": case_workflow_id(run_id, attempt, item["case_id"]),
+                        "app_version": APP_VERSION}
+        handles.append(await DBOS.enqueue_workflow_with_options_async(
+            options, run_id, attempt, item["case_id"], item["position"]))
+    for handle in handles:
+        try:
+            await handle.get_result()
+        except Exception as e:  # a case workflow that failed or was cancelled leaves its case unstored
+            log.warning("case workflow %s: %s", handle.get_workflow_id(), e)
+    return await finish_run(run_id, attempt)
+
+
+# ---------------------------------------------------------------------------------------- case step
+def _still_wanted(run_id: int, attempt: int, case_id: str) -> bool:
+    with session_scope(runtime().db) as session:
+        run = crud.get_run(session, run_id=run_id)
+        if run is None or run.attempt != attempt or run.status != RunStatus.running:
+            return False
+        return not crud.case_is_stored(session, run_id=run_id, case_id=case_id)
+
+
+def _store(run_id: int, position: int, result: CaseResult) -> bool:
+    try:
+        with session_scope(runtime().db) as session:
+            case_service.store(session, run_id=run_id, position=position, result=result)
+        return True
+    except IntegrityError:  # the run was deleted meanwhile
+        return False
+
+
+def internal_error_result(plan: Any, exc: BaseException) -> CaseResult:
+    return CaseResult(case_id=plan.case_id, question_id=plan.question_id, endpoint=plan.endpoint,
+                      strategy=plan.strategy.key, strategy_name=plan.strategy.name, outcome=Outcome.error,
+                      error_class="internal_error", error_message=f"{type(exc).__name__}: {exc}")
+
+
+@DBOS.step(name="ctxeval.execute_case", preemptible=True)
+async def execute_case(run_id: int, attempt: int, case_id: str, position: int) -> str:
+    rt = runtime()
+    if not await asyncio.to_thread(_still_wanted, run_id, attempt, case_id):
+        return "skipped"
+    async with rt.engines.use(run_id) as run_engine:
+        plan = run_engine.plans[case_id]
+        try:
+            result = await run_engine.engine.execute(plan)
+        except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug, kept too
+            log.exception("case %s of run %s raised", case_id, run_id)
+            result = internal_error_result(plan, e)
+    stored = await asyncio.to_thread(_store, run_id, position, result)
+    return result.outcome.value if stored else "discarded"
+
+
+@DBOS.workflow(name=CASE_WORKFLOW)
+async def case_workflow(run_id: int, attempt: int, case_id: str, position: int) -> str:
+    return await execute_case(run_id, attempt, case_id, position)

@@ -1,0 +1,108 @@
+"""Suites: immutable versions identified by their content hash."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app import crud
+from app.errors import ConflictError, NotFoundError, UnavailableError
+from app.models import SuiteRecord, as_utc
+from app.schemas import QuestionPublic, QuestionsPublic, SuitePublic
+from evals.domain import Suite
+from evals.errors import UserInputError
+
+
+def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:
+    return SuitePublic(
+        id=record.id or 0, name=record.name, version=record.version, content_hash=record.content_hash,
+        description=record.description, default_scorers=record.default_scorers,
+        n_documents=record.n_documents, n_questions=record.n_questions, n_chars=record.n_chars,
+        n_runs=n_runs, created_at=as_utc(record.created_at), created=created,  # type: ignore[arg-type]
+    )
+
+
+def get_record(session: Session, suite_id: int) -> SuiteRecord:
+    record = crud.get_suite(session, suite_id=suite_id)
+    if record is None:
+        raise NotFoundError(f"suite {suite_id} not found", field="suite_id")
+    return record
+
+
+def get(session: Session, suite_id: int) -> SuitePublic:
+    record = get_record(session, suite_id)
+    runs = crud.count_runs_by_suite(session, suite_ids=[suite_id])
+    return to_public(record, n_runs=runs.get(suite_id, 0))
+
+
+def list_public(session: Session, *, offset: int, limit: int, name: str | None) -> tuple[list[SuitePublic], int]:
+    records, count = crud.list_suites(session, offset=offset, limit=limit, name=name)
+    runs = crud.count_runs_by_suite(session, suite_ids=[r.id for r in records if r.id is not None])
+    return [to_public(r, n_runs=runs.get(r.id or 0, 0)) for r in records], count
+
+
+def store(session: Session, suite: Suite) -> SuitePublic:
+    """Store ``suite``; identical content already stored returns that version (``created`` false)."""
+    content_hash = suite.content_hash
+    existing = crud.get_suite_by_hash(session, content_hash=content_hash)
+    if existing is not None:
+        return get(session, existing.id or 0)
+    for _ in range(3):  # a concurrent upload may take the same version number or the same content
+        try:
+            record = crud.create_suite(session, suite=suite, content_hash=content_hash)
+            session.commit()
+            return to_public(record, created=True)
+        except IntegrityError:
+            session.rollback()
+            existing = crud.get_suite_by_hash(session, content_hash=content_hash)
+            if existing is not None:
+                return get(session, existing.id or 0)
+    raise ConflictError("the suite could not be stored because of concurrent uploads; try again")
+
+
+def parse_upload(filename: str, data: bytes) -> Suite:
+    """Read an uploaded suite file with the engine's loader; errors name the uploaded file."""
+    try:
+        io = importlib.import_module("evals.suites.io")
+    except ImportError as e:
+        raise UnavailableError("suite files cannot be read in this installation; post the suite as JSON") from e
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename or "suite.json").name) or "suite.json"
+    with tempfile.TemporaryDirectory(prefix="ctxeval-upload-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        try:
+            return io.load_suite(path)
+        except UserInputError as e:
+            source = str(e.source) if e.source and not str(e.source).startswith(tmp) else filename
+            raise UserInputError(e.detail, source=source, line=e.line, field=e.field) from e
+
+
+def questions(session: Session, suite_id: int, *, offset: int, limit: int) -> QuestionsPublic:
+    record = get_record(session, suite_id)
+    rows = crud.list_questions(session, suite_id=suite_id, offset=offset, limit=limit)
+    data = [QuestionPublic(position=r.position, id=r.question_id, question=r.body["question"],
+                           answers=r.body.get("answers", []), evidence=r.body.get("evidence", []),
+                           doc_ids=r.body.get("doc_ids"), metadata=r.body.get("metadata", {})) for r in rows]
+    return QuestionsPublic(data=data, count=record.n_questions)
+
+
+def load(session: Session, suite_id: int) -> Suite:
+    return crud.load_suite(session, record=get_record(session, suite_id))
+
+
+def delete(session: Session, suite_id: int) -> None:
+    record = get_record(session, suite_id)
+    used = crud.count_runs_by_suite(session, suite_ids=[suite_id]).get(suite_id, 0)
+    if used:
+        raise ConflictError(f"suite {suite_id} is used by {used} run(s); delete those runs first")
+    try:
+        crud.delete_suite(session, record=record)
+        session.commit()
+    except IntegrityError as e:  # a run was created in between
+        session.rollback()
+        raise ConflictError(f"suite {suite_id} is used by a run") from e
