@@ -61,9 +61,9 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
 
     for n in names:
         get_scorer(n)
-    if any(build_strategy(s).retrieval for s in strategies) and "retrieval_recall" not in names:
-        if any(q.evidence for q in suite.questions):
-            names.append("retrieval_recall")
+    wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
+    if wants_recall and "retrieval_recall" not in names:
+        names.append("retrieval_recall")
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
                    system_prompt=system_prompt)
