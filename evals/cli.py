@@ -14,3 +14,12 @@ cli = typer.Typer(name="ctxeval", no_args_is_help=True, add_completion=False,
 
 def main() -> None:
     cli()
+
+
+def _register() -> None:
+    from evals import cli_run
+
+    cli_run.register(cli)
+
+
+_register()

@@ -147,6 +147,12 @@ def backoff_seconds(attempt: int, retry_after: float | None, *, rng: random.Rand
     return base * (1 - 0.25 * rng.random())
 
 
+def server_root(base_url: str) -> str:
+    """The server's root URL: a base URL given OpenAI-style with a trailing ``/v1`` loses it."""
+    root = base_url.rstrip("/")
+    return root[:-3] if root.endswith("/v1") else root
+
+
 class _Retry(Exception):
     def __init__(self, error: EndpointError, retry_after: float | None = None) -> None:
         self.error = error
@@ -165,7 +171,7 @@ class ModelClient:
         timeout = httpx.Timeout(connect=10.0, read=endpoint.timeout_s, write=60.0, pool=None)
         limits = httpx.Limits(max_connections=max(endpoint.concurrency * 2, 10),
                               max_keepalive_connections=max(endpoint.concurrency, 10))
-        self._http = httpx.AsyncClient(base_url=endpoint.base_url, headers=headers, timeout=timeout,
+        self._http = httpx.AsyncClient(base_url=server_root(endpoint.base_url), headers=headers, timeout=timeout,
                                        transport=transport, limits=limits)
         self._sleep = sleep
         self._rng = random.Random(seed)

@@ -1,0 +1,40 @@
+"""Text rendering of a run summary for the terminal (``ctxeval run`` and ``ctxeval demo``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from evals.summary import RunSummary
+
+
+def _num(v: float | None, fmt: str = "{:.3f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def summary_table(summary: RunSummary, title: str = "Results per strategy") -> Table:
+    primary = summary.primary
+    t = Table(title=title, show_lines=False)
+    for col, justify in [("endpoint", "left"), ("strategy", "left"), ("n", "right"),
+                         (f"{primary or 'score'} [95% CI]", "right"), ("prompt tok", "right"),
+                         ("cached tok", "right"), ("compl tok", "right"), ("tok share", "right"),
+                         ("cost $", "right"), ("latency p50/p95 s", "right"), ("TTFT p50 s", "right"),
+                         ("outcomes", "left")]:
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for g in summary.groups:
+        est = g.scores.get(primary) if primary else None
+        score = "—" if est is None or est.mean is None else (
+            f"{est.mean:.3f} [{est.low:.2f}, {est.high:.2f}] n={est.n}")
+        outcomes = " ".join(f"{k}={v}" for k, v in g.outcomes.items() if v)
+        cached = _num(g.cached_tokens.sum, "{:.0f}") if g.cached_tokens.n else "unknown"
+        t.add_row(g.endpoint, g.strategy, str(g.n), score, _num(g.prompt_tokens.sum, "{:.0f}"), cached,
+                  _num(g.completion_tokens.sum, "{:.0f}"), _num(g.token_share, "{:.0%}"),
+                  _num(g.cost_usd.sum, "{:.4f}"),
+                  f"{_num(g.latency_s.p50, '{:.2f}')}/{_num(g.latency_s.p95, '{:.2f}')}",
+                  _num(g.ttft_s.p50, "{:.2f}"), outcomes)
+    return t
+
+
+def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(summary_table(summary))

@@ -1,0 +1,140 @@
+"""Retriever interface, registry, and the index cache (one index per corpus × chunking × retriever).
+
+An index covers a whole suite corpus; a question whose long context is a subset of the corpus
+(``Question.doc_ids``) searches with a mask so only its own documents can be returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from evals.domain import Document, stable_hash
+from evals.errors import UserInputError
+from evals.retrieval.chunking import Chunk, ChunkingParams, chunk_documents
+from evals.tokens import Tokenizer
+
+Embedder = Callable[[list[str]], Awaitable[np.ndarray]]
+
+
+@dataclass
+class RetrievalEnv:
+    """What a retriever may need to build or query: an embedder for dense retrieval."""
+
+    embed: Embedder | None = None
+    embed_key: str = ""  # identifies the embedding model, part of the index key
+
+
+class Retriever(ABC):
+    """Scores every chunk of an index against a query."""
+
+    name: ClassVar[str]
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+
+    @abstractmethod
+    async def build(self, chunks: list[Chunk], env: RetrievalEnv) -> None: ...
+
+    @abstractmethod
+    async def scores(self, query: str, env: RetrievalEnv) -> np.ndarray:
+        """One score per chunk (higher is better)."""
+
+    def key(self, env: RetrievalEnv) -> str:
+        return stable_hash([self.name, self.params.model_dump()])[:16]
+
+
+RETRIEVERS: dict[str, type[Retriever]] = {}
+
+
+def register_retriever(cls: type[Retriever]) -> type[Retriever]:
+    RETRIEVERS[cls.name] = cls
+    return cls
+
+
+def build_retriever(name: str, params: dict[str, Any] | None = None) -> Retriever:
+    if name not in RETRIEVERS:
+        raise UserInputError(f"unknown retriever '{name}'; known: {', '.join(sorted(RETRIEVERS))}",
+                             field="retriever")
+    cls = RETRIEVERS[name]
+    try:
+        p = cls.Params(**(params or {}))
+    except ValueError as e:
+        raise UserInputError(f"bad parameters for retriever '{name}': {e}", field="retriever_params") from e
+    return cls(p)
+
+
+@dataclass
+class Index:
+    chunks: list[Chunk]
+    retriever: Retriever
+    doc_chunk_ids: dict[str, list[int]] = field(default_factory=dict)
+
+    def mask_for(self, doc_ids: list[str] | None) -> np.ndarray | None:
+        if doc_ids is None:
+            return None
+        mask = np.zeros(len(self.chunks), dtype=bool)
+        for d in doc_ids:
+            for i in self.doc_chunk_ids.get(d, []):
+                mask[i] = True
+        return mask
+
+    async def search(self, query: str, k: int, env: RetrievalEnv, *,
+                     doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """Top ``k`` chunks (restricted to ``doc_ids`` when given), best first; ties keep corpus order."""
+        if not self.chunks or k <= 0:
+            return []
+        s = np.asarray(await self.retriever.scores(query, env), dtype=np.float64)
+        mask = self.mask_for(doc_ids)
+        if mask is not None:
+            s = np.where(mask, s, -np.inf)
+        order = np.lexsort((np.arange(len(s)), -s))  # score desc, then position asc
+        out = []
+        for i in order[:k]:
+            if not np.isfinite(s[i]):
+                break
+            out.append((self.chunks[int(i)], float(s[i])))
+        return out
+
+
+class IndexCache:
+    """Builds each index once and keeps the most recent ones (per process, across runs)."""
+
+    def __init__(self, max_items: int = 16) -> None:
+        self._items: OrderedDict[str, Index] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._max = max_items
+        self.builds = 0
+
+    async def get(self, docs: list[Document], chunking: ChunkingParams, retriever: Retriever,
+                  tokenizer: Tokenizer, env: RetrievalEnv) -> Index:
+        corpus_hash = stable_hash([[d.id, d.title, d.text] for d in docs])
+        key = stable_hash([corpus_hash, chunking.key, retriever.key(env), env.embed_key, tokenizer.name])
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            chunks = await asyncio.to_thread(chunk_documents, docs, chunking, tokenizer)
+            await retriever.build(chunks, env)
+            index = Index(chunks=chunks, retriever=retriever)
+            for i, c in enumerate(chunks):
+                index.doc_chunk_ids.setdefault(c.doc_id, []).append(i)
+            self._items[key] = index
+            self.builds += 1
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+            return index
+
+
+DEFAULT_INDEX_CACHE = IndexCache()

@@ -1,0 +1,130 @@
+"""The YAML file behind ``ctxeval run``: a suite, endpoints, strategies and scorers.
+
+Example::
+
+    suite: suites/demo.jsonl            # a suite file, relative to this file
+    # or: generate: {kind: niah, tokenizer: cl100k, params: {lengths: [2000], depths: [0, 50, 100]}}
+    endpoints:
+      - name: local
+        base_url: http://127.0.0.1:8080/v1
+        model: smollm2
+        api_key_env: OPENAI_API_KEY     # the key is read from this variable, never written in the file
+        context_window: 8192
+    strategies:
+      - name: long_context
+      - name: rag
+        params: {k: 5, chunk_tokens: 256}
+    scorers: [exact_match, f1]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evals.domain import Endpoint, StrategySpec, Suite
+from evals.errors import UserInputError
+from evals.tokens import local_tokenizer
+
+
+class GenerateSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    tokenizer: str = "cl100k"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EndpointEntry(Endpoint):
+    api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
+
+
+class RunFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str | None = None
+    generate: GenerateSpec | None = None
+    endpoints: list[EndpointEntry] = Field(min_length=1)
+    strategies: list[StrategySpec] = Field(min_length=1)
+    scorers: list[str] | None = None
+    system_prompt: str | None = None
+    cache: str | bool = ".ctxeval/cache.sqlite"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise UserInputError("file not found", source=str(p)) from e
+    except UnicodeDecodeError as e:
+        raise UserInputError(f"not UTF-8 text (byte {e.start})", source=str(p)) from e
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserInputError(f"invalid YAML: {getattr(e, 'problem', e)}", source=str(p),
+                             line=mark.line + 1 if mark else None) from e
+    if not isinstance(data, dict):
+        raise UserInputError("expected a mapping with suite, endpoints and strategies", source=str(p))
+    try:
+        run = RunFile.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        raise UserInputError(err["msg"], source=str(p), line=_line_of(node, loc),
+                             field=".".join(str(x) for x in loc)) from e
+    if (run.suite is None) == (run.generate is None):
+        raise UserInputError("give exactly one of 'suite' (a file) or 'generate'", source=str(p), field="suite")
+    return run, p.parent
+
+
+def resolve_endpoints(run: RunFile, source: str = "run file") -> list[Endpoint]:
+    """Endpoints with keys read from their environment variables."""
+    out = []
+    for i, e in enumerate(run.endpoints):
+        data = e.model_dump(exclude={"api_key_env"})
+        if e.api_key_env:
+            key = os.environ.get(e.api_key_env)
+            if not key:
+                raise UserInputError(f"environment variable {e.api_key_env} is not set", source=source,
+                                     field=f"endpoints[{i}].api_key_env")
+            data["api_key"] = key
+        elif e.api_key is not None:
+            data["api_key"] = e.api_key.get_secret_value()
+        out.append(Endpoint.model_validate(data))
+    return out
+
+
+def load_suite_for(run: RunFile, base: Path) -> Suite:
+    if run.suite is not None:
+        from evals.suites.io import load_suite
+
+        path = Path(run.suite)
+        return load_suite(path if path.is_absolute() else base / path)
+    assert run.generate is not None
+    from evals.suites.registry import generate
+
+    return generate(run.generate.kind, run.generate.params, local_tokenizer(run.generate.tokenizer))

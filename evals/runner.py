@@ -1,0 +1,239 @@
+"""The runner: plans the cases of a run, executes each one, and yields results as they finish.
+
+``Engine.execute`` runs one case and never raises for endpoint or strategy faults: the returned
+:class:`~evals.domain.CaseResult` carries the outcome and error class. ``run_all`` is the in-memory
+runner (bounded concurrency per endpoint, prefix-aware ordering); the service drives
+``Engine.execute`` from its durable queue instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from evals import prompts
+from evals.cache import ResponseCache
+from evals.client import ModelClient
+from evals.domain import (
+    CaseResult,
+    Endpoint,
+    Outcome,
+    RunSpec,
+    StrategySpec,
+    Suite,
+    Usage,
+    case_id_for,
+    stable_hash,
+)
+from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
+from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv
+from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
+from evals.strategies.base import LLM
+from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
+
+
+class CasePlan(BaseModel):
+    """One case to execute: a question × endpoint × strategy of a run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    question_id: str
+    endpoint: str
+    strategy: StrategySpec
+    prefix_group: str | None = None  # cases sharing a long prompt prefix
+
+
+def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
+              scorers: Iterable[str] | None = None, *, system_prompt: str | None = None) -> RunSpec:
+    """The frozen spec of a run; validates strategy parameters and scorer names up front."""
+    strategies = list(strategies)
+    for i, s in enumerate(strategies):
+        build_strategy(s, index=i)
+    names = list(scorers) if scorers is not None else list(suite.default_scorers)
+    if not names:
+        names = ["exact_match", "f1"]
+    from evals.scorers import get_scorer
+
+    for n in names:
+        get_scorer(n)
+    wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
+    if wants_recall and "retrieval_recall" not in names:
+        names.append("retrieval_recall")
+    return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
+                   endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
+                   system_prompt=system_prompt)
+
+
+def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
+    """Every case of the run in a deterministic order: endpoint, then question, then strategy."""
+    built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    plans: list[CasePlan] = []
+    for ep in spec.endpoints:
+        name = ep["name"]
+        for q in suite.questions:
+            for spec_s, strat in built:
+                prefix = strat.prefix_key(q, suite)
+                group = stable_hash([name, spec_s.key, prefix])[:16] if prefix else None
+                plans.append(CasePlan(case_id=case_id_for(q.id, name, spec_s.key), question_id=q.id,
+                                      endpoint=name, strategy=spec_s, prefix_group=group))
+    return plans
+
+
+def tokenizer_for(endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None) -> Tokenizer:
+    """The server's tokenizer when the endpoint is set to ``server``, else one shipped in a package."""
+    if endpoint.tokenizer == "server":
+        key = endpoint.api_key.get_secret_value() if endpoint.api_key else None
+        return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=key, transport=transport)
+    return local_tokenizer(endpoint.tokenizer)
+
+
+class Engine:
+    """Executes cases of one run. Holds one HTTP client per endpoint and the shared caches."""
+
+    def __init__(self, *, suite: Suite, endpoints: dict[str, Endpoint], spec: RunSpec,
+                 cache: ResponseCache | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 index_cache: IndexCache | None = None,
+                 retrieval_env: RetrievalEnv | None = None) -> None:
+        missing = [e["name"] for e in spec.endpoints if e["name"] not in endpoints]
+        if missing:
+            raise UserInputError(f"the run names endpoints that were not given: {', '.join(missing)}")
+        self.suite = suite
+        self.spec = spec
+        self.endpoints = endpoints
+        self.cache = cache
+        self.indexes = index_cache or DEFAULT_INDEX_CACHE
+        self.retrieval_env = retrieval_env or RetrievalEnv()
+        self.questions = {q.id: q for q in suite.questions}
+        self.strategies: dict[str, Strategy] = {s.key: build_strategy(s, index=i)
+                                                for i, s in enumerate(spec.strategies)}
+        self.clients = {name: ModelClient(ep, transport=transport) for name, ep in endpoints.items()}
+        self.tokenizers = {name: tokenizer_for(ep) for name, ep in endpoints.items()}
+        self.chunk_tokenizer = local_tokenizer("cl100k")
+        self._counts: dict[str, dict[str, int]] = {name: {} for name in endpoints}
+
+    async def aclose(self) -> None:
+        for c in self.clients.values():
+            await c.aclose()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def execute(self, plan: CasePlan, *, on_first_token: Callable[[], None] | None = None) -> CaseResult:
+        """Run and score one case. Faults become outcomes; nothing but cancellation escapes."""
+        q = self.questions[plan.question_id]
+        strategy = self.strategies[plan.strategy.key]
+        llm = LLM(self.clients[plan.endpoint], self.cache, on_first_token)
+        ctx = CaseContext(question=q, documents=self.suite.context_documents(q), suite=self.suite, llm=llm,
+                          tokenizer=self.tokenizers[plan.endpoint], chunk_tokenizer=self.chunk_tokenizer,
+                          indexes=self.indexes, retrieval_env=self.retrieval_env,
+                          system_prompt=self.spec.system_prompt, count_cache=self._counts[plan.endpoint])
+        try:
+            out = await strategy.answer(ctx)
+        except ContextOverflowError as e:
+            out = StrategyOutput(outcome=Outcome.over_window, error_class=e.error_class, error_message=str(e))
+        except EndpointError as e:
+            out = StrategyOutput(outcome=Outcome.error, error_class=e.error_class, error_message=str(e))
+        except CtxevalError as e:
+            out = StrategyOutput(outcome=Outcome.error, error_class="config_error", error_message=str(e))
+        except Exception as e:  # a run never dies because of one case
+            out = StrategyOutput(outcome=Outcome.error, error_class=f"internal:{type(e).__name__}",
+                                 error_message=str(e)[:2000])
+        if out.retrieved and "retrieval" not in out.metadata:
+            out.metadata["retrieval"] = True
+        result = self._result(plan, q.metadata, out, llm)
+        if result.context_tokens is None:
+            try:
+                result.context_tokens = await ctx.count(prompts.render_documents(ctx.documents))
+            except CtxevalError:
+                result.context_tokens = None
+        self._score(result)
+        return result
+
+    def _result(self, plan: CasePlan, qmeta: dict[str, Any], out: StrategyOutput, llm: LLM) -> CaseResult:
+        outcome = out.outcome
+        if outcome is None:
+            if not out.answer.strip():
+                outcome = Outcome.no_answer
+            elif prompts.is_unanswerable(out.answer):
+                outcome = Outcome.declined
+            else:
+                outcome = Outcome.ok
+        usage = Usage()
+        for c in llm.calls:
+            usage = usage + c.usage
+        est = out.metadata.pop("estimated_prompt_tokens", None)
+        if est is not None:
+            usage = usage.model_copy(update={"estimated_prompt_tokens": int(est)})
+        costs = [c.cost_usd for c in llm.calls if c.cost_usd is not None]
+        latencies = [c.latency_s for c in llm.calls if c.latency_s is not None]
+        depth = qmeta.get("depth")
+        ctx_tokens = qmeta.get("context_tokens")
+        return CaseResult(
+            case_id=plan.case_id, question_id=plan.question_id, endpoint=plan.endpoint,
+            strategy=plan.strategy.key, strategy_name=plan.strategy.name, prompt=out.prompt,
+            answer=out.answer, reasoning=out.reasoning, usage=usage, calls=llm.calls,
+            ttft_s=llm.calls[0].ttft_s if llm.calls else None,
+            latency_s=sum(latencies) if latencies else None,
+            cost_usd=sum(costs) if costs else None, retrieved=out.retrieved, route=out.route,
+            outcome=outcome, error_class=out.error_class, error_message=out.error_message,
+            truncation=out.truncation, context_tokens=int(ctx_tokens) if ctx_tokens is not None else None,
+            depth=float(depth) if depth is not None else None, steps=out.steps, metadata=out.metadata,
+            from_cache=bool(llm.calls) and all(c.from_cache for c in llm.calls),
+        )
+
+    def _score(self, result: CaseResult) -> None:
+        """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
+        from evals.scorers import score_case
+
+        if result.outcome == Outcome.error:
+            result.scores = {name: None for name in self.spec.scorers}
+            return
+        result.scores = score_case(result, self.questions[result.question_id], self.spec.scorers)
+
+
+async def run_all(engine: Engine, plans: list[CasePlan], *,
+                  skip: Iterable[str] = ()) -> AsyncIterator[CaseResult]:
+    """Execute ``plans`` and yield each result as it finishes.
+
+    Concurrency is bounded per endpoint by its ``concurrency``. Cases sharing a long prefix
+    (``prefix_group``) wait until the first case of the group has received its first token (or
+    finished), so the server's prefix cache is warm when the rest arrive.
+    """
+    done = set(skip)
+    todo = [p for p in plans if p.case_id not in done]
+    sems = {name: asyncio.Semaphore(ep.concurrency) for name, ep in engine.endpoints.items()}
+    warm: dict[str, asyncio.Event] = {}
+    leaders: set[str] = set()
+    for p in todo:
+        if p.prefix_group and p.prefix_group not in warm:
+            warm[p.prefix_group] = asyncio.Event()
+            leaders.add(p.case_id)
+
+    async def one(plan: CasePlan) -> CaseResult:
+        event = warm.get(plan.prefix_group) if plan.prefix_group else None
+        if event is not None and plan.case_id not in leaders:
+            await event.wait()
+        async with sems[plan.endpoint]:
+            if event is not None and plan.case_id in leaders:
+                try:
+                    return await engine.execute(plan, on_first_token=event.set)
+                finally:
+                    event.set()
+            return await engine.execute(plan)
+
+    tasks = [asyncio.create_task(one(p)) for p in todo]
+    try:
+        for fut in asyncio.as_completed(tasks):
+            yield await fut
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,92 @@
+"""Strategies that put whole documents in the prompt: ``no_context`` and ``long_context``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals import prompts
+from evals.domain import Outcome, Question, Suite, Truncation, stable_hash
+from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.tokens import truncate_tokens
+
+MESSAGE_OVERHEAD = 8  # chat-template tokens per message, a conservative estimate
+
+
+@register_strategy
+class NoContext(Strategy):
+    """The question alone: does the model know the answer already?"""
+
+    name = "no_context"
+
+    async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        messages = self.system(ctx, prompts.SYSTEM_NO_CONTEXT) + [
+            {"role": "user", "content": prompts.no_context_user(ctx.question.question)}]
+        resp = await ctx.llm.chat(messages)
+        return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages)
+
+
+class LongContextParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    truncation: Literal["error", "head", "tail", "middle"] = Field(
+        default="error", description="what to do when the documents exceed the token budget")
+    margin_tokens: int = Field(default=64, ge=0, description="kept free besides the output tokens")
+
+
+@dataclass
+class LongContextPrompt:
+    messages: list[dict[str, Any]]
+    estimated_tokens: int
+    truncation: Truncation
+
+
+async def build_long_context(ctx: CaseContext, params: LongContextParams) -> LongContextPrompt | StrategyOutput:
+    """The long-context messages, or a finished output when the documents do not fit and policy is error."""
+    q = ctx.question.question
+    system = ctx.system_prompt or prompts.SYSTEM
+    block = prompts.render_documents(ctx.documents)
+    block_tokens = await ctx.count(block)
+    frame_tokens = await ctx.count(system + prompts.long_context_user("", q)) + 2 * MESSAGE_OVERHEAD
+    window = ctx.endpoint.context_window
+    truncation = Truncation(policy=params.truncation, dropped_tokens=0)
+    if window is not None:
+        budget = window - ctx.endpoint.max_output_tokens - params.margin_tokens - frame_tokens
+        if block_tokens > budget:
+            if params.truncation == "error":
+                truncation.dropped_tokens = block_tokens - max(budget, 0)
+                return StrategyOutput(
+                    outcome=Outcome.over_window, error_class="over_budget", truncation=truncation,
+                    error_message=(f"documents need {block_tokens} tokens but the budget is {max(budget, 0)} "
+                                   f"(window {window} − output {ctx.endpoint.max_output_tokens} − margin "
+                                   f"{params.margin_tokens} − prompt {frame_tokens}); not sent"),
+                    metadata={"estimated_prompt_tokens": block_tokens + frame_tokens})
+            block, dropped = truncate_tokens(ctx.tokenizer, block, max(budget, 0), params.truncation)
+            truncation.dropped_tokens = dropped
+            block_tokens -= dropped
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": prompts.long_context_user(block, q)}]
+    return LongContextPrompt(messages, block_tokens + frame_tokens, truncation)
+
+
+@register_strategy
+class LongContext(Strategy):
+    """All of the question's documents in a stable order, documents first and the question last."""
+
+    name = "long_context"
+    Params = LongContextParams
+
+    async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        built = await build_long_context(ctx, self.params)  # type: ignore[arg-type]
+        if isinstance(built, StrategyOutput):
+            return built
+        resp = await ctx.llm.chat(built.messages)
+        return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=built.messages,
+                              truncation=built.truncation,
+                              metadata={"estimated_prompt_tokens": built.estimated_tokens})
+
+    def prefix_key(self, question: Question, suite: Suite) -> str | None:
+        ids = question.doc_ids if question.doc_ids is not None else [d.id for d in suite.documents]
+        return stable_hash(ids)[:16]

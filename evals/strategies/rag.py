@@ -1,0 +1,142 @@
+"""Retrieval strategies: ``rag`` (chunks → retriever → top-k or a token budget) and ``self_route``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evals import prompts
+from evals.domain import Document, Evidence, RetrievedChunk
+from evals.retrieval.base import build_retriever
+from evals.retrieval.chunking import Chunk, ChunkingParams
+from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.strategies.context import LongContextParams, build_long_context
+
+
+class RagParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retriever: str = "bm25"
+    retriever_params: dict[str, Any] = Field(default_factory=dict)
+    chunk_tokens: int = Field(default=256, ge=16, le=32768)
+    overlap_tokens: int = Field(default=32, ge=0)
+    title_prefix: bool = False
+    k: int = Field(default=5, ge=1, le=1000)
+    budget_tokens: int | None = Field(default=None, ge=1, description="fill chunks up to this many tokens instead of k")
+    order: Literal["score", "position"] = Field(default="score",
+                                                description="position keeps the documents' order (OP-RAG)")
+
+    @model_validator(mode="after")
+    def _check(self) -> RagParams:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError("overlap_tokens must be smaller than chunk_tokens")
+        return self
+
+    @property
+    def chunking(self) -> ChunkingParams:
+        return ChunkingParams(chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
+                              title_prefix=self.title_prefix)
+
+
+def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
+    for ev in evidence:
+        if ev.doc_id != chunk.doc_id:
+            continue
+        if ev.start is None or ev.end is None or (chunk.start < ev.end and ev.start < chunk.end):
+            return True
+    return False
+
+
+async def retrieve(ctx: CaseContext, params: RagParams) -> tuple[list[RetrievedChunk], list[Chunk]]:
+    """Chunks for the question: best first by score, then cut by k or the token budget, then ordered."""
+    retriever = build_retriever(params.retriever, params.retriever_params)
+    corpus: list[Document] = ctx.suite.documents
+    index = await ctx.indexes.get(corpus, params.chunking, retriever, ctx.chunk_tokenizer, ctx.retrieval_env)
+    doc_ids = [d.id for d in ctx.documents] if ctx.question.doc_ids is not None else None
+    want = params.k if params.budget_tokens is None else len(index.chunks)
+    hits = await index.search(ctx.question.question, want, ctx.retrieval_env, doc_ids=doc_ids)
+    if params.budget_tokens is not None:
+        kept, used = [], 0
+        for chunk, score in hits:
+            if used + chunk.tokens > params.budget_tokens:
+                break
+            kept.append((chunk, score))
+            used += chunk.tokens
+        hits = kept
+    retrieved = [RetrievedChunk(chunk_id=c.chunk_id, doc_id=c.doc_id, start=c.start, end=c.end, score=s,
+                                rank=r, text=c.text, gold=overlaps_evidence(c, ctx.question.evidence))
+                 for r, (c, s) in enumerate(hits)]
+    chunks = [c for c, _ in hits]
+    if params.order == "position":
+        position = {d.id: i for i, d in enumerate(ctx.documents)}
+        pairs = sorted(zip(chunks, retrieved, strict=True),
+                       key=lambda p: (position.get(p[0].doc_id, p[0].doc_index), p[0].start))
+        chunks = [p[0] for p in pairs]
+        retrieved = [p[1] for p in pairs]
+    return retrieved, chunks
+
+
+def render_chunks(chunks: list[Chunk]) -> str:
+    return "\n\n".join(f"[Chunk {c.chunk_id}]\n{c.text}" for c in chunks)
+
+
+async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool
+                       ) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
+    retrieved, chunks = await retrieve(ctx, params)
+    system = ctx.system_prompt or prompts.SYSTEM
+    user = prompts.passages_user(render_chunks(chunks), ctx.question.question,
+                                 allow_unanswerable=allow_unanswerable)
+    estimate = sum(c.tokens for c in chunks) + await ctx.count(system + prompts.passages_user(
+        "", ctx.question.question, allow_unanswerable=allow_unanswerable))
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
+
+
+@register_strategy
+class Rag(Strategy):
+    """Retrieve chunks of the question's documents and answer from them."""
+
+    name = "rag"
+    retrieval = True
+    Params = RagParams
+
+    async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        messages, retrieved, estimate = await rag_messages(ctx, self.params, allow_unanswerable=False)  # type: ignore[arg-type]
+        resp = await ctx.llm.chat(messages)
+        return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages, retrieved=retrieved,
+                              metadata={"retrieval": True, "estimated_prompt_tokens": estimate})
+
+
+class SelfRouteParams(RagParams):
+    truncation: Literal["error", "head", "tail", "middle"] = "error"
+    margin_tokens: int = Field(default=64, ge=0)
+
+
+@register_strategy
+class SelfRoute(Strategy):
+    """RAG first with the option to decline; declined questions go to long context (Li et al. 2024)."""
+
+    name = "self_route"
+    retrieval = True
+    Params = SelfRouteParams
+
+    async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        p: SelfRouteParams = self.params  # type: ignore[assignment]
+        messages, retrieved, estimate = await rag_messages(ctx, p, allow_unanswerable=True)
+        resp = await ctx.llm.chat(messages, role="route")
+        meta: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
+                                "rag_answer": resp.text}
+        if not prompts.is_unanswerable(resp.text):
+            return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages,
+                                  retrieved=retrieved, route="rag", metadata=meta)
+        built = await build_long_context(ctx, LongContextParams(truncation=p.truncation,
+                                                                margin_tokens=p.margin_tokens))
+        if isinstance(built, StrategyOutput):
+            built.retrieved, built.route = retrieved, "long_context"
+            built.metadata = {**meta, **built.metadata}
+            return built
+        resp2 = await ctx.llm.chat(built.messages)
+        meta["estimated_prompt_tokens"] = estimate + built.estimated_tokens
+        return StrategyOutput(answer=resp2.text, reasoning=resp2.reasoning, prompt=built.messages,
+                              retrieved=retrieved, route="long_context", truncation=built.truncation,
+                              metadata=meta)
