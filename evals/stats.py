@@ -28,7 +28,7 @@ class Estimate(BaseModel):
 def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     n = len(values)
     uniq, counts = np.unique(values, return_counts=True)
-    if len(uniq) * 8 < n:
+    if len(uniq) * 10 < n:  # a binomial draw costs about ten integer draws
         # Few distinct values (0/1 scores, ties): drawing n values with replacement is drawing how
         # many of each distinct value, a multinomial; the same distribution at a fraction of the cost.
         out = np.empty(n_boot)
@@ -40,7 +40,7 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
     out = np.empty(n_boot)
     step = max(1, _DRAWS_PER_CHUNK // n)
     for i in range(0, n_boot, step):
-        idx = rng.integers(0, n, size=(min(step, n_boot - i), n))
+        idx = rng.integers(0, n, size=(min(step, n_boot - i), n), dtype=np.int32)
         out[i:i + len(idx)] = values[idx].mean(axis=1)
     return out
 
@@ -114,19 +114,19 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     return (observed - expected) / (1 - expected)
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float] | np.ndarray, q: float) -> float | None:
     """The q-th percentile (0..100) with linear interpolation between order statistics, like numpy's
     default; None for no values."""
     if not 0 <= q <= 100:
         raise ValueError(f"q must be between 0 and 100, got {q}")
-    xs = sorted(float(v) for v in values)
-    if not xs:
+    xs = np.sort(np.asarray(values, dtype=float))
+    if len(xs) == 0:
         return None
     pos = (len(xs) - 1) * q / 100
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     frac = pos - lo
-    return xs[lo] + (xs[hi] - xs[lo]) * frac if frac else xs[lo]
+    return float(xs[lo] + (xs[hi] - xs[lo]) * frac if frac else xs[lo])
 
 
 def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
