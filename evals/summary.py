@@ -331,8 +331,8 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
         if lc is None or g.strategy_name in (LONG_CONTEXT, NO_CONTEXT):
             continue
         mine, theirs = means.get((g.endpoint, g.strategy), {}), means.get((g.endpoint, lc), {})
-        lo = crossover_length(theirs, mine)
-        bucket = buckets.by_lo[lo] if lo is not None else None
+        start = crossover_length(theirs, mine)
+        bucket = buckets.by_lo[start] if start is not None else None
         crossovers.append(Crossover(
             endpoint=g.endpoint, strategy=g.strategy, versus=lc, scorer=str(primary), bucket=bucket,
             length=None if bucket is None else (bucket.hi if bucket.hi is not None else bucket.lo),
