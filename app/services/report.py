@@ -1,0 +1,221 @@
+"""A run's report: its summary, paired comparisons, and the cases of one question side by side.
+
+Everything here reads stored cases; the dashboard's pages and the JSON API call these same functions.
+Definitions of the figures: ``docs/metrics.md`` (summary) and ``docs/dashboard.md`` (charts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from app import crud
+from app.errors import NotFoundError
+from app.models import CaseRecord, DocumentRecord, QuestionRecord, RunRecord
+from app.services import cases as case_service
+from app.services import runs as run_service
+from evals.domain import CaseResult, Evidence, Outcome, Question, RetrievedChunk, RunSpec
+from evals.errors import UserInputError
+from evals.summary import CaseRow, PairedComparison, RunSummary, compare, summarize
+
+RECALL_SCORER = "retrieval_recall"
+
+
+def _row(r: CaseRecord) -> CaseRow:
+    return CaseRow(case_id=r.case_id, question_id=r.question_id, endpoint=r.endpoint, strategy=r.strategy,
+                   strategy_name=r.strategy_name, outcome=Outcome(r.outcome), error_class=r.error_class,
+                   scores=dict(r.scores or {}), prompt_tokens=r.prompt_tokens, cached_tokens=r.cached_tokens,
+                   completion_tokens=r.completion_tokens, cost_usd=r.cost_usd, latency_s=r.latency_s,
+                   ttft_s=r.ttft_s, context_tokens=r.context_tokens, depth=r.depth, route=r.route)
+
+
+def case_rows(session: Session, run_id: int) -> list[CaseRow]:
+    """Every stored case of the run as a light summary row, in plan order."""
+    run_service.get_record(session, run_id)
+    return [_row(light) for light, _ in crud.iter_cases(session, run_id=run_id, with_detail=False)]
+
+
+def primary_scorer(run: RunRecord) -> str | None:
+    scorers = run.spec.get("scorers") or []
+    return str(scorers[0]) if scorers else None
+
+
+def run_summary(session: Session, run_id: int, *, length_edges: list[int] | None = None,
+                rows: list[CaseRow] | None = None) -> RunSummary:
+    """The run's summary per endpoint × strategy, length bucket and depth (``evals.summary``)."""
+    run = run_service.get_record(session, run_id)
+    rows = case_rows(session, run_id) if rows is None else rows
+    return summarize(rows, primary=primary_scorer(run), length_edges=length_edges)
+
+
+def run_comparison(session: Session, run_id: int, *, a: str, b: str, scorer: str | None = None,
+                   endpoint: str | None = None, rows: list[CaseRow] | None = None) -> PairedComparison:
+    """Strategy ``b`` against ``a`` on the questions both scored (default scorer: the run's first)."""
+    run = run_service.get_record(session, run_id)
+    scorer = scorer or primary_scorer(run)
+    if not scorer:
+        raise UserInputError("the run has no scorers to compare on", field="scorer")
+    rows = case_rows(session, run_id) if rows is None else rows
+    return compare(rows, a, b, scorer=scorer, endpoint=endpoint)
+
+
+def default_pair(spec: RunSpec) -> tuple[str, str] | None:
+    """The comparison a report opens with: long context against the first other strategy that is not
+    ``no_context`` (else the first two strategies)."""
+    keys = [s.key for s in spec.strategies]
+    if len(keys) < 2:
+        return None
+    base = next((s.key for s in spec.strategies if s.name == "long_context"), keys[0])
+    other = next((s.key for s in spec.strategies if s.key != base and s.name != "no_context"), None)
+    other = other or next(k for k in keys if k != base)
+    return base, other
+
+
+# -------------------------------------------------------------------------------- retrieval vs answer
+class RecallSplit(BaseModel):
+    """For one endpoint × retrieval strategy: how often every gold evidence item was retrieved, and the
+    mean answer score on the cases where it was (``hit``) and where some was missed (``miss``)."""
+
+    endpoint: str
+    strategy: str
+    scorer: str
+    n: int  # cases with both a retrieval_recall and an answer score
+    hit_rate: float | None
+    hit_n: int
+    hit_score: float | None
+    miss_n: int
+    miss_score: float | None
+
+
+def recall_vs_answer(rows: list[CaseRow], scorer: str | None) -> list[RecallSplit]:
+    if not scorer or scorer == RECALL_SCORER:
+        return []
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in rows:
+        recall, score = r.scores.get(RECALL_SCORER), r.scores.get(scorer)
+        if recall is None:
+            continue
+        pairs = groups.setdefault((r.endpoint, r.strategy), [])
+        if score is not None:
+            pairs.append((recall, score))
+    out = []
+    for (endpoint, strategy), pairs in groups.items():
+        hits = [s for rec, s in pairs if rec >= 1.0]
+        misses = [s for rec, s in pairs if rec < 1.0]
+        out.append(RecallSplit(
+            endpoint=endpoint, strategy=strategy, scorer=scorer, n=len(pairs),
+            hit_rate=len(hits) / len(pairs) if pairs else None, hit_n=len(hits),
+            hit_score=sum(hits) / len(hits) if hits else None, miss_n=len(misses),
+            miss_score=sum(misses) / len(misses) if misses else None))
+    return out
+
+
+# ------------------------------------------------------------------------------------ question view
+@dataclass
+class Segment:
+    text: str
+    evidence: bool
+
+
+@dataclass
+class ChunkView:
+    chunk: RetrievedChunk
+    segments: list[Segment]
+
+
+@dataclass
+class CaseView:
+    result: CaseResult
+    chunks: list[ChunkView]
+
+
+@dataclass
+class QuestionView:
+    run: RunRecord
+    question: Question
+    cases: list[CaseView]
+    depth: float | None
+    context_tokens: int | None
+    evidence_text: list[tuple[Evidence, str]] = field(default_factory=list)
+
+
+def highlight(chunk: RetrievedChunk, evidence: list[Evidence]) -> list[Segment]:
+    """The chunk's text cut into pieces inside and outside gold evidence spans (character offsets of
+    the document; an evidence item without a span marks its whole document)."""
+    text = chunk.text
+    if chunk.end - chunk.start != len(text):  # text is not the plain document slice: mark it whole
+        return [Segment(text, chunk.gold)]
+    marks = [False] * len(text)
+    for ev in evidence:
+        if ev.doc_id != chunk.doc_id:
+            continue
+        lo = 0 if ev.start is None else max(ev.start - chunk.start, 0)
+        hi = len(text) if ev.end is None else min(ev.end - chunk.start, len(text))
+        for i in range(lo, max(hi, lo)):
+            marks[i] = True
+    segments: list[Segment] = []
+    for ch, mark in zip(text, marks, strict=True):
+        if segments and segments[-1].evidence == mark:
+            segments[-1].text += ch
+        else:
+            segments.append(Segment(ch, mark))
+    return segments
+
+
+def _question(session: Session, suite_id: int, question_id: str) -> Question:
+    record = session.exec(select(QuestionRecord).where(
+        QuestionRecord.suite_id == suite_id, QuestionRecord.question_id == question_id)).first()
+    if record is None:
+        raise NotFoundError(f"question '{question_id}' not found in the run's suite", field="question_id")
+    return Question.model_validate(record.body)
+
+
+def _evidence_text(session: Session, suite_id: int, question: Question, limit: int = 600) -> list[tuple[Evidence, str]]:
+    ids = list(dict.fromkeys(ev.doc_id for ev in question.evidence))
+    if not ids:
+        return []
+    docs = {d.doc_id: d.body.get("text", "") for d in session.exec(select(DocumentRecord).where(
+        DocumentRecord.suite_id == suite_id, col(DocumentRecord.doc_id).in_(ids))).all()}
+    out = []
+    for ev in question.evidence:
+        text = docs.get(ev.doc_id, "")
+        snippet = text[ev.start:ev.end] if ev.start is not None and ev.end is not None else text
+        out.append((ev, snippet[:limit] + ("…" if len(snippet) > limit else "")))
+    return out
+
+
+def question_view(session: Session, run_id: int, question_id: str) -> QuestionView:
+    """One question of a run with every endpoint × strategy case of it, full detail, in plan order."""
+    run = run_service.get_record(session, run_id)
+    question = _question(session, run.suite_id, question_id)
+    lights, _ = crud.list_cases(session, conds=crud.case_filters(run_id=run_id, question_id=question_id),
+                                limit=10_000)
+    cases = []
+    for light in lights:
+        result = case_service.get_result(session, run_id=run_id, case_id=light.case_id)
+        chunks = [ChunkView(c, highlight(c, question.evidence)) for c in result.retrieved]
+        cases.append(CaseView(result, chunks))
+    depth = next((c.result.depth for c in cases if c.result.depth is not None), question.metadata.get("depth"))
+    tokens = next((c.result.context_tokens for c in cases if c.result.context_tokens is not None), None)
+    return QuestionView(run=run, question=question, cases=cases,
+                        depth=float(depth) if depth is not None else None, context_tokens=tokens,
+                        evidence_text=_evidence_text(session, run.suite_id, question))
+
+
+def disagreement_rows(session: Session, run_id: int, comparison: PairedComparison) -> list[dict[str, Any]]:
+    """The two strategies' scores on each question they disagree on."""
+    wanted = set(comparison.disagreements)
+    table: dict[str, dict[str, Any]] = {}
+    for light, _ in crud.iter_cases(session, run_id=run_id, with_detail=False):
+        if light.question_id not in wanted or light.strategy not in (comparison.a, comparison.b):
+            continue
+        if comparison.endpoints and light.endpoint not in comparison.endpoints:
+            continue
+        row = table.setdefault(light.question_id, {"question_id": light.question_id, "a": [], "b": []})
+        side = "a" if light.strategy == comparison.a else "b"
+        row[side].append({"endpoint": light.endpoint, "score": (light.scores or {}).get(comparison.scorer),
+                          "outcome": light.outcome})
+    return [table[q] for q in comparison.disagreements if q in table]

@@ -1,0 +1,227 @@
+"""HTML forms of the dashboard: what fields a strategy offers, and form data → the API's request bodies.
+
+Strategy fields are read from each registered strategy's ``Params`` model, so a strategy added to the
+engine appears in the new-run form with its parameters. Whole-number fields accept a comma-separated
+list (``k = 5, 10``): the form then asks for one strategy per combination.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from starlette.datastructures import FormData
+
+from app.schemas import RunCreate
+from evals.domain import Endpoint, StrategySpec
+from evals.errors import UserInputError
+
+MAX_STRATEGIES = 64
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    kind: Literal["int", "float", "bool", "choice", "text"]
+    default: Any
+    choices: list[str]
+    description: str
+    optional: bool
+
+
+@dataclass
+class StrategyForm:
+    name: str
+    description: str
+    fields: list[FieldSpec]
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without ``| None``, and whether None was allowed."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _field(name: str, info: Any) -> FieldSpec | None:
+    annotation, optional = _unwrap(info.annotation)
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    description = info.description or ""
+    if typing.get_origin(annotation) is Literal:
+        return FieldSpec(name, "choice", default, [str(a) for a in typing.get_args(annotation)], description, optional)
+    if annotation is bool:
+        return FieldSpec(name, "bool", default, [], description, optional)
+    if annotation is int:
+        return FieldSpec(name, "int", default, [], description, optional)
+    if annotation is float:
+        return FieldSpec(name, "float", default, [], description, optional)
+    if annotation is str:
+        if name == "retriever":
+            from evals.retrieval import RETRIEVERS
+
+            return FieldSpec(name, "choice", default, sorted(RETRIEVERS), description or "how chunks are found",
+                             optional)
+        return FieldSpec(name, "text", default, [], description, optional)
+    return None  # nested parameters (dicts, models) are left to the JSON API
+
+
+def strategy_forms() -> list[StrategyForm]:
+    """Every registered strategy with the parameters a form can set."""
+    from evals.strategies import STRATEGIES
+
+    out = []
+    for name in sorted(STRATEGIES, key=lambda n: (_ORDER.get(n, 99), n)):
+        cls = STRATEGIES[name]
+        fields = [f for n, info in cls.Params.model_fields.items() if (f := _field(n, info)) is not None]
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        out.append(StrategyForm(name, doc, fields))
+    return out
+
+
+_ORDER = {"no_context": 0, "long_context": 1, "rag": 2, "self_route": 3}
+
+
+def _values(raw: str, spec: FieldSpec, where: str) -> list[Any]:
+    """The value(s) of one field; None when the field is left empty."""
+    raw = raw.strip()
+    if raw == "":
+        return [None]
+    if spec.kind == "int":
+        out = []
+        for part in (p.strip() for p in raw.split(",")):
+            try:
+                out.append(int(part))
+            except ValueError:
+                raise UserInputError(f"'{part}' is not a whole number", field=where) from None
+        return list(dict.fromkeys(out))
+    if spec.kind == "float":
+        try:
+            return [float(raw)]
+        except ValueError:
+            raise UserInputError(f"'{raw}' is not a number", field=where) from None
+    if spec.kind == "choice" and raw not in spec.choices:
+        raise UserInputError(f"'{raw}' is not one of {', '.join(spec.choices)}", field=where)
+    return [raw]
+
+
+def strategies_from_form(form: FormData) -> list[StrategySpec]:
+    """The strategies ticked in the form; parameters equal to their default are left out of the spec."""
+    specs: list[StrategySpec] = []
+    for sf in strategy_forms():
+        if not form.get(f"s.{sf.name}.on"):
+            continue
+        axes: list[list[tuple[str, Any]]] = []
+        for f in sf.fields:
+            key = f"s.{sf.name}.{f.name}"
+            if f.kind == "bool":
+                value = bool(form.get(key))
+                if value != bool(f.default):
+                    axes.append([(f.name, value)])
+                continue
+            values = [v for v in _values(str(form.get(key, "")), f, key) if v is not None and v != f.default]
+            if values:
+                axes.append([(f.name, v) for v in values])
+        for combo in itertools.product(*axes):
+            specs.append(StrategySpec(name=sf.name, params=dict(combo)))
+            if len(specs) > MAX_STRATEGIES:
+                raise UserInputError(f"the form asks for more than {MAX_STRATEGIES} strategies; use fewer "
+                                     "comma-separated values", field="strategies")
+    if not specs:
+        raise UserInputError("tick at least one strategy", field="strategies")
+    return specs
+
+
+def _int(form: FormData, key: str) -> int | None:
+    raw = str(form.get(key, "")).strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserInputError(f"'{raw}' is not a number", field=key) from None
+
+
+def run_from_form(form: FormData) -> RunCreate:
+    """The ``POST /api/runs`` body the new-run form describes."""
+    suite_id = _int(form, "suite_id")
+    if suite_id is None:
+        raise UserInputError("choose a suite", field="suite_id")
+    endpoint_ids = [int(v) for v in form.getlist("endpoint_ids") if str(v).isdigit()]
+    if not endpoint_ids:
+        raise UserInputError("tick at least one endpoint", field="endpoint_ids")
+    scorers = [str(s) for s in form.getlist("scorers")] or None
+    name = str(form.get("name", "")).strip() or None
+    system_prompt = str(form.get("system_prompt", "")).strip() or None
+    return RunCreate(suite_id=suite_id, endpoint_ids=endpoint_ids, strategies=strategies_from_form(form),
+                     scorers=scorers, system_prompt=system_prompt, name=name)
+
+
+# -------------------------------------------------------------------------------------------- endpoint
+ENDPOINT_FORM_FIELDS = ("name", "base_url", "model", "context_window", "max_output_tokens", "price_input",
+                        "price_cached_input", "price_output", "concurrency", "tokenizer", "embedding_model")
+
+
+def endpoint_from_form(form: FormData) -> Endpoint:
+    """An endpoint from the add-endpoint form. The key is taken from the form and never sent back."""
+    data: dict[str, Any] = {}
+    for name in ENDPOINT_FORM_FIELDS:
+        raw = str(form.get(name, "")).strip()
+        if raw:
+            data[name] = raw
+    key = str(form.get("api_key", ""))
+    if key.strip():
+        data["api_key"] = key.strip()
+    from app.schemas import EndpointCreate
+
+    return EndpointCreate.model_validate(data)
+
+
+def params_from_text(text: str) -> dict[str, Any]:
+    """Generator parameters typed as JSON or YAML (``key: value`` lines)."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text) if text.startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        line = getattr(e, "lineno", None)
+        mark = getattr(e, "problem_mark", None)
+        if line is None and mark is not None:
+            line = mark.line + 1
+        raise UserInputError(f"the parameters are not valid JSON or YAML: {e}", field="params", line=line) from None
+    if not isinstance(value, dict):
+        raise UserInputError("the parameters must be a mapping of names to values", field="params")
+    return value
+
+
+def form_values(form: FormData | None) -> dict[str, Any]:
+    """Form data as a plain dict (lists for repeated keys) to refill a form after an error; the key of
+    an endpoint is never among them."""
+    if form is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key in form:
+        if key == "api_key":
+            continue
+        values = form.getlist(key)
+        out[key] = values if len(values) > 1 else values[0]
+    return out
+
+
+def validation_message(error: Exception) -> str:
+    """A pydantic validation error as one line naming the field."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        first = error.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{loc}: {first['msg']}" if loc else str(first["msg"])
+    return str(error)

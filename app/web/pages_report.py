@@ -1,0 +1,108 @@
+"""Pages: a run's report (summary table, charts, paired comparison), its cases, and one question's cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from app.api.deps import SessionDep
+from app.errors import ServiceError
+from app.schemas import RunPublic
+from app.services import cases as case_service
+from app.services import report
+from app.services import runs as run_service
+from app.web import charts
+from app.web.auth import PageUser
+from app.web.render import page
+from evals.domain import Outcome
+from evals.errors import CtxevalError
+from evals.summary import CaseRow, PairedComparison, RunSummary
+
+router = APIRouter(include_in_schema=False)
+CASES_PER_PAGE = 100
+
+
+def _labels(run: RunPublic) -> charts.Labels:
+    return charts.Labels([s.key for s in run.spec.strategies], [e["name"] for e in run.spec.endpoints])
+
+
+def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> dict[str, Any]:
+    labels = _labels(run)
+    has_retrieval = any(s.name not in ("no_context", "long_context") for s in run.spec.strategies)
+    return {
+        "length": charts.score_by_length(summary, labels),
+        "depth": charts.depth_heatmaps(summary, labels),
+        "cost": charts.cost_vs_score(summary, labels),
+        "latency": charts.distribution(rows, labels, metric="latency_s"),
+        "ttft": charts.distribution(rows, labels, metric="ttft_s"),
+        "recall": charts.recall_chart(report.recall_vs_answer(rows, summary.primary), labels,
+                                      has_retrieval=has_retrieval),
+    }
+
+
+def _comparison(session: Any, run_id: int, rows: list[CaseRow], a: str, b: str, scorer: str | None,
+                endpoint: str | None) -> tuple[PairedComparison | None, str | None]:
+    try:
+        return report.run_comparison(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint, rows=rows), None
+    except (CtxevalError, ServiceError) as e:
+        return None, str(e)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
+    run = run_service.get(session, run_id)
+    rows = report.case_rows(session, run_id)
+    summary = report.run_summary(session, run_id, rows=rows)
+    pair = report.default_pair(run.spec)
+    comparison = None
+    if pair and rows:
+        comparison, _err = _comparison(session, run_id, rows, pair[0], pair[1], None, None)
+    return page(request, "run_report.html", nav="runs", run=run, summary=summary,
+                charts=build_charts(run, summary, rows) if rows else None, comparison=comparison,
+                outcomes=[o.value for o in Outcome], strategies=[s.key for s in run.spec.strategies],
+                endpoints=[e["name"] for e in run.spec.endpoints])
+
+
+@router.get("/runs/{run_id}/compare", response_class=HTMLResponse)
+def compare_page(request: Request, run_id: int, session: SessionDep, _: PageUser,
+                 a: str = Query(...), b: str = Query(...), scorer: str | None = Query(None),
+                 endpoint: str | None = Query(None)) -> HTMLResponse:
+    run = run_service.get(session, run_id)
+    rows = report.case_rows(session, run_id)
+    comparison, error = _comparison(session, run_id, rows, a, b, scorer or None, endpoint or None)
+    disagreements = report.disagreement_rows(session, run_id, comparison) if comparison else []
+    return page(request, "compare.html", nav="runs", run=run, comparison=comparison, error=error,
+                disagreements=disagreements, a=a, b=b, scorer=scorer or (run.spec.scorers or [None])[0],
+                endpoint=endpoint or "", strategies=[s.key for s in run.spec.strategies],
+                endpoints=[e["name"] for e in run.spec.endpoints], status_code=422 if error else 200)
+
+
+@router.get("/runs/{run_id}/cases", response_class=HTMLResponse)
+def cases_page(request: Request, run_id: int, session: SessionDep, _: PageUser,
+               strategy: str | None = Query(None), endpoint: str | None = Query(None),
+               outcome: str | None = Query(None), offset: int = Query(0, ge=0)) -> HTMLResponse:
+    run = run_service.get(session, run_id)
+    outcome = outcome if outcome in {o.value for o in Outcome} else None
+    cases = case_service.list_public(session, run_id=run_id, offset=offset, limit=CASES_PER_PAGE,
+                                     strategy=strategy or None, endpoint=endpoint or None, outcome=outcome)
+    return page(request, "cases.html", nav="runs", run=run, cases=cases.data, count=cases.count, offset=offset,
+                limit=CASES_PER_PAGE, strategy=strategy or "", endpoint=endpoint or "", outcome=outcome or "",
+                strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints],
+                outcomes=[o.value for o in Outcome])
+
+
+@router.get("/runs/{run_id}/cases/{case_id}")
+def case_redirect(run_id: int, case_id: str, session: SessionDep, _: PageUser) -> RedirectResponse:
+    """A case opens on its question's page, next to the other strategies' answers."""
+    result = case_service.get_result(session, run_id=run_id, case_id=case_id)
+    return RedirectResponse(f"/runs/{run_id}/questions/{result.question_id}#case-{case_id}", status_code=303)
+
+
+@router.get("/runs/{run_id}/questions/{question_id:path}", response_class=HTMLResponse)
+def question_page(request: Request, run_id: int, question_id: str, session: SessionDep,
+                  _: PageUser) -> HTMLResponse:
+    view = report.question_view(session, run_id, question_id)
+    run = run_service.get(session, run_id)
+    return page(request, "question.html", nav="runs", run=run, view=view, scorers=run.spec.scorers)
