@@ -5,7 +5,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, status
 
 from app.api.deps import SessionDep
-from app.schemas import ERROR_RESPONSES, EndpointCreate, EndpointPublic, EndpointsPublic, EndpointUpdate, ProbePublic
+from app.schemas import (
+    ERROR_RESPONSES,
+    EndpointCreate,
+    EndpointPublic,
+    EndpointsPublic,
+    EndpointUpdate,
+    ProbePublic,
+)
 from app.services import endpoints as service
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=ERROR_RESPONSES)
