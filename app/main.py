@@ -48,8 +48,8 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
             from app.services import execution
 
             await execution.start_executor(settings, db=engine)
-        app.state.dispatcher = await asyncio.to_thread(
-            Dispatcher, settings.dbos_system_database_url, polling_interval_s=settings.queue_polling_interval_s)
+        app.state.dispatcher = Dispatcher(settings.dbos_system_database_url,
+                                          polling_interval_s=settings.queue_polling_interval_s)
         try:
             yield
         finally:

@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import SessionDep
+from app.api.deps import IdPath, Limit, Offset, SessionDep
 from app.errors import ServiceError
 from app.schemas import ERROR_RESPONSES, CasesPublic
 from app.services import cases as service
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/runs/{run_id}", tags=["cases"], responses=ERROR_RESP
 
 @router.get("/cases", response_model=CasesPublic, summary="A run's cases, filtered and paginated")
 def list_cases(
-    session: SessionDep, run_id: int,
-    offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+    session: SessionDep, run_id: IdPath,
+    offset: Offset = 0, limit: Limit = 100,
     strategy: str | None = Query(None, description="a strategy key, e.g. rag[k=5]"),
     endpoint: str | None = Query(None, description="an endpoint name"),
     outcome: Outcome | None = None,
@@ -41,7 +41,7 @@ def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseResult, summary="One case with every field")
-def get_case(session: SessionDep, run_id: int, case_id: str) -> CaseResult:
+def get_case(session: SessionDep, run_id: IdPath, case_id: str) -> CaseResult:
     run_service.get_record(session, run_id)
     return service.get_result(session, run_id=run_id, case_id=case_id)
 
@@ -50,7 +50,7 @@ def get_case(session: SessionDep, run_id: int, case_id: str) -> CaseResult:
             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}},
                              "description": "CSV: one row per case with a column per score; JSONL: one "
                                             "case result per line"}})
-def export_cases(request: Request, session: SessionDep, run_id: int,
+def export_cases(request: Request, session: SessionDep, run_id: IdPath,
                  format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
     run = run_service.get_record(session, run_id)
     db = request.app.state.db
