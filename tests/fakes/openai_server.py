@@ -152,10 +152,9 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     async def models(request: Request) -> Any:
-        if (refused := guard(request)) is not None:
-            state.record(request.url.path)
-            return refused
         state.record(request.url.path)
+        if (refused := guard(request)) is not None:
+            return refused
         cfg = state.config
         rows = []
         for mid in cfg.served_models or [cfg.model]:
