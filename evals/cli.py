@@ -12,14 +12,23 @@ cli = typer.Typer(name="ctxeval", no_args_is_help=True, add_completion=False,
                   help="Long context or retrieval? Measure it on your endpoint, side by side.")
 
 
+@cli.callback()
+def _root() -> None:
+    """Keeps ``ctxeval`` a group of commands even while only one is registered."""
+
+
 def main() -> None:
     cli()
 
 
-def _register() -> None:
-    from evals import cli_run
+COMMAND_MODULES = ("evals.cli_run", "evals.cli_score", "evals.cli_probe")
 
-    cli_run.register(cli)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(cli)
 
 
 _register()

@@ -1,0 +1,243 @@
+"""Scorers: answer metrics, retrieval recall and retrieval-ranking metrics.
+
+Every answer metric is a plain function ``metric(prediction, references) -> float`` in 0..1 (the maximum
+over references where the definition takes one), built on one shared normalisation helper. The
+registry ``SCORERS`` wraps them as named ``Scorer`` objects that score a stored case against its
+question. Exact definitions: ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from evals.domain import CaseResult, Question
+from evals.errors import UserInputError
+
+# ------------------------------------------------------------------------------------ normalisation
+_PUNCT = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_VALID_TOKEN = re.compile(r"^[a-z0-9]+$")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, drop punctuation, drop a/an/the, collapse whitespace."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def ruler_postprocess(prediction: str) -> str:
+    """RULER's prediction clean-up: strip, control characters to newlines, strip again."""
+    return _CONTROL.sub("\n", prediction.strip()).strip()
+
+
+def rouge_tokenize(text: str) -> list[str]:
+    """The ``rouge-score`` default tokenizer without stemming: lowercase ASCII alphanumeric runs."""
+    return [t for t in _NON_ALNUM.split(text.lower()) if _VALID_TOKEN.match(t)]
+
+
+def _need_refs(references: Sequence[str]) -> None:
+    if isinstance(references, str):
+        raise TypeError("references must be a list of strings, not a string")
+    if not references:
+        raise ValueError("references is empty: a metric needs at least one reference answer")
+
+
+# ---------------------------------------------------------------------------------- answer metrics
+def exact_match(prediction: str, references: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised reference."""
+    _need_refs(references)
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(r) for r in references))
+
+
+def _token_f1(pred_tokens: list[str], ref_tokens: list[str]) -> float:
+    common = Counter(pred_tokens) & Counter(ref_tokens)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(pred_tokens)
+    recall = same / len(ref_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1(prediction: str, references: Sequence[str]) -> float:
+    """SQuAD token F1 over normalised whitespace tokens; the best over references."""
+    _need_refs(references)
+    pred = normalize_answer(prediction).split()
+    return max(_token_f1(pred, normalize_answer(r).split()) for r in references)
+
+
+def subspan_em(prediction: str, references: Sequence[str]) -> float:
+    """best_subspan_em (Lost in the Middle): a normalised reference occurs in the normalised prediction."""
+    _need_refs(references)
+    pred = normalize_answer(prediction)
+    return float(any(normalize_answer(r) in pred for r in references))
+
+
+def ruler_all(prediction: str, references: Sequence[str]) -> float:
+    """RULER string_match_all for one case: the share of references found (case-insensitive)."""
+    _need_refs(references)
+    pred = ruler_postprocess(prediction).lower()
+    return sum(1.0 for r in references if r.lower() in pred) / len(references)
+
+
+def ruler_part(prediction: str, references: Sequence[str]) -> float:
+    """RULER string_match_part for one case: 1.0 when any reference is found (case-insensitive)."""
+    _need_refs(references)
+    pred = ruler_postprocess(prediction).lower()
+    return float(any(r.lower() in pred for r in references))
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    if len(b) > len(a):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def _rouge_l_one(pred: list[str], ref: list[str]) -> float:
+    if not pred or not ref:
+        return 0.0
+    lcs = _lcs_length(ref, pred)
+    precision, recall = lcs / len(pred), lcs / len(ref)
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(prediction: str, references: Sequence[str]) -> float:
+    """ROUGE-L F-measure as ``rouge-score`` computes it (default tokenizer, no stemmer); best over references."""
+    _need_refs(references)
+    pred = rouge_tokenize(prediction)
+    return max(_rouge_l_one(pred, rouge_tokenize(r)) for r in references)
+
+
+# ------------------------------------------------------------------------------- retrieval metrics
+def _evidence_found(case: CaseResult, doc_id: str, start: int | None, end: int | None) -> bool:
+    for chunk in case.retrieved:
+        if chunk.doc_id != doc_id:
+            continue
+        if start is None or end is None:
+            return True
+        # An empty evidence span [s, s) counts as the single position s.
+        if chunk.start < max(end, start + 1) and start < chunk.end:
+            return True
+    return False
+
+
+def retrieval_recall(case: CaseResult, question: Question) -> float | None:
+    """Share of the question's evidence items that the case's retrieved chunks cover.
+
+    None when the question has no evidence or the case did not retrieve (``metadata["retrieval"]``).
+    """
+    if case.metadata.get("retrieval") is not True or not question.evidence:
+        return None
+    found = sum(_evidence_found(case, ev.doc_id, ev.start, ev.end) for ev in question.evidence)
+    return found / len(question.evidence)
+
+
+def _ranked(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int | None) -> tuple[list[str], set[str]]:
+    if k is not None and k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    gold = set(gold_doc_ids)
+    if not gold:
+        raise ValueError("gold_doc_ids is empty: a ranking metric needs at least one relevant document")
+    distinct = list(dict.fromkeys(ranked_doc_ids))  # several chunks of one document count once
+    return (distinct if k is None else distinct[:k]), gold
+
+
+def recall_at_k(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int) -> float:
+    """|top-k ∩ gold| / |gold| over distinct document ids."""
+    top, gold = _ranked(ranked_doc_ids, gold_doc_ids, k)
+    return len(gold.intersection(top)) / len(gold)
+
+
+def mrecall_at_k(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int) -> float:
+    """1.0 when the top k hold min(k, |gold|) gold documents."""
+    top, gold = _ranked(ranked_doc_ids, gold_doc_ids, k)
+    return float(len(gold.intersection(top)) == min(k, len(gold)))
+
+
+def mrr(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int | None = None) -> float:
+    """Reciprocal rank (1-based) of the first gold document within the top k; 0.0 when none."""
+    top, gold = _ranked(ranked_doc_ids, gold_doc_ids, k)
+    return next((1.0 / (i + 1) for i, d in enumerate(top) if d in gold), 0.0)
+
+
+def ndcg_at_k(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int) -> float:
+    """nDCG@k with binary relevance: Σ rel_i / log2(i + 2) over the top k, over the ideal ordering."""
+    top, gold = _ranked(ranked_doc_ids, gold_doc_ids, k)
+    dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(top) if d in gold)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(gold))))
+    return dcg / ideal
+
+
+# ---------------------------------------------------------------------------------------- registry
+AnswerMetric = Callable[[str, Sequence[str]], float]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A named scorer. ``score`` returns None when the case cannot be scored by it."""
+
+    name: str
+    kind: Literal["answer", "retrieval"]
+    description: str
+    _answer: AnswerMetric | None = None
+    _case: Callable[[CaseResult, Question], float | None] | None = None
+
+    def score(self, case: CaseResult, question: Question) -> float | None:
+        if self._answer is not None:
+            return self._answer(case.answer, question.answers) if question.answers else None
+        assert self._case is not None
+        return self._case(case, question)
+
+    def metric(self) -> AnswerMetric:
+        """The plain ``(prediction, references) -> float`` function of an answer scorer."""
+        if self._answer is None:
+            raise UserInputError(f"'{self.name}' is not an answer metric; it scores a case's retrieval")
+        return self._answer
+
+
+def _answer(name: str, fn: AnswerMetric, description: str) -> Scorer:
+    return Scorer(name=name, kind="answer", description=description, _answer=fn)
+
+
+SCORERS: dict[str, Scorer] = {s.name: s for s in (
+    _answer("exact_match", exact_match, "normalised prediction equals a reference"),
+    _answer("f1", f1, "SQuAD token F1, best over references"),
+    _answer("subspan_em", subspan_em, "a normalised reference occurs in the normalised prediction"),
+    _answer("ruler_all", ruler_all, "RULER string_match_all: share of references found"),
+    _answer("ruler_part", ruler_part, "RULER string_match_part: any reference found"),
+    _answer("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score), best over references"),
+    Scorer(name="retrieval_recall", kind="retrieval", _case=retrieval_recall,
+           description="share of gold evidence covered by the retrieved chunks"),
+)}
+
+
+def get_scorer(name: str) -> Scorer:
+    """The registered scorer ``name``; a ``UserInputError`` listing the valid names otherwise."""
+    try:
+        return SCORERS[name]
+    except KeyError:
+        raise UserInputError(f"unknown scorer '{name}'; valid scorers: {', '.join(SCORERS)}",
+                             field="scorer") from None
+
+
+def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]) -> dict[str, float | None]:
+    """Every named scorer's score for ``case`` (None where a scorer does not apply)."""
+    scorers = [get_scorer(n) for n in scorer_names]
+    return {s.name: s.score(case, question) for s in scorers}
