@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 from evals.domain import Endpoint, RunSpec, StrategySpec
+from evals.probe import ProbeResult
 
 ENDPOINT_EXAMPLE = {
     "name": "local-vllm",
@@ -90,7 +91,7 @@ class EndpointsPublic(BaseModel):
 
 class ProbePublic(BaseModel):
     endpoint_id: int
-    report: dict[str, Any]
+    result: ProbeResult
 
 
 # --------------------------------------------------------------------------------------------- suites

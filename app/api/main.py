@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import require_token
-from app.api.routes import cases, endpoints, health, runs, suites
+from app.api.routes import cases, endpoints, health, runs, statistics, suites
 from app.schemas import AUTH_RESPONSES
 
 public_router = APIRouter(prefix="/api")
@@ -14,3 +14,4 @@ api_router.include_router(endpoints.router)
 api_router.include_router(suites.router)
 api_router.include_router(runs.router)
 api_router.include_router(cases.router)
+api_router.include_router(statistics.router)

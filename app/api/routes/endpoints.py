@@ -55,4 +55,5 @@ def delete_endpoint(session: SessionDep, endpoint_id: IdPath) -> None:
 @router.post("/{endpoint_id}/probe", response_model=ProbePublic,
              summary="Ask the endpoint what it supports (streaming usage, cached tokens, window)")
 async def probe_endpoint(session: SessionDep, endpoint_id: IdPath) -> Any:
-    return {"endpoint_id": endpoint_id, "report": await service.probe(session, endpoint_id)}
+    """Sends a few small requests to the endpoint; failures are reported in ``result.errors``."""
+    return {"endpoint_id": endpoint_id, "result": await service.probe(session, endpoint_id)}
