@@ -323,9 +323,9 @@ def create_token(session: Session, *, name: str) -> tuple[ApiToken, str]:
     """A new bearer token; the plain token is returned once and only its sha256 is stored."""
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(name=name, token_hash=hash_token(plain), prefix=plain[: len(TOKEN_PREFIX) + 6])
-    session.add(record)
     try:
-        session.flush()
+        with session.begin_nested():
+            session.add(record)
     except IntegrityError as e:
         raise ValueError(f"a token named '{name}' exists") from e
     return record, plain

@@ -67,8 +67,34 @@ def alembic_config(engine: Engine | None = None) -> Any:
     return cfg
 
 
+MIGRATION_LOCK = 0x63747865  # advisory lock id on PostgreSQL
+
+
 def run_migrations(engine: Engine) -> None:
-    """Bring the app database to the newest schema (``alembic upgrade head``)."""
+    """Bring the app database to the newest schema (``alembic upgrade head``).
+
+    Processes starting together (a service and its workers) take turns: an advisory lock on
+    PostgreSQL, a lock file next to a SQLite database.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(engine), "head")
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(engine), "head")
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        command.upgrade(alembic_config(engine), "head")
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(engine), "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -8,11 +8,12 @@ update, never part of a response.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 from evals.domain import Endpoint, RunSpec, StrategySpec
+from evals.probe import ProbeResult
 
 ENDPOINT_EXAMPLE = {
     "name": "local-vllm",
@@ -24,6 +25,9 @@ ENDPOINT_EXAMPLE = {
     "price_input": 0.1,
     "price_output": 0.4,
 }
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 _ENDPOINT_FIELDS = {name: f for name, f in Endpoint.model_fields.items() if name != "api_key"}
 
@@ -40,6 +44,12 @@ class ErrorBody(BaseModel):
 
     error: ErrorDetail
 
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The request body cannot be read (e.g. not UTF-8)"},
+    401: {"model": ErrorBody, "description": "A bearer token is required, or the one given is not valid"},
+    413: {"model": ErrorBody, "description": "The request body is over the size limit"},
+}
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Not found"},
@@ -81,7 +91,7 @@ class EndpointsPublic(BaseModel):
 
 class ProbePublic(BaseModel):
     endpoint_id: int
-    report: dict[str, Any]
+    result: ProbeResult
 
 
 # --------------------------------------------------------------------------------------------- suites
@@ -131,9 +141,9 @@ class RunCreate(BaseModel):
         "scorers": ["exact_match"],
     }]})
 
-    suite_id: int
-    endpoint_ids: list[int] = Field(min_length=1)
-    strategies: list[StrategySpec] = Field(min_length=1)
+    suite_id: DbId
+    endpoint_ids: list[DbId] = Field(min_length=1, max_length=100)
+    strategies: list[StrategySpec] = Field(min_length=1, max_length=100)
     scorers: list[str] | None = Field(default=None, description="default: the suite's default scorers")
     system_prompt: str | None = None
     name: str | None = Field(default=None, max_length=200)

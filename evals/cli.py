@@ -21,7 +21,7 @@ def main() -> None:
     cli()
 
 
-COMMAND_MODULES = ("evals.cli_run", "evals.cli_score")
+COMMAND_MODULES = ("evals.cli_run", "evals.cli_score", "evals.cli_probe")
 
 
 def _register() -> None:

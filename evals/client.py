@@ -8,6 +8,7 @@ detection in the shapes of OpenAI, vLLM, SGLang, llama.cpp and TGI.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import json
 import random
@@ -133,9 +134,14 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
         try:
             return float(ra)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(ra) if ra else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            pass
+        try:
+            parsed = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore it
+            return None
+        if parsed.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return max(0.0, parsed.timestamp() - time.time())
     return None
 
 

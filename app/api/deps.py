@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app import crud
 from app.errors import UnavailableError
 from app.models import ApiToken
+from app.schemas import MAX_ID
 from app.services.dispatch import Dispatcher
 from app.settings import Settings
 
@@ -33,6 +34,10 @@ def get_dispatcher(request: Request) -> Dispatcher:
         raise UnavailableError("run execution is not configured on this service")
     return dispatcher  # type: ignore[no-any-return]
 
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a stored id")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return")]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]

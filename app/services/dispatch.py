@@ -42,14 +42,21 @@ def migrate_system_database(url: str) -> None:
 
 
 class Dispatcher:
+    """Connects on first use, so a service starts even before its system database is reachable."""
+
     def __init__(self, system_database_url: str, *, polling_interval_s: float = 0.5) -> None:
-        self._client = DBOSClient(system_database_url=system_database_url, application_name=APP_NAME)
+        self._client = DBOSClient(system_database_url=system_database_url, application_name=APP_NAME, lazy=True)
         self._polling = polling_interval_s
-        self._client.register_queue(RUNS_QUEUE, polling_interval_sec=polling_interval_s,
-                                    application_name=APP_NAME)
+        self._runs_queue_ready = False
 
     def close(self) -> None:
         self._client.destroy()
+
+    def _ensure_runs_queue(self) -> None:
+        if not self._runs_queue_ready:
+            self._client.register_queue(RUNS_QUEUE, polling_interval_sec=self._polling,
+                                        on_conflict="always_update", application_name=APP_NAME)
+            self._runs_queue_ready = True
 
     def register_endpoint_queue(self, name: str, concurrency: int) -> None:
         self._client.register_queue(endpoint_queue(name), global_concurrency=concurrency,
@@ -58,6 +65,7 @@ class Dispatcher:
 
     def start_run(self, run_id: int, attempt: int, queues: dict[str, int]) -> str:
         """Register each endpoint's queue (name → concurrency), then enqueue the run's workflow."""
+        self._ensure_runs_queue()
         for name, concurrency in queues.items():
             self.register_endpoint_queue(name, concurrency)
         options: Any = {"workflow_name": RUN_WORKFLOW, "queue_name": RUNS_QUEUE,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,10 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import crud
-from app.errors import ConflictError, NotFoundError, UnavailableError
+from app.errors import ConflictError, NotFoundError
 from app.models import EndpointRecord, as_utc
 from app.schemas import EndpointPublic
 from evals.domain import Endpoint
+from evals.probe import ProbeResult
+from evals.probe import probe as run_probe
+
+PROBE_TIMEOUT_S = 30.0
 
 
 def to_domain(record: EndpointRecord, api_key: str | None) -> Endpoint:
@@ -90,20 +92,10 @@ def delete(session: Session, endpoint_id: int) -> None:
     session.commit()
 
 
-async def probe(session: Session, endpoint_id: int) -> dict[str, Any]:
-    """What the endpoint supports (streaming usage, cached tokens, /tokenize, window), via ``evals.probe``."""
+async def probe(session: Session, endpoint_id: int) -> ProbeResult:
+    """What the endpoint supports (window, tokenizer, streaming usage, cached tokens, embeddings, tools).
+
+    Unreachable servers and failed checks are part of the result (``reachable``, ``errors``)."""
     record = get_record(session, endpoint_id)
     endpoint = to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id))
-    try:
-        module = importlib.import_module("evals.probe")
-    except ImportError as e:
-        raise UnavailableError("endpoint probing is not available in this installation") from e
-    fn = getattr(module, "probe_endpoint", None) or getattr(module, "probe", None)
-    if fn is None:
-        raise UnavailableError("evals.probe has no probe function")
-    result = fn(endpoint)
-    if inspect.isawaitable(result):
-        result = await result
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    return dict(result)
+    return await run_probe(endpoint, timeout_s=PROBE_TIMEOUT_S)

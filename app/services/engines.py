@@ -7,6 +7,7 @@ loop. The least recently used engine is closed when more than ``size`` are open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -111,7 +112,5 @@ class EngineCache:
 
     @staticmethod
     async def _close(run_engine: RunEngine) -> None:
-        try:
+        with contextlib.suppress(Exception):  # best effort: the engine is dropped either way
             await run_engine.engine.aclose()
-        except Exception:  # closing is best effort; the engine is dropped either way
-            pass

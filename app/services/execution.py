@@ -30,8 +30,15 @@ from app import crud
 from app.db import make_engine, session_scope
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
-from app.services.dispatch import APP_NAME, APP_VERSION, CASE_WORKFLOW, RUN_WORKFLOW, RUNS_QUEUE, \
-    case_workflow_id, endpoint_queue
+from app.services.dispatch import (
+    APP_NAME,
+    APP_VERSION,
+    CASE_WORKFLOW,
+    RUN_WORKFLOW,
+    RUNS_QUEUE,
+    case_workflow_id,
+    endpoint_queue,
+)
 from app.services.engines import EngineCache
 from app.settings import Settings
 from evals.domain import CaseResult, Outcome
@@ -55,9 +62,10 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def start_executor(settings: Settings, *, db: DbEngine | None = None,
-                   transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
-    """Launch DBOS in this process: it recovers its own unfinished work and executes queued work."""
+async def start_executor(settings: Settings, *, db: DbEngine | None = None,
+                         transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
+    """Launch DBOS on the running event loop: it recovers this executor's unfinished work, then
+    executes queued work. Case workflows run on this loop."""
     global _runtime
     if _runtime is not None:
         raise RuntimeError("an executor is already running in this process")
@@ -73,15 +81,18 @@ def start_executor(settings: Settings, *, db: DbEngine | None = None,
         "notification_listener_polling_interval_sec": 0.2,
     })
     DBOS.launch()
-    DBOS.register_queue(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
-                        on_conflict="always_update")
+    await DBOS.register_queue_async(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
+                                    on_conflict="always_update")
     return _runtime
 
 
-def stop_executor() -> None:
-    """Shut DBOS down; unfinished workflows stay PENDING and are recovered at the next start."""
+async def stop_executor() -> None:
+    """Close this process's engines and shut DBOS down; unfinished workflows stay PENDING and are
+    recovered when an executor with the same id starts again."""
     global _runtime
-    DBOS.destroy(workflow_completion_timeout_sec=0)
+    if _runtime is not None:
+        await _runtime.engines.close_all()
+    await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
     _runtime = None
 
 

@@ -16,6 +16,7 @@ from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
 from app.services.dispatch import Dispatcher
 from evals.domain import Endpoint, RunSpec, Suite
+from evals.errors import UserInputError
 
 
 def get_record(session: Session, run_id: int) -> RunRecord:
@@ -35,19 +36,23 @@ def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[
         if record is None:
             raise NotFoundError(f"endpoint {endpoint_id} not found", field=f"endpoint_ids[{i}]")
         endpoints.append(endpoint_service.to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id)))
+    names = [e.name for e in endpoints]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise UserInputError(f"endpoint '{name}' is listed twice", field=f"endpoint_ids[{i}]")
     suite = crud.load_suite(session, record=suite_record)
-    scorers = body.scorers if body.scorers is not None else list(suite_record.default_scorers)
-    spec = RunSpec(suite_hash=suite_record.content_hash, suite_name=suite_record.name,
-                   endpoints=[e.public() for e in endpoints], strategies=body.strategies, scorers=scorers,
-                   system_prompt=body.system_prompt)
+    try:  # validates strategy parameters and scorer names, and adds the default scorers
+        from evals.runner import make_spec
+
+        spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt)
+    except ImportError as e:
+        raise UnavailableError(f"the evaluation engine is incomplete in this installation: {e}") from e
     return spec, suite, endpoints
 
 
 def count_cases(spec: RunSpec, suite: Suite) -> int:
-    try:
-        from evals.runner import plan_cases
-    except ImportError as e:
-        raise UnavailableError("the evaluation runner is not available in this installation") from e
+    from evals.runner import plan_cases
+
     return len(plan_cases(spec, suite))
 
 

@@ -2,10 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 
-from app.api.deps import SessionDep
-from app.schemas import ERROR_RESPONSES, EndpointCreate, EndpointPublic, EndpointsPublic, EndpointUpdate, ProbePublic
+from app.api.deps import IdPath, Limit, Offset, SessionDep
+from app.schemas import (
+    ERROR_RESPONSES,
+    EndpointCreate,
+    EndpointPublic,
+    EndpointsPublic,
+    EndpointUpdate,
+    ProbePublic,
+)
 from app.services import endpoints as service
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=ERROR_RESPONSES)
@@ -18,18 +25,18 @@ def create_endpoint(session: SessionDep, body: EndpointCreate) -> Any:
 
 
 @router.get("", response_model=EndpointsPublic, summary="List endpoints")
-def list_endpoints(session: SessionDep, offset: int = Query(0, ge=0),
-                   limit: int = Query(100, ge=1, le=1000)) -> Any:
+def list_endpoints(session: SessionDep, offset: Offset = 0,
+                   limit: Limit = 100) -> Any:
     return service.list_public(session, offset=offset, limit=limit)
 
 
 @router.get("/{endpoint_id}", response_model=EndpointPublic, summary="One endpoint")
-def get_endpoint(session: SessionDep, endpoint_id: int) -> Any:
+def get_endpoint(session: SessionDep, endpoint_id: IdPath) -> Any:
     return service.get(session, endpoint_id)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointPublic, summary="Change fields of an endpoint")
-def update_endpoint(request: Request, session: SessionDep, endpoint_id: int,
+def update_endpoint(request: Request, session: SessionDep, endpoint_id: IdPath,
                     body: EndpointUpdate) -> Any:  # type: ignore[valid-type]
     changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
     updated = service.update(session, endpoint_id, changes)
@@ -41,11 +48,12 @@ def update_endpoint(request: Request, session: SessionDep, endpoint_id: int,
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete an endpoint (409 while a queued or running run uses it)")
-def delete_endpoint(session: SessionDep, endpoint_id: int) -> None:
+def delete_endpoint(session: SessionDep, endpoint_id: IdPath) -> None:
     service.delete(session, endpoint_id)
 
 
 @router.post("/{endpoint_id}/probe", response_model=ProbePublic,
              summary="Ask the endpoint what it supports (streaming usage, cached tokens, window)")
-async def probe_endpoint(session: SessionDep, endpoint_id: int) -> Any:
-    return {"endpoint_id": endpoint_id, "report": await service.probe(session, endpoint_id)}
+async def probe_endpoint(session: SessionDep, endpoint_id: IdPath) -> Any:
+    """Sends a few small requests to the endpoint; failures are reported in ``result.errors``."""
+    return {"endpoint_id": endpoint_id, "result": await service.probe(session, endpoint_id)}

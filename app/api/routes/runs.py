@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import DispatcherDep, SessionDep
-from app.schemas import ERROR_RESPONSES, RunCreate, RunEstimate, RunPublic, RunsPublic
+from app.api.deps import DispatcherDep, IdPath, Limit, Offset, SessionDep
+from app.schemas import ERROR_RESPONSES, MAX_ID, RunCreate, RunEstimate, RunPublic, RunsPublic
 from app.services import estimate as estimate_service
 from app.services import runs as service
 
@@ -25,35 +25,35 @@ def estimate_run(session: SessionDep, body: RunCreate) -> RunEstimate:
 
 
 @router.get("", response_model=RunsPublic, summary="List runs, newest first")
-def list_runs(session: SessionDep, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+def list_runs(session: SessionDep, offset: Offset = 0, limit: Limit = 100,
               status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
-              suite_id: int | None = None) -> RunsPublic:
+              suite_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> RunsPublic:
     return service.list_public(session, offset=offset, limit=limit, status=status, suite_id=suite_id)
 
 
 @router.get("/{run_id}", response_model=RunPublic, summary="A run with its live progress")
-def get_run(session: SessionDep, run_id: int) -> RunPublic:
+def get_run(session: SessionDep, run_id: IdPath) -> RunPublic:
     return service.get(session, run_id)
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, summary="Cancel a queued or running run")
-def cancel_run(session: SessionDep, dispatcher: DispatcherDep, run_id: int) -> RunPublic:
+def cancel_run(session: SessionDep, dispatcher: DispatcherDep, run_id: IdPath) -> RunPublic:
     return service.cancel(session, dispatcher, run_id)
 
 
 @router.post("/{run_id}/resume", response_model=RunPublic,
              summary="Execute the cases of a cancelled or failed run that have no result")
-def resume_run(session: SessionDep, dispatcher: DispatcherDep, run_id: int,
+def resume_run(session: SessionDep, dispatcher: DispatcherDep, run_id: IdPath,
                force: bool = Query(False, description="restart the attempt of a queued or running run")) -> RunPublic:
     return service.resume(session, dispatcher, run_id, force=force)
 
 
 @router.post("/{run_id}/rerun", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
              summary="A new run with the same spec (cached responses make it free)")
-def rerun_run(session: SessionDep, dispatcher: DispatcherDep, run_id: int) -> RunPublic:
+def rerun_run(session: SessionDep, dispatcher: DispatcherDep, run_id: IdPath) -> RunPublic:
     return service.rerun(session, dispatcher, run_id)
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a run and its cases")
-def delete_run(session: SessionDep, dispatcher: DispatcherDep, run_id: int) -> None:
+def delete_run(session: SessionDep, dispatcher: DispatcherDep, run_id: IdPath) -> None:
     service.delete(session, dispatcher, run_id)

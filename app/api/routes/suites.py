@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
-from app.api.deps import SessionDep
+from app.api.deps import IdPath, Limit, Offset, SessionDep
 from app.schemas import ERROR_RESPONSES, QuestionsPublic, SuitePublic, SuitesPublic
 from app.services import suites as service
 from evals.domain import Suite
@@ -34,24 +34,24 @@ def upload_suite(session: SessionDep, response: Response,
 
 
 @router.get("", response_model=SuitesPublic, summary="List suites (every version)")
-def list_suites(session: SessionDep, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+def list_suites(session: SessionDep, offset: Offset = 0, limit: Limit = 100,
                 name: str | None = Query(None, description="only versions of this suite")) -> SuitesPublic:
     data, count = service.list_public(session, offset=offset, limit=limit, name=name)
     return SuitesPublic(data=data, count=count)
 
 
 @router.get("/{suite_id}", response_model=SuitePublic, summary="One suite version with its counts")
-def get_suite(session: SessionDep, suite_id: int) -> SuitePublic:
+def get_suite(session: SessionDep, suite_id: IdPath) -> SuitePublic:
     return service.get(session, suite_id)
 
 
 @router.get("/{suite_id}/questions", response_model=QuestionsPublic, summary="A suite's questions, paginated")
-def list_questions(session: SessionDep, suite_id: int, offset: int = Query(0, ge=0),
-                   limit: int = Query(100, ge=1, le=1000)) -> QuestionsPublic:
+def list_questions(session: SessionDep, suite_id: IdPath, offset: Offset = 0,
+                   limit: Limit = 100) -> QuestionsPublic:
     return service.questions(session, suite_id, offset=offset, limit=limit)
 
 
 @router.delete("/{suite_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a suite version (409 while a run uses it)")
-def delete_suite(session: SessionDep, suite_id: int) -> None:
+def delete_suite(session: SessionDep, suite_id: IdPath) -> None:
     service.delete(session, suite_id)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import IdPath, SessionDep
+from app.schemas import ERROR_RESPONSES
+from app.services import statistics as service
+from evals.summary import PairedComparison, RunSummary
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["statistics"], responses=ERROR_RESPONSES)
+
+
+@router.get("/summary", response_model=RunSummary,
+            summary="Scores with confidence intervals, tokens, cost and latency per endpoint × strategy")
+def run_summary(session: SessionDep, run_id: IdPath,
+                primary: str | None = Query(None, description="the scorer crossovers use; default: the "
+                                                              "run's first scorer"),
+                length_edges: Annotated[list[int] | None, Query(
+                    description="context-length bucket edges in tokens (default: powers of two)")] = None,
+                ) -> RunSummary:
+    """Computed from the cases stored so far, so it also works while the run is going."""
+    return service.summary(session, run_id, primary=primary, length_edges=length_edges)
+
+
+@router.get("/compare", response_model=PairedComparison,
+            summary="Strategy b against strategy a on the same questions (paired)")
+def run_compare(session: SessionDep, run_id: IdPath,
+                a: str = Query(description="a strategy key of the run, e.g. long_context"),
+                b: str = Query(description="another strategy key, e.g. rag"),
+                scorer: str | None = Query(None, description="default: the run's first scorer"),
+                endpoint: str | None = Query(None, description="pair within this endpoint only")) -> PairedComparison:
+    return service.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint)

@@ -1,0 +1,107 @@
+"""How many cases, tokens and dollars a run will take, before it starts.
+
+Input tokens are counted with the local cl100k tokenizer on the prompts the strategies would build:
+``no_context`` sends the question; ``long_context`` the question's documents (cut to the window when
+its truncation policy allows, nothing when it would refuse them); retrieval strategies send ``k``
+chunks of ``chunk_tokens`` (or ``budget_tokens``), never more than the documents hold. Output tokens
+are each endpoint's ``max_output_tokens``: an upper bound. Cost uses the endpoints' prices with no
+cached input, so a server's prefix cache can only make the run cheaper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from app.errors import UnavailableError
+from app.schemas import RunCreate, RunEstimate
+from evals import prompts
+from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
+from evals.tokens import Tokenizer, local_tokenizer
+
+MESSAGE_OVERHEAD = 8  # chat-template tokens per message
+
+
+class _Counter:
+    def __init__(self, suite: Suite, tokenizer: Tokenizer) -> None:
+        self.suite = suite
+        self.tok = tokenizer
+        self._context: dict[tuple[str, ...] | None, int] = {}
+
+    def count(self, text: str) -> int:
+        return self.tok.count(text)
+
+    def context_tokens(self, q: Question) -> int:
+        key = tuple(q.doc_ids) if q.doc_ids is not None else None
+        if key not in self._context:
+            self._context[key] = self.count(prompts.render_documents(self.suite.context_documents(q)))
+        return self._context[key]
+
+
+def _case_tokens(counter: _Counter, q: Question, spec: StrategySpec, strategy: Any, endpoint: Endpoint,
+                 system_prompt: str | None) -> tuple[int, bool]:
+    """(input tokens, sent) of one case."""
+    if spec.name == "no_context":
+        text = (system_prompt or prompts.SYSTEM_NO_CONTEXT) + prompts.no_context_user(q.question)
+        return counter.count(text) + 2 * MESSAGE_OVERHEAD, True
+    frame = counter.count((system_prompt or prompts.SYSTEM) + prompts.long_context_user("", q.question))
+    frame += 2 * MESSAGE_OVERHEAD
+    context = counter.context_tokens(q)
+    params = strategy.params
+    if getattr(strategy, "retrieval", False):
+        if getattr(params, "budget_tokens", None):
+            return frame + min(params.budget_tokens, context), True
+        k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
+        return frame + min(k * size, context), True
+    window = endpoint.context_window
+    if window is not None:
+        budget = max(window - endpoint.max_output_tokens - getattr(params, "margin_tokens", 0) - frame, 0)
+        if context > budget:
+            if getattr(params, "truncation", "error") == "error":
+                return 0, False
+            context = budget
+    return frame + context, True
+
+
+def estimate(session: Session, body: RunCreate) -> RunEstimate:
+    from app.services.runs import build_spec
+
+    spec, suite, endpoints = build_spec(session, body)
+    try:
+        from evals.strategies import build_strategy
+    except ImportError as e:
+        raise UnavailableError("the evaluation engine is not available in this installation") from e
+    built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    counter = _Counter(suite, local_tokenizer("cl100k"))
+    by_strategy: dict[str, dict[str, float]] = {}
+    totals = {"cases": 0, "prompt": 0, "completion": 0, "cost": 0.0, "not_sent": 0}
+    for endpoint in endpoints:
+        for spec_s, strategy in built:
+            row = by_strategy.setdefault(spec_s.key, {"cases": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                                      "cost_usd": 0.0, "not_sent": 0})
+            for q in suite.questions:
+                tokens, sent = _case_tokens(counter, q, spec_s, strategy, endpoint, spec.system_prompt)
+                out = endpoint.max_output_tokens if sent else 0
+                cost = endpoint.cost(Usage(prompt_tokens=tokens, completion_tokens=out)) or 0.0
+                row["cases"] += 1
+                row["prompt_tokens"] += tokens
+                row["completion_tokens"] += out
+                row["cost_usd"] += cost
+                row["not_sent"] += 0 if sent else 1
+                totals["cases"] += 1
+                totals["prompt"] += tokens
+                totals["completion"] += out
+                totals["cost"] += cost
+                totals["not_sent"] += 0 if sent else 1
+    assumptions = [
+        "input tokens counted with cl100k on the prompts each strategy builds",
+        "output tokens at each endpoint's max_output_tokens (an upper bound)",
+        "no cached input: prefix caching only lowers the cost",
+        "self_route counted as its retrieval pass; questions it routes to long context cost more",
+    ]
+    if totals["not_sent"]:
+        assumptions.append(f"{totals['not_sent']} long-context case(s) exceed the window and will not be sent")
+    return RunEstimate(cases=int(totals["cases"]), prompt_tokens=int(totals["prompt"]),
+                       completion_tokens=int(totals["completion"]), cost_usd=float(totals["cost"]),
+                       by_strategy=by_strategy, assumptions=assumptions)
