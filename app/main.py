@@ -15,6 +15,7 @@ from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit
 from app.services.dispatch import Dispatcher
 from app.settings import Settings
+from app.web import install as install_dashboard
 from evals.domain import ENGINE_VERSION
 
 DESCRIPTION = """
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
     app.include_router(public_router)
     app.include_router(api_router)
+    install_dashboard(app)
     return app

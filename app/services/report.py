@@ -1,6 +1,7 @@
-"""A run's report: its summary, paired comparisons, and the cases of one question side by side.
+"""What a run's report shows beyond the summary and comparison of ``app.services.statistics``: the
+default pair to compare, retrieval hits against answer scores, the questions two strategies disagree
+on, and one question's cases side by side with their retrieved chunks and evidence.
 
-Everything here reads stored cases; the dashboard's pages and the JSON API call these same functions.
 Definitions of the figures: ``docs/metrics.md`` (summary) and ``docs/dashboard.md`` (charts).
 """
 
@@ -14,52 +15,13 @@ from sqlmodel import Session, col, select
 
 from app import crud
 from app.errors import NotFoundError
-from app.models import CaseRecord, DocumentRecord, QuestionRecord, RunRecord
+from app.models import DocumentRecord, QuestionRecord, RunRecord
 from app.services import cases as case_service
 from app.services import runs as run_service
-from evals.domain import CaseResult, Evidence, Outcome, Question, RetrievedChunk, RunSpec
-from evals.errors import UserInputError
-from evals.summary import CaseRow, PairedComparison, RunSummary, compare, summarize
+from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, RunSpec
+from evals.summary import CaseRow, PairedComparison
 
 RECALL_SCORER = "retrieval_recall"
-
-
-def _row(r: CaseRecord) -> CaseRow:
-    return CaseRow(case_id=r.case_id, question_id=r.question_id, endpoint=r.endpoint, strategy=r.strategy,
-                   strategy_name=r.strategy_name, outcome=Outcome(r.outcome), error_class=r.error_class,
-                   scores=dict(r.scores or {}), prompt_tokens=r.prompt_tokens, cached_tokens=r.cached_tokens,
-                   completion_tokens=r.completion_tokens, cost_usd=r.cost_usd, latency_s=r.latency_s,
-                   ttft_s=r.ttft_s, context_tokens=r.context_tokens, depth=r.depth, route=r.route)
-
-
-def case_rows(session: Session, run_id: int) -> list[CaseRow]:
-    """Every stored case of the run as a light summary row, in plan order."""
-    run_service.get_record(session, run_id)
-    return [_row(light) for light, _ in crud.iter_cases(session, run_id=run_id, with_detail=False)]
-
-
-def primary_scorer(run: RunRecord) -> str | None:
-    scorers = run.spec.get("scorers") or []
-    return str(scorers[0]) if scorers else None
-
-
-def run_summary(session: Session, run_id: int, *, length_edges: list[int] | None = None,
-                rows: list[CaseRow] | None = None) -> RunSummary:
-    """The run's summary per endpoint × strategy, length bucket and depth (``evals.summary``)."""
-    run = run_service.get_record(session, run_id)
-    rows = case_rows(session, run_id) if rows is None else rows
-    return summarize(rows, primary=primary_scorer(run), length_edges=length_edges)
-
-
-def run_comparison(session: Session, run_id: int, *, a: str, b: str, scorer: str | None = None,
-                   endpoint: str | None = None, rows: list[CaseRow] | None = None) -> PairedComparison:
-    """Strategy ``b`` against ``a`` on the questions both scored (default scorer: the run's first)."""
-    run = run_service.get_record(session, run_id)
-    scorer = scorer or primary_scorer(run)
-    if not scorer:
-        raise UserInputError("the run has no scorers to compare on", field="scorer")
-    rows = case_rows(session, run_id) if rows is None else rows
-    return compare(rows, a, b, scorer=scorer, endpoint=endpoint)
 
 
 def default_pair(spec: RunSpec) -> tuple[str, str] | None:
@@ -144,9 +106,10 @@ class QuestionView:
 
 def highlight(chunk: RetrievedChunk, evidence: list[Evidence]) -> list[Segment]:
     """The chunk's text cut into pieces inside and outside gold evidence spans (character offsets of
-    the document; an evidence item without a span marks its whole document)."""
+    the document; an evidence item without a span marks its whole document). The text is the document
+    slice from ``chunk.start``, trailing whitespace stripped."""
     text = chunk.text
-    if chunk.end - chunk.start != len(text):  # text is not the plain document slice: mark it whole
+    if len(text) > chunk.end - chunk.start:  # not a (whitespace-stripped) document slice: mark it whole
         return [Segment(text, chunk.gold)]
     marks = [False] * len(text)
     for ev in evidence:

@@ -17,7 +17,7 @@
     if (v === 0) return "$0";
     if (Math.abs(v) >= 100) return "$" + Math.round(v).toLocaleString("en-US");
     if (Math.abs(v) >= 1) return "$" + v.toFixed(2);
-    if (Math.abs(v) < 0.001) return "$" + v.toPrecision(2);
+    if (Math.abs(v) < 0.001) return "$" + v.toFixed(7).replace(/0+$/, "");
     return "$" + v.toFixed(4);
   }
   function duration(s) {

@@ -53,9 +53,9 @@ class Labels:
 
 def _layout(fig: go.Figure, *, x: str, y: str, height: int = 360, **extra: Any) -> None:
     fig.update_layout(
-        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 30, "b": 55},
+        template="plotly_white", height=height, margin={"l": 60, "r": 20, "t": 40, "b": 50},
         font={"family": FONT, "size": 12, "color": "#1f2937"},
-        legend={"orientation": "h", "y": -0.22, "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 11}},
         xaxis_title=x, yaxis_title=y, hoverlabel={"font_family": FONT}, **extra)
 
 
@@ -83,16 +83,17 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
     series: dict[tuple[str, str], list[Any]] = {}
     for c in cells:
         series.setdefault((c.endpoint, c.strategy), []).append(c)
-    ticks: dict[float, str] = {}
+    # buckets are evenly spaced by rank: power-of-two buckets read as a log scale
+    buckets = sorted({(c.bucket.lo, c.bucket.label) for c in summary.by_length})
+    position = {lo: i for i, (lo, _) in enumerate(buckets)}
     for (endpoint, strategy), members in series.items():
         members.sort(key=lambda c: c.bucket.lo)
-        xs = [float(c.bucket.hi if c.bucket.hi is not None else c.bucket.lo * 2) for c in members]
-        for x, c in zip(xs, members, strict=True):
-            ticks[x] = c.bucket.label
         est = [c.scores[scorer] for c in members]
         fig.add_trace(go.Scatter(
-            x=xs, y=[e.mean for e in est], mode="lines+markers", name=labels.name(endpoint, strategy),
+            x=[position[c.bucket.lo] for c in members], y=[e.mean for e in est], mode="lines+markers",
+            name=labels.name(endpoint, strategy),
             line={"color": labels.color(strategy), "dash": labels.dash(endpoint), "width": 2},
+            marker={"size": 7},
             error_y={"type": "data", "symmetric": False, "thickness": 1,
                      "array": [(e.high or 0) - (e.mean or 0) for e in est],
                      "arrayminus": [(e.mean or 0) - (e.low or 0) for e in est]},
@@ -100,16 +101,22 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
                         zip(members, est, strict=True)],
             hovertemplate="%{customdata[0]} tokens<br>mean %{y:.3f} [%{customdata[2]}, %{customdata[3]}]"
                           "<br>n = %{customdata[1]}<extra>%{fullData.name}</extra>"))
+    by_lo = {b.bucket.lo: b for b in summary.by_length}
+    marked = 0
     for co in summary.crossovers:
-        if co.length is None:
+        if co.bucket is None or co.bucket.lo not in position:
             continue
-        fig.add_vline(x=float(co.length), line={"color": labels.color(co.strategy), "dash": "dot", "width": 1.5})
-        fig.add_annotation(x=float(co.length), y=1.04, yref="paper", showarrow=False,
-                           text=f"crossover: {labels.name(co.endpoint, co.strategy)} ≥ {co.versus}",
-                           font={"size": 11, "color": labels.color(co.strategy)})
-    tickvals = sorted(ticks)
-    _layout(fig, x="context length (tokens, bucket upper bound)", y=f"{scorer} (mean, 95% CI)",
-            xaxis={"type": "log", "tickvals": tickvals, "ticktext": [ticks[t] for t in tickvals]},
+        marked += 1
+        x = position[co.bucket.lo] - 0.5  # the boundary where the strategy starts to keep up
+        fig.add_vline(x=x, line={"color": labels.color(co.strategy), "dash": "dot", "width": 1.5})
+        fig.add_annotation(x=x, y=0.62 - 0.08 * marked, yref="paper", xanchor="left", yanchor="bottom",
+                           showarrow=False,
+                           text=f" crossover: {labels.name(co.endpoint, co.strategy)} ≥ {co.versus} "
+                                f"from {by_lo[co.bucket.lo].bucket.label}",
+                           font={"size": 11, "color": labels.color(co.strategy)}, bgcolor="rgba(255,255,255,0.85)")
+    _layout(fig, x="context length (tokens)", y=f"{scorer} (mean, 95% CI)",
+            xaxis={"tickvals": list(range(len(buckets))), "ticktext": [label for _, label in buckets],
+                   "range": [-0.5, len(buckets) - 0.5], "zeroline": False},
             yaxis={"range": [-0.05, 1.08]})
     crossed = [c for c in summary.crossovers if c.length is not None]
     caption = ("Dotted lines mark where a strategy starts matching long context at every longer length."
@@ -142,7 +149,7 @@ def depth_heatmaps(summary: RunSummary, labels: Labels) -> list[Chart]:
             counts[row[c.depth]][col[c.bucket.lo]] = c.scores[scorer].n if scorer in c.scores else 0
         fig = go.Figure(go.Heatmap(
             z=z, x=[b[1] for b in buckets], y=[f"{d:g}%" for d in depths], zmin=0, zmax=1,
-            colorscale="RdYlGn", customdata=counts, colorbar={"title": {"text": scorer}, "thickness": 12},
+            colorscale="RdYlGn", customdata=counts, colorbar={"title": {"text": scorer, "side": "right"}, "thickness": 12},
             hovertemplate="length %{x}<br>depth %{y}<br>mean %{z:.3f}<br>n = %{customdata}<extra></extra>",
             xgap=2, ygap=2))
         fig.update_traces(text=[[("" if v is None else f"{v:.2f}") for v in r] for r in z],
@@ -212,13 +219,14 @@ def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Cha
     for (endpoint, strategy), values in groups.items():
         n += len(values)
         name = labels.name(endpoint, strategy)
-        fig.add_trace(go.Box(y=values, name=f"{name} (n={len(values)})", boxpoints="outliers",
+        fig.add_trace(go.Box(x=values, name=f"{name} (n={len(values)})", boxpoints="outliers", orientation="h",
                              marker={"color": labels.color(strategy)}, line={"width": 1.5}))
     if not n:
         why = ("no case reports its latency" if metric == "latency_s" else
                "no case reports a time to first token (cached or non-streamed answers have none)")
         return Chart(f"chart-{metric}", title, 0, note=f"No data because {why}.")
-    _layout(fig, x="", y="seconds", showlegend=False)
+    _layout(fig, x="seconds", y="", showlegend=False, height=max(200, 90 + 55 * len(groups)),
+            yaxis={"automargin": True, "autorange": "reversed"}, xaxis={"rangemode": "tozero"})
     return Chart(f"chart-{metric}", f"{title} (n = {n} cases)", n, _plain(fig))
 
 

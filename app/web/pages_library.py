@@ -119,7 +119,8 @@ def endpoint_page(request: Request, endpoint_id: int, session: SessionDep, _: Pa
 async def probe_endpoint(request: Request, endpoint_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
     endpoint_service.get_record(session, endpoint_id)
     try:
-        report, error = await endpoint_service.probe(session, endpoint_id), None
+        result = await endpoint_service.probe(session, endpoint_id)
+        report, error = result.model_dump(mode="json"), None
     except (CtxevalError, ServiceError) as e:
         report, error = None, _message(e)
     return _endpoint_page(request, session, endpoint_id, probe=report, probe_error=error)

@@ -13,6 +13,7 @@ from app.schemas import RunPublic
 from app.services import cases as case_service
 from app.services import report
 from app.services import runs as run_service
+from app.services import statistics
 from app.web import charts
 from app.web.auth import PageUser
 from app.web.render import page
@@ -42,10 +43,10 @@ def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> di
     }
 
 
-def _comparison(session: Any, run_id: int, rows: list[CaseRow], a: str, b: str, scorer: str | None,
+def _comparison(session: Any, run_id: int, a: str, b: str, scorer: str | None,
                 endpoint: str | None) -> tuple[PairedComparison | None, str | None]:
     try:
-        return report.run_comparison(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint, rows=rows), None
+        return statistics.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint), None
     except (CtxevalError, ServiceError) as e:
         return None, str(e)
 
@@ -53,12 +54,12 @@ def _comparison(session: Any, run_id: int, rows: list[CaseRow], a: str, b: str, 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
     run = run_service.get(session, run_id)
-    rows = report.case_rows(session, run_id)
-    summary = report.run_summary(session, run_id, rows=rows)
+    summary = statistics.summary(session, run_id)
+    rows = statistics.case_rows(session, run_id) if summary.n else []
     pair = report.default_pair(run.spec)
     comparison = None
     if pair and rows:
-        comparison, _err = _comparison(session, run_id, rows, pair[0], pair[1], None, None)
+        comparison, _err = _comparison(session, run_id, pair[0], pair[1], None, None)
     return page(request, "run_report.html", nav="runs", run=run, summary=summary,
                 charts=build_charts(run, summary, rows) if rows else None, comparison=comparison,
                 outcomes=[o.value for o in Outcome], strategies=[s.key for s in run.spec.strategies],
@@ -70,8 +71,7 @@ def compare_page(request: Request, run_id: int, session: SessionDep, _: PageUser
                  a: str = Query(...), b: str = Query(...), scorer: str | None = Query(None),
                  endpoint: str | None = Query(None)) -> HTMLResponse:
     run = run_service.get(session, run_id)
-    rows = report.case_rows(session, run_id)
-    comparison, error = _comparison(session, run_id, rows, a, b, scorer or None, endpoint or None)
+    comparison, error = _comparison(session, run_id, a, b, scorer or None, endpoint or None)
     disagreements = report.disagreement_rows(session, run_id, comparison) if comparison else []
     return page(request, "compare.html", nav="runs", run=run, comparison=comparison, error=error,
                 disagreements=disagreements, a=a, b=b, scorer=scorer or (run.spec.scorers or [None])[0],

@@ -51,7 +51,9 @@ def usd(v: Any) -> str:
         return f"${v:,.0f}"
     if abs(v) >= 1:
         return f"${v:,.2f}"
-    return f"${v:.2g}" if abs(v) < 0.001 else f"${v:.4f}"
+    if abs(v) < 0.001:
+        return "$" + f"{v:.7f}".rstrip("0")
+    return f"${v:.4f}"
 
 
 def secs(v: Any) -> str:
