@@ -67,7 +67,7 @@ def _chunks(s: Suite, i: int, hit: bool) -> list[RetrievedChunk]:
 
 def case(s: Suite, i: int, strategy: str, endpoint_name: str = "fake", **kw: Any) -> CaseResult:
     q = s.questions[i]
-    name = strategy.split("[")[0]
+    name = spec_of(strategy).name
     right = (name == "long_context" and i % 3 != 2) or (name == "rag" and i % 2 == 0)
     answer = q.answers[0] if right else f"not sure {HOSTILE}"
     scores: dict[str, float | None] = {"exact_match": 1.0 if right else 0.0}
@@ -84,22 +84,34 @@ def case(s: Suite, i: int, strategy: str, endpoint_name: str = "fake", **kw: Any
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=4, cached_tokens=16 if name != "rag" else 0),
         calls=[CallRecord(usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=4))],
         cost_usd=(prompt_tokens * 1.0 + 4 * 2.0) / 1e6, latency_s=0.2 + i * 0.05, ttft_s=0.05 + i * 0.01,
-        retrieved=retrieved, scores=scores, context_tokens=q.metadata["context_tokens"], depth=q.metadata["depth"],
+        retrieved=retrieved, scores=scores, context_tokens=q.metadata["context_tokens"], depth=q.metadata.get("depth"),
         metadata={"retrieval": True} if retrieved else {})
     data.update(kw)
     return CaseResult(**data)
 
 
+def spec_of(key: str) -> StrategySpec:
+    """``rag[k=2]`` → rag with k=2; any other key → that strategy with a label when it is not a name."""
+    if key == "rag[k=2]":
+        return StrategySpec(name="rag", params={"k": 2})
+    if key in ("no_context", "long_context", "rag", "self_route"):
+        return StrategySpec(name=key)
+    return StrategySpec(name="rag", params={"k": 3}, label=key)
+
+
 def stored_run(session: Session, *, strategies: tuple[str, ...] = ("long_context", "rag[k=2]"),
                n_questions: int = 9, status: str = "completed", with_cases: bool = True,
-               endpoints: tuple[str, ...] = ("fake",)) -> RunRecord:
+               endpoints: tuple[str, ...] = ("fake",), depth: bool = True) -> RunRecord:
     s = suite(n_questions)
+    if not depth:
+        for q in s.questions:
+            q.metadata.pop("depth")
     record = crud.get_suite_by_hash(session, content_hash=s.content_hash) or crud.create_suite(
         session, suite=s, content_hash=s.content_hash)
     for name in endpoints:
         if crud.get_endpoint_by_name(session, name=name) is None:
             crud.create_endpoint(session, endpoint=endpoint(name))
-    specs = [StrategySpec(name="rag", params={"k": 2}) if k == "rag[k=2]" else StrategySpec(name=k) for k in strategies]
+    specs = [spec_of(k) for k in strategies]
     spec = RunSpec(suite_hash=s.content_hash, suite_name=s.name,
                    endpoints=[endpoint(e).public() for e in endpoints], strategies=specs,
                    scorers=["exact_match", "retrieval_recall"])
