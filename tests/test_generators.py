@@ -358,8 +358,8 @@ def test_fit_finds_the_largest_size_in_few_probes() -> None:
 
     # true size is 1.07 tokens per unit plus 40; the estimate says 1.0 per unit
     got = fit(100_000, build, lambda n: int(n * 1.07) + 40, lambda n: n + 40, n_max=200_000, what="t")
-    assert int(got.n * 1.07) + 40 <= 100_000 < int((got.n + 1) * 1.07) + 40 or got.tokens >= 99_500
-    assert got.tokens >= 98_000
+    assert got.tokens == int(got.n * 1.07) + 40
+    assert 99_500 <= got.tokens <= 100_000
     assert len(probes) <= 6
 
 
