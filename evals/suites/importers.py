@@ -74,11 +74,7 @@ class _TextExtractor(HTMLParser):
 
     def text(self) -> str:
         lines = (" ".join(line.split()) for line in "".join(self.parts).splitlines())
-        out: list[str] = []
-        for line in lines:
-            if line or (out and out[-1]):
-                out.append(line)
-        return "\n".join(out).strip()
+        return "\n".join(line for line in lines if line)
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -99,7 +95,8 @@ def pdf_to_text(raw: bytes, source: str) -> tuple[str, str]:
         if reader.is_encrypted:
             raise UserInputError("the PDF is encrypted; save an unencrypted copy", source=source)
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "")
+        info: Any = reader.metadata or {}
+        title = str(info.get("/Title") or "")
     except UserInputError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
@@ -251,7 +248,8 @@ def _question(row: dict[str, Any], n: int, known: set[str], source: str, line: i
             raise fail(f"unknown document '{item.doc_id}'{did_you_mean(item.doc_id, known)}",
                        f"evidence[{i}]")
         evidence.append(item)
-    metadata = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+    raw_meta = row.get("metadata")
+    metadata: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     extra = {k: v for k, v in row.items() if k not in (*_QUESTION_FIELDS, "metadata") and v not in ("", None)}
     try:
         return Question(id=qid, question=str(row.get("question") or "").strip(), answers=answers,

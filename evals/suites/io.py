@@ -165,12 +165,12 @@ def _parse_jsonl(text: str, source: str, default_name: str, max_documents: int,
         if len(target) >= limit:
             raise UserInputError(f"more than {limit:,} {kind}s, over the limit", source=source, line=lineno)
         where = (raw_docs if model is Document else raw_questions)
-        where.append((record, "", lambda _sub, n=lineno: n))  # type: ignore[misc]
+        where.append((record, "", _fixed_line(lineno)))
         # ids and references are checked below with line numbers; validate shape here
         try:
             target.append(model.model_validate(record))  # type: ignore[arg-type]
         except ValidationError as e:
-            raise _from_validation(e, model, source, lambda _loc, n=lineno: n, prefix=()) from None
+            raise _from_validation(e, model, source, _fixed_line(lineno), prefix=()) from None
     _check_references(raw_docs, raw_questions, source)
     head = header or {}
     head.setdefault("name", default_name)
@@ -230,6 +230,10 @@ def did_you_mean(value: str, known: Iterable[str]) -> str:
 # ---------------------------------------------------------------------------------- error reporting
 def _no_line(_loc: tuple[Any, ...]) -> int | None:
     return None
+
+
+def _fixed_line(line: int) -> Locator:
+    return lambda _loc: line
 
 
 def _yaml_locator(text: str) -> Locator:

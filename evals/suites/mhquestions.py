@@ -373,7 +373,7 @@ def c_budget(w: World, r: random.Random) -> QSpec | None:
     win = max(pair, key=lambda p: p.budget) if larger else min(pair, key=lambda p: p.budget)
     q = (f"Which project has the larger budget, {a.name} or {b.name}?" if larger
          else f"Which project received less funding, {a.name} or {b.name}?")
-    return QSpec("comparison", "budget", q, _project_answers(win), [a.doc_id, b.doc_id],
+    return QSpec("comparison", "compare_budget", q, _project_answers(win), [a.doc_id, b.doc_id],
                  [(a.name, money(a.budget)), (b.name, money(b.budget))])
 
 
@@ -385,7 +385,7 @@ def c_joined(w: World, r: random.Random) -> QSpec | None:
     win = min(pair, key=lambda p: p.joined)
     q = r.choice((f"Who joined the company first, {a.name} or {b.name}?",
                   f"Who has been with the company longer, {a.name} or {b.name}?"))
-    return QSpec("comparison", "joined", q, [win.name], [a.doc_id, b.doc_id],
+    return QSpec("comparison", "compare_joined", q, [win.name], [a.doc_id, b.doc_id],
                  [(a.name, month_year(a.joined)), (b.name, month_year(b.joined))])
 
 
@@ -396,7 +396,7 @@ def c_opened(w: World, r: random.Random) -> QSpec | None:
     a, b = pair
     win = min(pair, key=lambda o: o.opened)
     q = f"Which office opened earlier, the {a.city} office or the {b.city} office?"
-    return QSpec("comparison", "opened", q, [win.city, f"the {win.city} office", f"{win.city} office"],
+    return QSpec("comparison", "compare_opened", q, [win.city, f"the {win.city} office", f"{win.city} office"],
                  [a.doc_id, b.doc_id], [(a.city, str(a.opened)), (b.city, str(b.opened))])
 
 
@@ -407,7 +407,7 @@ def c_capacity(w: World, r: random.Random) -> QSpec | None:
     a, b = pair
     win = max(pair, key=lambda o: o.capacity)
     q = f"Which office seats more people, the {a.city} office or the {b.city} office?"
-    return QSpec("comparison", "capacity", q, [win.city, f"the {win.city} office", f"{win.city} office"],
+    return QSpec("comparison", "compare_capacity", q, [win.city, f"the {win.city} office", f"{win.city} office"],
                  [a.doc_id, b.doc_id], [(a.city, str(a.capacity)), (b.city, str(b.capacity))])
 
 

@@ -21,6 +21,7 @@ from wonderwords import RandomWord, is_profanity
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
 _LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_PT", "sv_SE")
+_CITY_LOCALES = tuple(loc for loc in _LOCALES if loc != "it_IT")  # it_IT cities depend on PYTHONHASHSEED
 _ADJECTIVES = ("Amber", "Azure", "Bright", "Cedar", "Coral", "Crimson", "Golden", "Granite", "Hidden",
                "Indigo", "Ivory", "Jade", "Lunar", "Maple", "Misty", "Northern", "Olive", "Onyx", "Polar",
                "Quiet", "Rapid", "Royal", "Ruby", "Sable", "Scarlet", "Silent", "Silver", "Solar",
@@ -250,7 +251,7 @@ class OrgWriter:
 
     # ---- documents
     def office(self) -> Written:
-        city = self._unique(lambda: self.fake[self.rng.choice(_LOCALES)].city(), "city")
+        city = self._unique(lambda: self.fake[self.rng.choice(_CITY_LOCALES)].city(), "city")
         o = Office(city, self.rng.randint(1995, 2019), self.rng.randrange(40, 400, 10),
                    str(self.en.street_address()))
         o.doc_id = self.names.doc_id("offices", city)
