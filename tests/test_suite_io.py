@@ -65,10 +65,14 @@ def test_hand_written_yaml_and_jsonl_load(tmp_path: Path) -> None:
         "  - id: q\n"
         "    question: When is the launch?\n"
         "    answers: [3 May]\n"
-        "    evidence: [{doc_id: a}]\n", encoding="utf-8")
+        "    evidence: [{doc_id: a}]\n"
+        "  - id: 7\n"
+        "    question: Which day?\n"
+        "    answers: [3, 3.0]\n", encoding="utf-8")
     suite = load_suite(tmp_path / "s.yaml")
     assert suite.documents[0].text == "The launch is on 3 May.\n"
     assert suite.questions[0].evidence[0].doc_id == "a"
+    assert (suite.questions[1].id, suite.questions[1].answers) == ("7", ["3", "3.0"])  # numbers read as text
 
     lines = [{"type": "document", "id": "a", "text": "x"},
              {"type": "question", "id": "q", "question": "?", "answers": ["x"]}]

@@ -128,8 +128,21 @@ def _records(items: Any, key: str, locator: Locator) -> list[_Record]:
     """(record, field prefix, line of a field inside it) for each mapping in ``items``."""
     if not isinstance(items, list):
         return []
-    return [(item, f"{key}[{i}]", (lambda sub, i=i: locator((key, i, *sub))))  # type: ignore[misc]
+    return [(_numbers_as_text(item), f"{key}[{i}]", (lambda sub, i=i: locator((key, i, *sub))))  # type: ignore[misc]
             for i, item in enumerate(items) if isinstance(item, dict)]
+
+
+def _numbers_as_text(record: dict[str, Any]) -> dict[str, Any]:
+    """``id: 12`` and ``answers: [25]`` are natural to write; read those numbers as text."""
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if number(record.get("id")):
+        record["id"] = str(record["id"])
+    answers = record.get("answers")
+    if isinstance(answers, list):
+        record["answers"] = [str(a) if number(a) else a for a in answers]
+    return record
 
 
 def _parse_jsonl(text: str, source: str, default_name: str, max_documents: int,
@@ -151,6 +164,7 @@ def _parse_jsonl(text: str, source: str, default_name: str, max_documents: int,
         if not isinstance(record, dict):
             raise UserInputError("each line must be a JSON object", source=source, line=lineno)
         kind = record.pop("type", None)
+        _numbers_as_text(record)
         if kind == "suite":
             if header is not None:
                 raise UserInputError("a second 'suite' record; only one is allowed", source=source,
