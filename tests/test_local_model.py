@@ -98,6 +98,16 @@ def test_missing_bundled_package_names_the_install_command(monkeypatch: pytest.M
         bundled_model_path()
 
 
+def test_missing_extra_skips_here_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_model, "SERVER_MODULES", ("no_such_module_for_ctxeval",))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"ctxeval\[local\]"):
+        require_local_extra()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no_such_module_for_ctxeval"):
+        require_local_extra()
+
+
 def test_cli_serve_reports_a_missing_model_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["model", "serve", "--model", str(tmp_path / "absent.gguf")])
     assert result.exit_code == 2
