@@ -1,4 +1,4 @@
-"""The engine's command line: ``ctxeval run``, ``score``, ``probe``, ``suite …``.
+"""The engine's command line: ``ctxeval run``, ``score``, ``probe``, ``suite …``, ``model …``.
 
 The service adds ``serve``, ``worker``, ``token`` and ``demo`` on top (see ``app/cli.py``); this module
 never imports the web layer.
