@@ -8,11 +8,14 @@ import json
 
 from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.service.execution.conftest import CHAT, finished, start_run, wait_for
+from tests.service.factories import endpoint_body
+
+SECRET = endpoint_body()["api_key"]
 
 
 def test_a_run_completes_in_the_background_and_its_results_are_readable(executing_client):
     c = executing_client
-    with run_in_thread(FakeConfig(first_token_latency_s=0.02)) as fake:
+    with run_in_thread(FakeConfig(first_token_latency_s=0.02, api_key=SECRET)) as fake:  # the key is used
         run = start_run(c, fake, questions=4, concurrency=2)
         assert run["status"] == "queued" and run["total_cases"] == 8
         assert run["progress"]["done"] == 0
@@ -23,6 +26,7 @@ def test_a_run_completes_in_the_background_and_its_results_are_readable(executin
     assert done["progress"]["prompt_tokens"] > 0 and done["progress"]["cost_usd"] > 0
     assert done["started_at"] and done["finished_at"] and done["error"] is None
     assert stats["by_path"][CHAT] == 8  # each case asked once
+    assert SECRET not in json.dumps(done)  # the spec holds no key
     assert stats["max_in_flight"] <= 2  # the endpoint's concurrency
     cases = c.get(f"/api/runs/{run['id']}/cases", params={"limit": 100}).json()
     assert cases["count"] == 8 and len({x["case_id"] for x in cases["data"]}) == 8
@@ -103,3 +107,25 @@ def test_suite_and_endpoint_in_use_cannot_be_deleted(executing_client, slow_fake
     c.post(f"/api/runs/{run['id']}/cancel")
     assert c.delete(f"/api/endpoints/{eid}").status_code == 204
     assert c.delete(f"/api/suites/{run['suite_id']}").status_code == 409  # the cancelled run still uses it
+
+
+def test_a_spec_the_engine_refuses_fails_the_run_with_the_reason(executing_client, settings):
+    from app import crud
+    from app.db import make_engine, session_scope
+    from app.models import RunRecord
+    from evals.domain import RunSpec
+
+    c = executing_client
+    with run_in_thread(FakeConfig()) as fake:
+        run = start_run(c, fake, questions=2)
+        wait_for(c, run["id"], finished)
+        spec = RunSpec.model_validate({**run["spec"], "strategies": [{"name": "no_such_strategy"}]})
+        engine = make_engine(settings.database_url)
+        with session_scope(engine) as s:  # as if stored by an older version that knew the strategy
+            bad = crud.create_run(s, run=RunRecord(suite_id=run["suite_id"], spec=spec.model_dump(mode="json"),
+                                                   spec_hash=spec.spec_hash, total_cases=2))
+        engine.dispose()
+        c.app.state.dispatcher.start_run(bad.id, 1, {"fake": 2})
+        failed = wait_for(c, bad.id, finished)
+    assert failed["status"] == "failed" and "no_such_strategy" in failed["error"]
+    assert failed["progress"]["done"] == 0
