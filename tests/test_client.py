@@ -463,3 +463,36 @@ async def test_embeddings_not_served_is_permanent() -> None:
         with pytest.raises(PermanentError):
             await c.embed(["a"])
     assert len(script.requests) == 1
+
+
+async def test_unsupported_scheme_is_a_classified_error_not_a_crash():
+    from evals.client import ModelClient
+    from evals.domain import Endpoint
+    from evals.errors import PermanentError
+
+    def handler(request):
+        raise httpx.UnsupportedProtocol("no such scheme")
+
+    ep = Endpoint(name="x", base_url="http://127.0.0.1:9", model="m", max_retries=3)
+    async with ModelClient(ep, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(PermanentError):
+            await c.chat([{"role": "user", "content": "hi"}])
+
+
+async def test_first_token_callback_fires_for_a_tool_call_delta():
+    from evals.client import ModelClient
+    from evals.domain import Endpoint
+
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "c1", "function": {"name": "search", "arguments": "{}"}}]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+    def handler(request):
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+
+    fired = []
+    ep = Endpoint(name="x", base_url="http://127.0.0.1:9", model="m")
+    async with ModelClient(ep, transport=httpx.MockTransport(handler)) as c:
+        resp = await c.chat([{"role": "user", "content": "hi"}], on_first_token=lambda: fired.append(1))
+    assert fired == [1] and resp.tool_calls[0]["function"]["name"] == "search"
