@@ -147,7 +147,7 @@ async def plan_run(run_id: int, attempt: int) -> list[dict[str, Any]] | None:
         log.warning("run %s cannot start: %s", run_id, e)
         await asyncio.to_thread(_fail, run_id, attempt, f"{type(e).__name__}: {e}")
         return None
-    return [{"case_id": case_id, "endpoint": plan.endpoint, "position": i}
+    return [{"case_id": case_id, "endpoint": plan.endpoint, "position": i, "group": plan.prefix_group}
             for i, (case_id, plan) in enumerate(plans.items()) if case_id not in stored]
 
 
@@ -158,23 +158,46 @@ async def finish_run(run_id: int, attempt: int) -> str:
     return status
 
 
+async def _enqueue_case(run_id: int, attempt: int, item: dict[str, Any]) -> Any:
+    options: Any = {"workflow_name": CASE_WORKFLOW, "queue_name": endpoint_queue(item["endpoint"]),
+                    "workflow_id": case_workflow_id(run_id, attempt, item["case_id"]), "app_version": APP_VERSION}
+    return await DBOS.enqueue_workflow_with_options_async(options, run_id, attempt, item["case_id"],
+                                                          item["position"])
+
+
+async def _wait(handle: Any) -> None:
+    try:
+        await handle.get_result(polling_interval_sec=runtime().settings.queue_polling_interval_s)
+    except Exception as e:  # a case workflow that failed or was cancelled leaves its case unstored
+        log.warning("case workflow %s: %s", handle.get_workflow_id(), e)
+
+
 @DBOS.workflow(name=RUN_WORKFLOW)
 async def run_workflow(run_id: int, attempt: int) -> str:
+    """Cases sharing a long prompt prefix wait for the first of their group (the leader) to finish,
+    so the server's prefix cache is warm when they arrive; other cases start at once."""
     todo = await plan_run(run_id, attempt)
     if todo is None:
         return "skipped"
-    handles = []
+    leaders: dict[str, dict[str, Any]] = {}
+    followers: dict[str, list[dict[str, Any]]] = {}
+    first_wave: list[dict[str, Any]] = []
     for item in todo:
-        options: Any = {"workflow_name": CASE_WORKFLOW, "queue_name": endpoint_queue(item["endpoint"]),
-                        "workflow_id": case_workflow_id(run_id, attempt, item["case_id"]),
-                        "app_version": APP_VERSION}
-        handles.append(await DBOS.enqueue_workflow_with_options_async(
-            options, run_id, attempt, item["case_id"], item["position"]))
-    for handle in handles:
-        try:
-            await handle.get_result()
-        except Exception as e:  # a case workflow that failed or was cancelled leaves its case unstored
-            log.warning("case workflow %s: %s", handle.get_workflow_id(), e)
+        group = item.get("group")
+        if group is None or group not in leaders:
+            if group is not None:
+                leaders[group] = item
+            first_wave.append(item)
+        else:
+            followers.setdefault(group, []).append(item)
+    handles = {item["case_id"]: await _enqueue_case(run_id, attempt, item) for item in first_wave}
+    later = []
+    for group, leader in leaders.items():
+        await _wait(handles[leader["case_id"]])
+        for item in followers.get(group, []):
+            later.append(await _enqueue_case(run_id, attempt, item))
+    for handle in list(handles.values()) + later:
+        await _wait(handle)
     return await finish_run(run_id, attempt)
 
 
