@@ -1,22 +1,21 @@
-"""Suites beyond storing them: what one holds (counts, token lengths, samples) and generating one by kind.
-
-Generation uses the engine's generator registry (``evals.suites.registry``) when this installation has
-it; :func:`generator_kinds` is empty otherwise, and the pages offer upload only.
-"""
+"""Suites beyond storing them: what one holds (counts, token lengths, depths, samples) and generating one
+by kind with the engine's generators (``evals.suites.registry``)."""
 
 from __future__ import annotations
 
-import importlib
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from threading import Lock
 from typing import Any
 
 from sqlmodel import Session
 
-from app.errors import UnavailableError
 from app.schemas import SuitePublic
 from app.services import suites as suite_service
 from evals.domain import Suite
+from evals.errors import UserInputError
+from evals.suites import registry
+from evals.suites.cli import parse_depths, parse_lengths
+from evals.suites.summary import summarize
 from evals.tokens import local_tokenizer
 
 TOKENIZER = "cl100k"
@@ -26,61 +25,51 @@ _cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _lock = Lock()
 
 
-def _registry() -> Any | None:
-    try:
-        return importlib.import_module("evals.suites.registry")
-    except ImportError:
-        return None
-
-
 def generator_kinds() -> list[str]:
-    """Suite kinds this installation can generate (empty when the generators are not installed)."""
-    registry = _registry()
-    return list(registry.list_kinds()) if registry is not None else []
+    """Suite kinds that can be generated."""
+    return registry.list_kinds()
+
+
+def generator_params(*, lengths: str = "", depths: str = "", samples: str = "", seed: str = "",
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Generator parameters from text fields as ``ctxeval suite generate`` reads them (``lengths``
+    ``1k,4k``, ``depths`` ``0,50,100``) plus any others; a parameter given twice is refused."""
+    named: dict[str, Any] = {}
+    if lengths.strip():
+        named["lengths"] = parse_lengths(lengths)
+    if depths.strip():
+        named["depths"] = parse_depths(depths)
+    for key, raw in (("samples", samples), ("seed", seed)):
+        if raw.strip():
+            try:
+                named[key] = int(raw)
+            except ValueError:
+                raise UserInputError(f"'{raw}' is not a whole number", field=key) from None
+    extra = extra or {}
+    for key in named:
+        if key in extra:
+            raise UserInputError(f"'{key}' is given both in its own field and among the parameters", field=key)
+    return {**named, **extra}
 
 
 def generate(session: Session, kind: str, params: dict[str, Any]) -> SuitePublic:
-    """Generate a suite of ``kind`` from ``params`` and store it (an identical one is reused)."""
-    registry = _registry()
-    if registry is None:
-        raise UnavailableError("suite generators are not available in this installation; upload a suite file")
+    """Generate a suite of ``kind`` from ``params`` (cl100k token lengths) and store it; identical
+    content already stored is that version."""
     suite: Suite = registry.generate(kind, params, local_tokenizer(TOKENIZER))
     return suite_service.store(session, suite)
 
 
-def bucket(tokens: int) -> str:
-    """The power-of-two range ``tokens`` falls in, e.g. ``1024-2047``; ``0`` on its own."""
-    if tokens <= 0:
-        return "0"
-    low = 1 << (tokens.bit_length() - 1)
-    return f"{low}-{2 * low - 1}"
-
-
-def _buckets(values: list[int]) -> dict[str, int]:
-    counted = Counter(bucket(v) for v in values)
-    return {k: counted[k] for k in sorted(counted, key=lambda b: int(b.split("-")[0]))}
-
-
 def _summarize(suite: Suite) -> dict[str, Any]:
-    tok = local_tokenizer(TOKENIZER)
-    doc_tokens = {d.id: tok.count(d.text) for d in suite.documents}
-    corpus = sum(doc_tokens.values())
-    contexts = [corpus if q.doc_ids is None else sum(doc_tokens[i] for i in q.doc_ids) for q in suite.questions]
-    qtypes = Counter(str(q.metadata.get("qtype") or q.metadata.get("task") or "–") for q in suite.questions)
-    depths = sorted({float(q.metadata["depth"]) for q in suite.questions if q.metadata.get("depth") is not None})
-    return {
-        "tokenizer": tok.name, "documents": len(suite.documents), "questions": len(suite.questions),
-        "corpus_tokens": corpus, "document_tokens": _buckets(list(doc_tokens.values())),
-        "context_tokens": _buckets(contexts), "question_types": dict(sorted(qtypes.items())),
-        "with_evidence": sum(1 for q in suite.questions if q.evidence),
-        "unanswerable": sum(1 for q in suite.questions if q.unanswerable),
-        "depths": depths,
-    }
+    info = summarize(suite, local_tokenizer(TOKENIZER))
+    info["depths"] = sorted({float(q.metadata["depth"]) for q in suite.questions
+                             if isinstance(q.metadata.get("depth"), int | float)})
+    return info
 
 
 def inspect(session: Session, suite_id: int) -> dict[str, Any]:
-    """Counts, token lengths per power-of-two bucket (cl100k), question types, depths and sample
-    questions of a stored suite. Computed once per suite content and kept in memory."""
+    """``evals.suites.summary.summarize`` of a stored suite (counts, cl100k token lengths per
+    power-of-two bucket, question types) plus its evidence depths and its first questions. Computed once
+    per suite content and kept in memory."""
     record = suite_service.get_record(session, suite_id)
     with _lock:
         cached = _cache.get(record.content_hash)
@@ -91,4 +80,4 @@ def inspect(session: Session, suite_id: int) -> dict[str, Any]:
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     sample = suite_service.questions(session, suite_id, offset=0, limit=SAMPLE_QUESTIONS)
-    return {**cached, "sample": [q.model_dump() for q in sample.data]}
+    return {**cached, "first_questions": [q.model_dump() for q in sample.data]}

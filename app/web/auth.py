@@ -83,12 +83,12 @@ class CookieBearer:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if scope["method"] not in SAFE_METHODS and not same_origin(headers):
-            if COOKIE in headers.get("cookie", "") or not scope["path"].startswith("/api"):
-                await JSONResponse(status_code=403, content=error_body(
-                    "cross-site request refused: send it from the dashboard or with an Authorization header"))(
-                    scope, receive, send)
-                return
+        unsafe = scope["method"] not in SAFE_METHODS and not same_origin(headers)
+        if unsafe and (COOKIE in headers.get("cookie", "") or not scope["path"].startswith("/api")):
+            await JSONResponse(status_code=403, content=error_body(
+                "cross-site request refused: send it from the dashboard or with an Authorization header"))(
+                scope, receive, send)
+            return
         if self.enabled and "authorization" not in headers:
             token = _cookie(headers)
             if token:

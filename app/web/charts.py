@@ -19,6 +19,7 @@ from evals.summary import CaseRow, GroupSummary, RunSummary
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d"]
+PER_CASES = 1000  # cost is shown per this many cases, so typical values read as cents or dollars
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
@@ -172,7 +173,9 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
     use_cost = any(g.cost_usd.mean for g in groups)
 
     def x_of(g: GroupSummary) -> float | None:
-        return g.cost_usd.mean if use_cost else g.prompt_tokens.mean
+        if not use_cost:
+            return g.prompt_tokens.mean
+        return None if g.cost_usd.mean is None else g.cost_usd.mean * PER_CASES
 
     points = [(g, x_of(g)) for g in groups]
     points = [(g, x) for g, x in points if x is not None]
@@ -188,7 +191,7 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
             error_y={"type": "data", "symmetric": False, "array": [(e.high or 0) - (e.mean or 0)],
                      "arrayminus": [(e.mean or 0) - (e.low or 0)], "thickness": 1},
             customdata=[[g.n, g.prompt_tokens.mean or 0]],
-            hovertemplate=("%{x:$.5f} per case" if use_cost else "%{x:,.0f} input tokens per case")
+            hovertemplate=(f"%{{x:$,.4f}} per {PER_CASES:,} cases" if use_cost else "%{x:,.0f} input tokens per case")
                           + "<br>mean %{y:.3f}<br>n = %{customdata[0]}<extra>%{fullData.name}</extra>"))
     frontier = pareto_frontier([(x, g.scores[scorer or ""].mean or 0.0) for g, x in points])
     if frontier:
@@ -196,8 +199,9 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
             x=[points[i][1] for i in frontier], y=[points[i][0].scores[scorer or ""].mean for i in frontier],
             mode="lines", name="Pareto frontier", hoverinfo="skip",
             line={"color": "#6b7280", "dash": "dash", "width": 1.5, "shape": "hv"}))
-    xlabel = "cost per case (USD, mean)" if use_cost else "input tokens per case (mean)"
-    _layout(fig, x=xlabel, y=f"{scorer} (mean, 95% CI)", yaxis={"range": [-0.05, 1.08]})
+    xlabel = f"cost per {PER_CASES:,} cases (USD)" if use_cost else "input tokens per case (mean)"
+    _layout(fig, x=xlabel, y=f"{scorer} (mean, 95% CI)", yaxis={"range": [-0.05, 1.08]},
+            xaxis={"tickprefix": "$" if use_cost else "", "rangemode": "tozero"})
     caption = "Points on the dashed line are not beaten on both cost and score by any other."
     if not use_cost:
         caption = ("The endpoints have no prices, so every cost is 0: input tokens stand in for cost. "

@@ -17,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 def login_page(request: Request, settings: SettingsDep, next: str | None = Query(None)) -> Response:
     if not settings.auth_required:
         return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "login.html", next=safe_next(next), error=None)
+    return page(request, "login.html", next=safe_next(next), error=None, bare=True)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -28,7 +28,7 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, token: s
         return RedirectResponse(target, status_code=303)
     record = crud.find_token(session, token=token.strip()) if token.strip() else None
     if record is None:
-        return page(request, "login.html", status_code=401, next=target,
+        return page(request, "login.html", status_code=401, next=target, bare=True,
                     error="That token is not valid. Create one with: ctxeval token create NAME")
     crud.touch_token(session, record=record)
     session.commit()

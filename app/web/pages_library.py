@@ -16,7 +16,13 @@ from app.services import runs as run_service
 from app.services import suite_views
 from app.services import suites as suite_service
 from app.web.auth import PageUser
-from app.web.forms import ENDPOINT_FORM_FIELDS, endpoint_from_form, form_values, params_from_text, validation_message
+from app.web.forms import (
+    ENDPOINT_FORM_FIELDS,
+    endpoint_from_form,
+    form_values,
+    params_from_text,
+    validation_message,
+)
 from app.web.pages_runs import redirect
 from app.web.render import page
 from evals.errors import CtxevalError
@@ -55,13 +61,18 @@ def upload_suite(request: Request, session: SessionDep, _: PageUser,
 
 @router.post("/suites/generate", response_class=HTMLResponse)
 def generate_suite(request: Request, session: SessionDep, _: PageUser, kind: str = Form(...),
+                   lengths: str = Form(""), depths: str = Form(""), samples: str = Form(""), seed: str = Form(""),
                    params: str = Form("")) -> Any:
+    values = {"kind": kind, "lengths": lengths, "depths": depths, "samples": samples, "seed": seed,
+              "params": params}
     try:
-        stored = suite_views.generate(session, kind, params_from_text(params))
+        chosen = suite_views.generator_params(lengths=lengths, depths=depths, samples=samples, seed=seed,
+                                              extra=params_from_text(params))
+        stored = suite_views.generate(session, kind, chosen)
     except (CtxevalError, ServiceError, ValidationError) as e:
-        return _suites_page(request, session, error=_message(e), values={"kind": kind, "params": params},
-                            status_code=422)
-    return redirect(f"/suites/{stored.id}", f"Generated suite {stored.name} v{stored.version}.")
+        return _suites_page(request, session, error=_message(e), values=values, status_code=422)
+    verb = "Generated" if stored.created else "Already stored:"
+    return redirect(f"/suites/{stored.id}", f"{verb} suite {stored.name} v{stored.version}.")
 
 
 @router.get("/suites/{suite_id}", response_class=HTMLResponse)

@@ -11,9 +11,8 @@ from app.api.deps import SessionDep
 from app.errors import ServiceError
 from app.schemas import RunPublic
 from app.services import cases as case_service
-from app.services import report
+from app.services import report, statistics
 from app.services import runs as run_service
-from app.services import statistics
 from app.web import charts
 from app.web.auth import PageUser
 from app.web.render import page

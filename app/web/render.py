@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -81,6 +82,11 @@ def score(v: Any) -> str:
     return "–" if _missing(v) else f"{v:.3f}"
 
 
+def breakable(v: Any) -> Markup:
+    """A strategy key that may wrap after its commas: ``rag[k=2,<wbr>chunk_tokens=64]`` (escaped)."""
+    return Markup(",<wbr>").join(str(v).split(","))
+
+
 def when(v: datetime | None) -> str:
     return "–" if v is None else v.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -89,7 +95,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, compact=compact, usd=usd, secs=secs, duration=duration, pct=pct, score=score,
-                       when=when)
+                       when=when, breakable=breakable)
     return env
 
 
@@ -100,6 +106,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
     settings = request.app.state.settings
     context.setdefault("notice", request.query_params.get("notice"))
     context.setdefault("nav", "")
+    context.setdefault("bare", False)  # True: no navigation (the login page)
     response = templates.TemplateResponse(request, name, {"auth_required": settings.auth_required, **context},
                                           status_code=status_code)
     response.headers["Content-Security-Policy"] = CSP

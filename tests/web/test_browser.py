@@ -9,7 +9,6 @@ or page error fails the test. Screenshots of every page go to ``artifacts/screen
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -204,20 +203,22 @@ def _flow(b: Browser, service: dict[str, Any], fake: FakeServer) -> None:
     b.go("/endpoints")
     b.shot("endpoints")
 
-    # --- a suite: uploaded as a file (the engine's suite reader), else posted to the JSON API
+    # --- a suite uploaded as a file, and one generated from the form
     suite_path = _suite_file(service["tmp"])
     b.go("/suites")
-    if importlib.util.find_spec("evals.suites") is not None:
-        page.set_input_files("#file", str(suite_path))
-        page.click("#upload-suite button[type=submit]")
-        page.wait_for_url(re.compile(r"/suites/\d+"))
-    else:
-        r = httpx.post(f"{b.base}/api/suites", content=suite_path.read_bytes(),
-                       headers={"Authorization": f"Bearer {service['token']}", "Content-Type": "application/json"})
-        assert r.status_code == 201, r.text
-        b.go(f"/suites/{r.json()['id']}")
+    page.set_input_files("#file", str(suite_path))
+    page.click("#upload-suite button[type=submit]")
+    page.wait_for_url(re.compile(r"/suites/\d+"))
     assert XSS_TEXT in page.inner_text("main")  # shown as text
     b.shot("suite")
+    b.go("/suites")
+    page.select_option("#kind", "passkey")
+    page.fill("#lengths", "256,512")
+    page.fill("#depths", "0,50,100")
+    page.click("#generate-suite button[type=submit]")
+    page.wait_for_url(re.compile(r"/suites/\d+"))
+    assert "passkey" in page.inner_text("h1")
+    b.shot("suite-generated")
     b.go("/suites")
     b.shot("suites")
     b.assert_clean()
@@ -235,6 +236,7 @@ def _flow(b: Browser, service: dict[str, Any], fake: FakeServer) -> None:
     page.click("#start-run")
     page.wait_for_url(re.compile(r"/runs/\d+(\?|$)"))
     run_path = urlsplit(page.url).path
+    b.shot("run-started")
 
     # --- progress reaches 100% (polled from the JSON API with the cookie), then the report fills in
     page.locator("[data-run-progress] [data-field=pct]").filter(has_text="100%").wait_for(timeout=120_000)

@@ -4,7 +4,6 @@ actions, and sign-in with auth on."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from typing import Any
@@ -127,13 +126,13 @@ def test_missing_pages_are_html_while_the_api_stays_json(client: Any) -> None:
 
 
 def test_plotly_js_is_served_from_the_installed_package(client: Any) -> None:
+    from pathlib import Path
+
     import plotly
 
     r = client.get("/assets/plotly.min.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
-    expected = (importlib.util.find_spec("plotly") and plotly.__file__).rsplit("/", 1)[0]
-    with open(f"{expected}/package_data/plotly.min.js", "rb") as f:
-        assert r.content == f.read()
+    assert r.content == (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/app.js").status_code == 200
 
@@ -167,7 +166,6 @@ def test_new_run_form_estimates_then_starts_a_run(client: Any, db: Any) -> None:
     assert r.status_code == 303, r.text
     new_id = int(r.headers["location"].split("/")[2].split("?")[0])
     run = client.get(f"/api/runs/{new_id}").json()
-    assert [s["key"] if "key" in s else s["name"] for s in run["spec"]["strategies"]]
     assert [(s["name"], s["params"]) for s in run["spec"]["strategies"]] == [
         ("long_context", {}), ("rag", {"k": 2}), ("rag", {"k": 4})]
     assert run["total_cases"] == 27 and run["spec"]["scorers"][0] == "exact_match"
@@ -208,8 +206,6 @@ def test_runs_filters(client: Any, db: Any) -> None:
     assert client.get("/runs", params={"suite_id": "42"}).text.count("data-run-row") == 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("evals.suites") is None,
-                    reason="the suite file reader (evals.suites.io) is not in this installation")
 def test_upload_a_suite_file(client: Any) -> None:
     from tests.web.data import suite
 
@@ -218,19 +214,38 @@ def test_upload_a_suite_file(client: Any) -> None:
     assert r.status_code == 303, r.text
     html = client.get(r.headers["location"]).text
     assert ESCAPED in html and HOSTILE not in html
+    assert re.search(r'<div class="v">3</div><div class="k">questions</div>', html)
+    again = client.post("/suites/upload", files={"file": ("mine.json", body, "application/json")})
+    assert "Already%20stored" in again.headers["location"]
     r = client.post("/suites/upload", files={"file": ("broken.json", b'{"name": "x",\n "questions": [}',
                                                         "application/json")})
-    assert r.status_code == 422 and "broken.json" in r.text
+    assert r.status_code == 422 and "broken.json" in r.text and "line 2" in r.text
 
 
-def test_suites_page_offers_generation_only_when_generators_exist(client: Any) -> None:
-    from app.services.suite_views import generator_kinds
-
+def test_generate_a_suite_from_the_form(client: Any) -> None:
     html = client.get("/suites").text
-    if generator_kinds():
-        assert 'id="generate-suite"' in html
-    else:
-        assert "can only be uploaded here" in html and 'id="generate-suite"' not in html
+    assert '<option value="passkey"' in html and '<option value="niah"' in html
+    r = client.post("/suites/generate", data={"kind": "passkey", "lengths": "256,512", "depths": "0, 100",
+                                              "seed": "3"})
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["location"]).text
+    assert re.search(r'<div class="v">4</div><div class="k">questions</div>', page)
+    depths = re.search(r"Evidence depths</h3>\s*<p[^>]*>(.*?)</p>", page, re.S)
+    assert depths is not None and depths.group(1).startswith('<span class="tag">0%</span>')  # measured depths
+    assert depths.group(1).count('class="tag"') >= 2
+
+
+@pytest.mark.parametrize(("form", "needle"), [
+    ({"kind": "passkey", "lengths": "many"}, "&#39;many&#39; is not a number of tokens"),
+    ({"kind": "nope"}, "unknown suite kind &#39;nope&#39;"),
+    ({"kind": "passkey", "seed": "1", "params": "seed: 2"}, "&#39;seed&#39; is given both"),
+    ({"kind": "passkey", "params": "[1, 2]"}, "must be a mapping"),
+    ({"kind": "passkey", "params": "depths: [150]"}, "between 0 and 100"),
+])
+def test_generate_names_what_to_fix(client: Any, form: dict[str, str], needle: str) -> None:
+    r = client.post("/suites/generate", data=form)
+    assert r.status_code == 422 and needle in r.text, r.text[-3000:]
+    assert f'value="{form.get("lengths", "")}"' in r.text  # the form keeps what was typed
 
 
 # --------------------------------------------------------------------------------------------- auth
