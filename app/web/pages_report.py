@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -50,19 +53,45 @@ def _comparison(session: Any, run_id: int, a: str, b: str, scorer: str | None,
         return None, str(e)
 
 
+@dataclass
+class ReportData:
+    summary: RunSummary
+    charts: dict[str, Any] | None
+    comparison: PairedComparison | None
+
+
+_reports: OrderedDict[tuple[Any, ...], ReportData] = OrderedDict()
+_reports_lock = Lock()
+REPORT_CACHE_SIZE = 8
+
+
+def report_data(session: Any, run: RunPublic) -> ReportData:
+    """Summary, charts and opening comparison of a run. Kept while the run's stored cases do not change
+    (same attempt, status and number of cases), so a finished run's report is computed once."""
+    key = (run.id, run.attempt, run.status, run.progress.done, run.spec_hash)
+    with _reports_lock:
+        if key in _reports:
+            _reports.move_to_end(key)
+            return _reports[key]
+    summary = statistics.summary(session, run.id)
+    rows = statistics.case_rows(session, run.id) if summary.n else []
+    pair = report.default_pair(run.spec)
+    comparison = _comparison(session, run.id, pair[0], pair[1], None, None)[0] if pair and rows else None
+    data = ReportData(summary, build_charts(run, summary, rows) if rows else None, comparison)
+    with _reports_lock:
+        _reports[key] = data
+        while len(_reports) > REPORT_CACHE_SIZE:
+            _reports.popitem(last=False)
+    return data
+
+
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
     run = run_service.get(session, run_id)
-    summary = statistics.summary(session, run_id)
-    rows = statistics.case_rows(session, run_id) if summary.n else []
-    pair = report.default_pair(run.spec)
-    comparison = None
-    if pair and rows:
-        comparison, _err = _comparison(session, run_id, pair[0], pair[1], None, None)
-    return page(request, "run_report.html", nav="runs", run=run, summary=summary,
-                charts=build_charts(run, summary, rows) if rows else None, comparison=comparison,
-                outcomes=[o.value for o in Outcome], strategies=[s.key for s in run.spec.strategies],
-                endpoints=[e["name"] for e in run.spec.endpoints])
+    data = report_data(session, run)
+    return page(request, "run_report.html", nav="runs", run=run, summary=data.summary, charts=data.charts,
+                comparison=data.comparison, outcomes=[o.value for o in Outcome],
+                strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints])
 
 
 @router.get("/runs/{run_id}/compare", response_class=HTMLResponse)

@@ -308,3 +308,36 @@ def test_cross_site_posts_are_refused(auth_client: Any, db: Any) -> None:
 def test_auth_off_needs_no_login(client: Any) -> None:
     assert client.get("/runs").status_code == 200
     assert client.get("/login").headers["location"] == "/runs"
+
+
+# ----------------------------------------------------------------------------- the shared JSON API
+def test_generate_and_summary_over_the_api_match_the_pages(client: Any) -> None:
+    kinds = client.get("/api/generators").json()["kinds"]
+    assert "passkey" in kinds and "niah" in kinds
+    body = {"kind": "passkey", "params": {"lengths": [256], "depths": [0, 100]}}
+    r = client.post("/api/suites/generate", json=body)
+    assert r.status_code == 201, r.text
+    suite_id = r.json()["id"]
+    assert client.post("/api/suites/generate", json=body).status_code == 200  # same content, same version
+    info = client.get(f"/api/suites/{suite_id}/summary").json()
+    assert info["questions"] == 2 and info["depths"][0] == 0.0 and len(info["first_questions"]) == 2
+    from app.web.render import compact
+
+    page = client.get(f"/suites/{suite_id}").text
+    assert f'<div class="v">{compact(info["corpus_tokens"])}</div><div class="k">corpus tokens' in page
+    bad = client.post("/api/suites/generate", json={"kind": "passkey", "params": {"depths": [150]}})
+    assert bad.status_code == 422 and bad.json()["error"]["field"]
+
+
+def test_report_follows_new_cases(client: Any, db: Any) -> None:
+    from tests.web.data import case, suite
+
+    run_id = seed(db, status="running", with_cases=False)
+    assert "No case has finished yet" in client.get(f"/runs/{run_id}").text
+    from app.services import cases as case_service
+
+    with session_scope(db) as s:
+        for i in range(3):
+            case_service.store(s, run_id=run_id, position=i, result=case(suite(9), i, "long_context"))
+    html = client.get(f"/runs/{run_id}").text
+    assert 'id="summary"' in html and "n = 3 cases" in html
