@@ -161,9 +161,9 @@ def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:
                         .order_by(col(DocumentRecord.position))).all()
     questions = session.exec(select(QuestionRecord.body).where(QuestionRecord.suite_id == record.id)
                              .order_by(col(QuestionRecord.position))).all()
-    return domain.Suite(name=record.name, description=record.description, documents=list(docs),
-                        questions=list(questions), default_scorers=record.default_scorers,
-                        metadata=record.meta)
+    return domain.Suite.model_validate({
+        "name": record.name, "description": record.description, "documents": list(docs),
+        "questions": list(questions), "default_scorers": record.default_scorers, "metadata": record.meta})
 
 
 def delete_suite(session: Session, *, record: SuiteRecord) -> None:
@@ -206,13 +206,13 @@ def delete_run(session: Session, *, record: RunRecord) -> None:
 
 
 def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
-    """Per (run, outcome): case count, token sums, cost sum, first and last finish time."""
+    """Per (run, outcome): case count, then sums of prompt, completion and cached tokens and of cost."""
     return list(session.execute(
-        select(CaseRecord.run_id, CaseRecord.outcome, func.count(),
-               func.coalesce(func.sum(CaseRecord.prompt_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.completion_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.cached_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
+        sa.select(col(CaseRecord.run_id), col(CaseRecord.outcome), func.count(),
+                  func.coalesce(func.sum(CaseRecord.prompt_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.completion_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.cached_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
         .where(col(CaseRecord.run_id).in_(run_ids))
         .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
     ).all())

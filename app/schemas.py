@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 from evals.domain import Endpoint, RunSpec, StrategySpec
 from evals.probe import ProbeResult
 
-ENDPOINT_EXAMPLE = {
+ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
     "base_url": "http://127.0.0.1:8001/v1",
     "model": "Qwen/Qwen2.5-7B-Instruct",
@@ -70,7 +70,7 @@ EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
     __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
     api_key=(SecretStr | None, None),
-    **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},
+    **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
 
 EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]

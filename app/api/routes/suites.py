@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Query, Response, UploadFile, status
 
@@ -18,7 +18,7 @@ SUITE_EXAMPLE = {
                    "evidence": [{"doc_id": "d1"}]}],
     "default_scorers": ["exact_match", "f1"],
 }
-_STORED = {200: {"model": SuitePublic, "description": "Identical content was stored before: that version"}}
+_STORED: dict[int | str, dict[str, Any]] = {200: {"model": SuitePublic, "description": "Identical content was stored before: that version"}}
 
 
 @router.post("", response_model=SuitePublic, status_code=status.HTTP_201_CREATED, responses=_STORED,
