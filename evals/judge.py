@@ -165,8 +165,8 @@ def parse_verdict(text: str, rubric: str) -> Verdict:
             brackets = _BRACKETS.search(m.group(1))
             if (raw_score := _value(brackets.group(1) if brackets else m.group(1), rubric)) is not None:
                 break
-    if raw_score is None and (brackets := list(_BRACKETS.finditer(body))):
-        raw_score = _value(brackets[-1].group(1), rubric)
+    if raw_score is None and (all_brackets := list(_BRACKETS.finditer(body))):
+        raw_score = _value(all_brackets[-1].group(1), rubric)
     if raw_score is None and rubric != "niah" and len(body) <= 40:
         raw_score = _value(body, rubric)
     if raw_score is None:

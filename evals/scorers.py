@@ -194,8 +194,7 @@ def retrieved_doc_ranking(case: CaseResult) -> list[str]:
     return [c.doc_id for c in sorted(case.retrieved, key=lambda c: c.rank)]
 
 
-def _ranking_scorer(metric: Callable[[Sequence[str], Sequence[str], int], float] | Callable[..., float],
-                    k: int | None) -> Callable[[CaseResult, Question], float | None]:
+def _ranking_scorer(metric: Callable[..., float], k: int | None) -> Callable[[CaseResult, Question], float | None]:
     def score(case: CaseResult, question: Question) -> float | None:
         if case.metadata.get("retrieval") is not True or not question.evidence:
             return None

@@ -171,7 +171,7 @@ class MockModel:
         if system.startswith("You are an impartial judge"):
             self.judge_requests.append(body)
             return self._judge(messages), []
-        if body.get("tools") or "SEARCH: <query>" in system:
+        if body.get("tools") or "SEARCH: <query>" in system or any(m["role"] == "tool" for m in messages):
             move = self._agent(messages)
             if body.get("tools"):
                 call = _as_tool_call(move, len(messages))

@@ -161,14 +161,18 @@ async def test_dense_without_any_embedder_names_what_to_set():
     assert chunk_documents(make_suite().documents, ChunkingParams(), TOK)
 
 
-def test_make_embedder_picks_the_source():
+async def test_make_embedder_picks_the_source():
     with_model = endpoint(embedding_model="e5")
-    assert make_embedder(None, [endpoint(), with_model]).key == "endpoint:http://127.0.0.1:9/v1:e5"
     separate = endpoint(name="emb", base_url="http://127.0.0.1:8/v1", model="bge")
-    chosen = make_embedder(EmbeddingSettings(endpoint=separate), [with_model])
-    assert chosen.key == "endpoint:http://127.0.0.1:8/v1:bge"
-    assert make_embedder(EmbeddingSettings(source="endpoint"), [endpoint()]).key.endswith(":m")
-    assert make_embedder(None, [endpoint()]).key.startswith("local:wordllama")
+    made = [make_embedder(None, [endpoint(), with_model]),
+            make_embedder(EmbeddingSettings(endpoint=separate), [with_model]),
+            make_embedder(EmbeddingSettings(source="endpoint"), [endpoint()]),
+            make_embedder(None, [endpoint()])]
+    assert [e.key for e in made[:3]] == ["endpoint:http://127.0.0.1:9/v1:e5", "endpoint:http://127.0.0.1:8/v1:bge",
+                                         "endpoint:http://127.0.0.1:9/v1:m"]
+    assert made[3].key.startswith("local:wordllama")
+    for e in made:
+        await e.aclose()
     with pytest.raises(UserInputError, match="unknown local embedding model"):
         make_embedder(EmbeddingSettings(source="local", model="nope"), [])
 

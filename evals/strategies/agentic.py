@@ -100,9 +100,9 @@ def parse_action(text: str, doc_ids: list[str]) -> tuple[str, dict[str, Any]] | 
     verb, paren = m.group(1).lower(), m.group(2) == "("
     rest = m.group(3).strip()
     if verb == "answer":
-        full = (rest + body[m.end():]).strip().strip("`*").strip()
+        full = (rest + body[m.end():]).strip(" \t\n`*")
         return "answer", {"answer": full.removesuffix(")").strip() if paren else full}
-    rest = (rest.removesuffix(")") if paren else rest).strip().strip("`*\"'").strip()
+    rest = (rest.removesuffix(")") if paren else rest).strip(" \t`*\"'")
     if verb == "search":
         return ("search", {"query": rest}) if rest else None
     return "read", _read_arguments(rest, doc_ids)
@@ -269,14 +269,16 @@ class Agentic(Strategy):
     async def _act(self, s: _Session, resp: ChatResponse, messages: list[dict[str, Any]], native: bool,
                    call: int, usage: dict[str, int]) -> str | None:
         """Run the actions of one reply; the answer when the reply is one, else None."""
-        record = {"step": call, "mode": "native" if native else "text"}
+        record: dict[str, Any] = {"step": call, "mode": "native" if native else "text"}
         if resp.tool_calls:
-            calls = [{"id": tc.get("id") or f"call_{call}_{i}", "type": "function",
-                      "function": {"name": (tc.get("function") or {}).get("name", ""),
-                                   "arguments": (tc.get("function") or {}).get("arguments") or "{}"}}
-                     for i, tc in enumerate(resp.tool_calls)]
+            calls: list[dict[str, Any]] = [
+                {"id": tc.get("id") or f"call_{call}_{i}", "type": "function",
+                 "function": {"name": (tc.get("function") or {}).get("name", ""),
+                              "arguments": (tc.get("function") or {}).get("arguments") or "{}"}}
+                for i, tc in enumerate(resp.tool_calls)]
             messages.append({"role": "assistant", "content": resp.text or None, "tool_calls": calls})
             for i, tc in enumerate(calls):
+                ids: list[str] = []
                 name, args = tc["function"]["name"], _arguments(tc["function"]["arguments"])
                 if args is None:
                     result, ids, tool = "error: the arguments are not a JSON object", [], "invalid"
