@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import typer
 
+from evals.suites.cli import suite_app
+
 cli = typer.Typer(name="ctxeval", no_args_is_help=True, add_completion=False,
                   help="Long context or retrieval? Measure it on your endpoint, side by side.")
+cli.add_typer(suite_app, name="suite")
 
 
 @cli.callback()
@@ -21,7 +24,7 @@ def main() -> None:
     cli()
 
 
-COMMAND_MODULES = ("evals.cli_run", "evals.cli_score")
+COMMAND_MODULES = ("evals.cli_run", "evals.cli_score", "evals.cli_probe")
 
 
 def _register() -> None:

@@ -8,6 +8,7 @@ detection in the shapes of OpenAI, vLLM, SGLang, llama.cpp and TGI.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import json
 import random
@@ -133,9 +134,14 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
         try:
             return float(ra)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(ra) if ra else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            pass
+        try:
+            parsed = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore it
+            return None
+        if parsed.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return max(0.0, parsed.timestamp() - time.time())
     return None
 
 
@@ -257,8 +263,12 @@ class ModelClient:
                 return await self._parse_stream(r, start, on_first_token)
         except httpx.TimeoutException as e:
             raise _Retry(EndpointTimeoutError(f"timed out: {type(e).__name__}")) from e
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+        except httpx.TransportError as e:
+            if isinstance(e, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError):
+                raise PermanentError(f"request cannot be sent: {type(e).__name__}: {e}") from e
             raise _Retry(EndpointConnectionError(f"connection failed: {type(e).__name__}: {e}")) from e
+        except httpx.HTTPError as e:
+            raise PermanentError(f"request failed: {type(e).__name__}: {e}") from e
 
     def _parse_plain(self, text: str, start: float) -> ChatResponse:
         try:
@@ -346,6 +356,8 @@ class ModelClient:
                         slot["function"]["arguments"] += fn["arguments"]
                     if ttft is None:
                         ttft = now
+                        if on_first_token is not None:
+                            on_first_token()
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
         if not done and finish is None:

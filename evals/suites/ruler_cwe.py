@@ -1,0 +1,118 @@
+"""RULER common-words extraction: a numbered, shuffled list where a few words repeat far more often.
+
+``num_common`` words appear ``common_repeats`` times each, every other word ``uncommon_repeats`` times;
+the number of uncommon words grows until the list fills the length. Words come from the nouns,
+adjectives and verbs RULER uses; past that pool, adjective-noun pairs. Answer: the common words
+(scored with ``ruler_all``).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from evals.domain import Suite
+from evals.tokens import Tokenizer
+
+from .base import CommonParams, Item, cell_rng, make_suite, parse_params
+from .sizing import TokenCounter, fit
+from .text import common_word_pool, random_word
+
+TEMPLATE = ("The provided text is a numbered list of words. In these words, some appear more often than "
+            "others. Memorize the ones that appear most often.\n"
+            "Question: What are the {n} most common words in the list?")
+ANSWER_PREFIX = "Answer: The top {n} words that appear most often in the list are:"
+
+
+class CweParams(CommonParams):
+    num_common: int = Field(default=10, ge=1, le=100)
+    common_repeats: int = Field(default=30, ge=2, le=1000)
+    uncommon_repeats: int = Field(default=3, ge=1, le=1000, validate_default=True)
+
+    @field_validator("uncommon_repeats")
+    @classmethod
+    def _repeats(cls, v: int, info: ValidationInfo) -> int:
+        common = info.data.get("common_repeats")
+        if common is not None and v >= common:
+            raise ValueError(f"uncommon_repeats ({v}) must be smaller than common_repeats ({common})")
+        return v
+
+
+def numbered(words: list[str]) -> str:
+    return " ".join(f"{i + 1}. {w}" for i, w in enumerate(words))
+
+
+class _NumberTokens:
+    """Estimated tokens of the list numbering " 1." … " m.", from samples of each digit count."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.per_digits = [0.0]
+        for d in range(1, 9):
+            lo, hi = 10 ** (d - 1), 10**d - 1
+            samples = [lo + k * (hi - lo) // 8 for k in range(9)]
+            self.per_digits.append(sum(counter(f" {n}.") for n in samples) / len(samples))
+
+    def upto(self, m: int) -> float:
+        total, lo = 0.0, 1
+        for d in range(1, len(self.per_digits)):
+            hi = min(m, 10**d - 1)
+            if hi >= lo:
+                total += (hi - lo + 1) * self.per_digits[d]
+            lo = 10**d
+        return total
+
+
+def _words(rng: random.Random, needed: int) -> list[str]:
+    pool = list(common_word_pool())
+    rng.shuffle(pool)
+    seen = set(pool)
+    while len(pool) < needed:
+        w = random_word(rng)
+        if w not in seen:
+            seen.add(w)
+            pool.append(w)
+    return pool
+
+
+def generate_ruler_cwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
+    kind = "ruler_cwe"
+    p = parse_params(CweParams, params, kind)
+    counter = TokenCounter(tokenizer)
+    numbers = _NumberTokens(counter)
+    question = TEMPLATE.format(n=p.num_common)
+    q_tokens = counter(question)
+    items: list[Item] = []
+    for length in p.lengths:
+        for sample in range(p.samples):
+            rng = cell_rng(kind, p.seed, length, sample)
+            n_max = length // (2 * p.uncommon_repeats) + 1
+            words = _words(rng, p.num_common + n_max)
+            common, rest = words[: p.num_common], words[p.num_common:]
+            shuffle_seed = rng.getrandbits(64)
+            word_tokens = [counter(" " + w) for w in words[: p.num_common + n_max]]
+            common_cost = p.common_repeats * sum(word_tokens[: p.num_common])
+            cum = [0]
+            for t in word_tokens[p.num_common:]:
+                cum.append(cum[-1] + t * p.uncommon_repeats)
+
+            def build(n: int, common: list[str] = common, rest: list[str] = rest, seed: int = shuffle_seed) -> str:
+                listed = common * p.common_repeats + rest[:n] * p.uncommon_repeats
+                random.Random(seed).shuffle(listed)
+                return numbered(listed)
+
+            def estimate(n: int, cum: list[int] = cum, common_cost: int = common_cost) -> float:
+                m = p.num_common * p.common_repeats + n * p.uncommon_repeats
+                return q_tokens + common_cost + cum[n] + numbers.upto(m)
+
+            fitted = fit(length, build, lambda text: tokenizer.count(text) + q_tokens, estimate,
+                         n_max=n_max, what=kind)
+            items.append(Item(
+                qid=f"{kind}-{length}-{sample}", question=question, answers=common, doc_text=fitted.value,
+                spans=[], length=length, doc_tokens=fitted.tokens - q_tokens, question_tokens=q_tokens,
+                meta={"num_words": p.num_common + fitted.n, "common_repeats": p.common_repeats,
+                      "uncommon_repeats": p.uncommon_repeats, "sample": sample,
+                      "answer_prefix": ANSWER_PREFIX.format(n=p.num_common)}))
+    return make_suite(kind, f"RULER common words extraction, top {p.num_common}", items, ["ruler_all"], p,
+                      tokenizer)

@@ -1,0 +1,16 @@
+"""Shared fixtures: a fake OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeServer]:
+    """The fake server in a background thread, with a fresh default config for each test."""
+    with run_in_thread(FakeConfig()) as server:
+        yield server
