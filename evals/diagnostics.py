@@ -42,8 +42,10 @@ def attribute(score: float | None, recall: float | None, threshold: float = 0.5)
 
 
 def primary_answer_scorer(names: Sequence[str]) -> str | None:
-    """The first scorer that grades the answer (not the retrieval): the one attribution uses."""
-    return next((n for n in names if n.partition(":")[0] not in _RETRIEVAL_SCORES), None)
+    """The first scorer that grades the answer's correctness (not the retrieval, not faithfulness):
+    the one attribution uses."""
+    return next((n for n in names if n.partition(":")[0] not in _RETRIEVAL_SCORES
+                 and n != "llm_judge:faithfulness"), None)
 
 
 class AttributionRow(BaseModel):

@@ -72,9 +72,17 @@ def test_token_windows_have_exact_sizes_and_stride():
 
 async def test_title_prefix_is_indexed_and_shown_in_the_prompt():
     suite, model = make_suite(), MockModel()
+    docs = [d.model_copy(update={"title": f"Almanac volume {d.id}"}) for d in suite.documents]
+    found = {}
+    for prefix in (False, True):
+        index = await IndexCache().get(docs, ChunkingParams(title_prefix=prefix), build_retriever("bm25"), TOK,
+                                       RetrievalEnv())
+        found[prefix] = [(c.doc_id, score) for c, score in await index.search("almanac d3", 1, RetrievalEnv())]
+    assert found[True][0][0] == "d3" and found[True][0][1] > 0
+    assert found[False][0][1] == 0.0  # only the titles say "almanac d3"
     strategies = [StrategySpec(name="rag", params={**SMALL, "k": 1, "title_prefix": True}, label="titled")]
     results = await run_cases(suite, endpoint(), strategies, model)
-    assert "[Chunk d2#" in model.requests[0]["messages"][-1]["content"]
+    assert "[Chunk d2#" in results[("q1", "titled")].prompt[-1]["content"]
     assert "] Doc 2\n" in results[("q1", "titled")].prompt[-1]["content"]
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evals.diagnostics import error_attribution
+from evals.diagnostics import error_attribution, primary_answer_scorer
 from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, StrategySpec
 from evals.errors import UserInputError
 from evals.scorers import get_scorer, score_case
@@ -84,3 +84,8 @@ async def test_wrong_answers_are_split_into_not_retrieved_and_retrieved_but_wron
     assert (row.not_retrieved, row.retrieved_wrong, row.not_retrieved_share) == (1, 1, 0.5)
     (strict,) = error_attribution(rows, scorer="f1", threshold=1.0)
     assert strict.scorer == "f1" and strict.wrong == 2
+
+
+def test_attribution_uses_the_first_correctness_scorer():
+    assert primary_answer_scorer(["recall_at_k:3", "llm_judge:faithfulness", "llm_judge", "f1"]) == "llm_judge"
+    assert primary_answer_scorer(["mrr", "ndcg", "retrieval_recall"]) is None
