@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from evals.cache import SqliteCache
+from evals.domain import CaseResult
 from evals.errors import UserInputError
 from evals.report import print_diagnostics, print_summary
 from evals.runfile import load_run_file, load_suite_for, resolve_embeddings, resolve_endpoints, resolve_judge
@@ -18,14 +19,17 @@ from evals.runner import Engine, make_spec, plan_cases, run_all
 from evals.summary import CaseRow, RunSummary, summarize
 
 
-def read_finished(path: Path) -> dict[str, CaseRow]:
-    """Cases already in a results file (a crash loses no finished case: re-run with --resume)."""
-    from evals.domain import CaseResult
+def read_finished(path: Path, *, repair: bool = False) -> dict[str, CaseRow]:
+    """Cases already in a results file (a crash loses no finished case: re-run with --resume).
 
+    With ``repair``, the file is rewritten without torn or duplicate lines (a crash mid-write leaves
+    a partial last line), so appended results start on a line of their own.
+    """
     rows: dict[str, CaseRow] = {}
     if not path.exists():
         return rows
-    with path.open(encoding="utf-8") as fh:
+    good: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -33,8 +37,14 @@ def read_finished(path: Path) -> dict[str, CaseRow]:
             try:
                 r = CaseResult.model_validate_json(line)
             except ValueError:
-                continue  # a torn last line from a crash
+                continue  # a torn line from a crash
+            if r.case_id not in rows:
+                good.append(line)
             rows[r.case_id] = CaseRow.from_result(r)
+    if repair:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+        tmp.replace(path)
     return rows
 
 
@@ -46,7 +56,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt)
     plans = plan_cases(spec, suite)
-    finished = read_finished(out) if resume else {}
+    finished = read_finished(out, repair=True) if resume else {}
     finished = {k: v for k, v in finished.items() if k in {p.case_id for p in plans}}
     if not resume and out.exists():
         out.unlink()

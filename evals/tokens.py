@@ -68,10 +68,15 @@ class HFTokenizer:
 
 
 class ServerTokenizer:
-    """Exact counts from the served model: vLLM/SGLang ``/tokenize`` or llama.cpp ``/tokenize``.
+    """Exact counts from the served model.
 
-    ``decode`` uses ``/detokenize``. Synchronous; call from a thread inside async code.
+    vLLM, SGLang and llama.cpp answer ``POST /tokenize``; llama-cpp-python's server answers
+    ``POST /extras/tokenize`` (``{"input"}`` → ``{"tokens"}``, adding the model's BOS token when it has
+    one) and 404 on ``/tokenize``. The first path that answers is kept. ``decode`` uses the matching
+    ``/detokenize``. Synchronous; call from a thread inside async code.
     """
+
+    PATHS = (("/tokenize", "/detokenize"), ("/extras/tokenize", "/extras/detokenize"))
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -81,29 +86,41 @@ class ServerTokenizer:
             root = root[:-3]
         self._http = httpx.Client(base_url=root, headers=headers, timeout=60.0, transport=transport)
         self._model = model
+        self._paths: tuple[str, str] | None = None
         self.name = "server"
 
+    def _post(self, which: int, body: dict[str, object]) -> dict[str, object]:
+        """POST to the tokenize (0) or detokenize (1) path that this server has."""
+        candidates = [self._paths] if self._paths else list(self.PATHS)
+        for paths in candidates:
+            try:
+                r = self._http.post(paths[which], json=body)
+                if r.status_code in (404, 405) and paths is not candidates[-1]:
+                    continue
+                r.raise_for_status()
+                data = r.json()
+            except (httpx.HTTPError, ValueError) as e:
+                raise TokenizerError(f"server {paths[which]} failed: {e}") from e
+            if not isinstance(data, dict):
+                raise TokenizerError(f"server {paths[which]} did not return a JSON object")
+            self._paths = paths
+            return data
+        raise TokenizerError("server has no tokenize endpoint")  # pragma: no cover - loop returns
+
     def encode(self, text: str) -> list[int]:
-        try:
-            r = self._http.post("/tokenize", json={"model": self._model, "prompt": text, "content": text,
-                                                   "add_special": False, "add_special_tokens": False})
-            r.raise_for_status()
-            data = r.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise TokenizerError(f"server /tokenize failed: {e}") from e
+        data = self._post(0, {"model": self._model, "prompt": text, "content": text, "input": text,
+                              "add_special": False, "add_special_tokens": False})
         tokens = data.get("tokens")
         if not isinstance(tokens, list):
             raise TokenizerError("server /tokenize returned no 'tokens' list")
         return [t if isinstance(t, int) else int(t.get("id", 0)) for t in tokens]
 
     def decode(self, ids: list[int]) -> str:
-        try:
-            r = self._http.post("/detokenize", json={"model": self._model, "tokens": ids})
-            r.raise_for_status()
-            data = r.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise TokenizerError(f"server /detokenize failed: {e}") from e
-        return str(data.get("prompt") if "prompt" in data else data.get("content", ""))
+        data = self._post(1, {"model": self._model, "tokens": ids})
+        for key in ("prompt", "content", "text"):
+            if key in data:
+                return str(data[key])
+        return ""
 
     def count(self, text: str) -> int:
         return len(self.encode(text))

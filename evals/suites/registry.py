@@ -16,12 +16,13 @@ from evals.tokens import Tokenizer
 
 Generator = Callable[[dict[str, Any], Tokenizer], Suite]
 
-_RULER = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe")
+_RULER_NIAH = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery")
 
 _KINDS: dict[str, str] = {
     "niah": "evals.suites.niah:generate_niah",
-    **{f"ruler_{k}": f"evals.suites.ruler:generate_ruler_{k}" for k in _RULER},
-    "lim_kv": "evals.suites.lim:generate_lim_kv",
+    **{f"ruler_{k}": f"evals.suites.ruler_niah:generate_ruler_{k}" for k in _RULER_NIAH},
+    **{f"ruler_{k}": f"evals.suites.ruler_{k}:generate_ruler_{k}" for k in ("vt", "cwe", "fwe")},
+    "lim_kv": "evals.suites.lim_kv:generate_lim_kv",
     "passkey": "evals.suites.passkey:generate_passkey",
     "multihop": "evals.suites.multihop:generate_multihop",
 }
