@@ -53,7 +53,8 @@ class CasePlan(BaseModel):
 
 
 def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
-              scorers: Iterable[str] | None = None, *, system_prompt: str | None = None) -> RunSpec:
+              scorers: Iterable[str] | None = None, *, system_prompt: str | None = None,
+              judge: Endpoint | None = None, embeddings: EmbeddingSettings | None = None) -> RunSpec:
     """The frozen spec of a run; validates strategy parameters and scorer names up front."""
     strategies = list(strategies)
     for i, s in enumerate(strategies):
@@ -73,7 +74,18 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         names.append("retrieval_recall")
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
-                   system_prompt=system_prompt)
+                   system_prompt=system_prompt, judge=judge.public() if judge is not None else None,
+                   embeddings=embedding_spec(embeddings))
+
+
+def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
+    """The embedding settings as stored in a spec: a separate embedding endpoint without its key."""
+    if settings is None:
+        return None
+    data = settings.model_dump(mode="json", exclude={"endpoint"})
+    if settings.endpoint is not None:
+        data["endpoint"] = settings.endpoint.public()
+    return data
 
 
 def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
