@@ -195,9 +195,17 @@ def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: st
     return list(rows), count
 
 
+def spec_endpoint_names(spec: dict[str, Any]) -> set[str]:
+    """Every endpoint a stored spec names: tested, judge and embeddings."""
+    names = {e.get("name") for e in spec.get("endpoints", [])}
+    names.add((spec.get("judge") or {}).get("name"))
+    names.add(((spec.get("embeddings") or {}).get("endpoint") or {}).get("name"))
+    return {n for n in names if n}
+
+
 def active_runs_using_endpoint(session: Session, *, name: str) -> list[int]:
     rows = session.exec(select(RunRecord).where(col(RunRecord.status).in_(ACTIVE_STATUSES))).all()
-    return [_id(r) for r in rows if any(e.get("name") == name for e in r.spec.get("endpoints", []))]
+    return [_id(r) for r in rows if name in spec_endpoint_names(r.spec)]
 
 
 def delete_run(session: Session, *, record: RunRecord) -> None:
