@@ -161,9 +161,9 @@ def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:
                         .order_by(col(DocumentRecord.position))).all()
     questions = session.exec(select(QuestionRecord.body).where(QuestionRecord.suite_id == record.id)
                              .order_by(col(QuestionRecord.position))).all()
-    return domain.Suite(name=record.name, description=record.description, documents=list(docs),
-                        questions=list(questions), default_scorers=record.default_scorers,
-                        metadata=record.meta)
+    return domain.Suite.model_validate({
+        "name": record.name, "description": record.description, "documents": list(docs),
+        "questions": list(questions), "default_scorers": record.default_scorers, "metadata": record.meta})
 
 
 def delete_suite(session: Session, *, record: SuiteRecord) -> None:
@@ -195,9 +195,17 @@ def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: st
     return list(rows), count
 
 
+def spec_endpoint_names(spec: dict[str, Any]) -> set[str]:
+    """Every endpoint a stored spec names: tested, judge and embeddings."""
+    names = {e.get("name") for e in spec.get("endpoints", [])}
+    names.add((spec.get("judge") or {}).get("name"))
+    names.add(((spec.get("embeddings") or {}).get("endpoint") or {}).get("name"))
+    return {n for n in names if n}
+
+
 def active_runs_using_endpoint(session: Session, *, name: str) -> list[int]:
     rows = session.exec(select(RunRecord).where(col(RunRecord.status).in_(ACTIVE_STATUSES))).all()
-    return [_id(r) for r in rows if any(e.get("name") == name for e in r.spec.get("endpoints", []))]
+    return [_id(r) for r in rows if name in spec_endpoint_names(r.spec)]
 
 
 def delete_run(session: Session, *, record: RunRecord) -> None:
@@ -206,13 +214,13 @@ def delete_run(session: Session, *, record: RunRecord) -> None:
 
 
 def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
-    """Per (run, outcome): case count, token sums, cost sum, first and last finish time."""
+    """Per (run, outcome): case count, then sums of prompt, completion and cached tokens and of cost."""
     return list(session.execute(
-        select(CaseRecord.run_id, CaseRecord.outcome, func.count(),
-               func.coalesce(func.sum(CaseRecord.prompt_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.completion_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.cached_tokens), 0),
-               func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
+        sa.select(col(CaseRecord.run_id), col(CaseRecord.outcome), func.count(),
+                  func.coalesce(func.sum(CaseRecord.prompt_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.completion_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.cached_tokens), 0),
+                  func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
         .where(col(CaseRecord.run_id).in_(run_ids))
         .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
     ).all())

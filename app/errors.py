@@ -87,10 +87,9 @@ def _validation_response(errors: Sequence[Any]) -> JSONResponse:
         for e in errors
     ]
     first = details[0] if details else {"message": "invalid request", "field": None}
-    message = first["message"]
-    if first["field"]:
-        message = f"{first['field']}: {message}"
-    return JSONResponse(status_code=422, content=error_body(message, field=first["field"], errors=details))
+    field = first["field"]
+    message = f"{field}: {first['message']}" if field else str(first["message"])
+    return JSONResponse(status_code=422, content=error_body(message, field=field, errors=details))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -101,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserInputError)
     async def _user_input(_: Request, exc: UserInputError) -> JSONResponse:
         return JSONResponse(status_code=422, content=error_body(
-            str(exc), field=exc.field, line=exc.line, source=exc.source))
+            str(exc), field=exc.field, line=exc.line, source=exc.source or None))
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 from evals.domain import Endpoint, RunSpec, StrategySpec
 from evals.probe import ProbeResult
 
-ENDPOINT_EXAMPLE = {
+ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
     "base_url": "http://127.0.0.1:8001/v1",
     "model": "Qwen/Qwen2.5-7B-Instruct",
@@ -70,7 +70,7 @@ EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
     __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
     api_key=(SecretStr | None, None),
-    **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},
+    **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
 
 EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -131,6 +131,20 @@ class QuestionsPublic(BaseModel):
 
 
 # ----------------------------------------------------------------------------------------------- runs
+class RunEmbeddings(BaseModel):
+    """Where dense and hybrid retrieval get embeddings: ``endpoint`` = ``/v1/embeddings`` of the stored
+    endpoint ``endpoint_id`` (else of the first tested endpoint with an ``embedding_model``, else of the
+    first tested endpoint); ``local`` = the model shipped with the package; ``auto`` = ``endpoint`` when
+    an endpoint or an ``embedding_model`` is set, else ``local``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["auto", "endpoint", "local"] = "auto"
+    endpoint_id: DbId | None = None
+    model: str | None = Field(default=None, max_length=200)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
 class RunCreate(BaseModel):
     """A matrix: one suite × one or more endpoints × one or more strategies, scored by ``scorers``."""
 
@@ -146,6 +160,9 @@ class RunCreate(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1, max_length=100)
     scorers: list[str] | None = Field(default=None, description="default: the suite's default scorers")
     system_prompt: str | None = None
+    judge_endpoint_id: DbId | None = Field(default=None, description="the stored endpoint that grades "
+                                                                      "llm_judge scorers")
+    embeddings: RunEmbeddings | None = None
     name: str | None = Field(default=None, max_length=200)
 
 

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evals.cache import SqliteCache
 from evals.domain import CaseResult
 from evals.errors import UserInputError
-from evals.report import print_summary
-from evals.runfile import load_run_file, load_suite_for, resolve_endpoints
+from evals.report import print_diagnostics, print_summary
+from evals.runfile import load_run_file, load_suite_for, resolve_embeddings, resolve_endpoints, resolve_judge
 from evals.runner import Engine, make_spec, plan_cases, run_all
 from evals.summary import CaseRow, RunSummary, summarize
 
@@ -51,8 +51,11 @@ def read_finished(path: Path, *, repair: bool = False) -> dict[str, CaseRow]:
 async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console) -> RunSummary:
     run, base = load_run_file(spec_path)
     endpoints = resolve_endpoints(run, str(spec_path))
+    judge = resolve_judge(run, endpoints, str(spec_path))
+    embeddings = resolve_embeddings(run, str(spec_path))
     suite = load_suite_for(run, base)
-    spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt)
+    spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
+                     judge=judge, embeddings=embeddings)
     plans = plan_cases(spec, suite)
     finished = read_finished(out, repair=True) if resume else {}
     finished = {k: v for k, v in finished.items() if k in {p.case_id for p in plans}}
@@ -69,7 +72,8 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]:.4f}  {task.fields[errors]} errors")]
-    async with Engine(suite=suite, endpoints={e.name: e for e in endpoints}, spec=spec, cache=cache) as engine:
+    async with Engine(suite=suite, endpoints={e.name: e for e in endpoints}, spec=spec, cache=cache,
+                      embeddings=embeddings, judge=judge) as engine:
         with Progress(*columns, console=console, transient=False) as progress, out.open("a", encoding="utf-8") as fh:
             task = progress.add_task("cases", total=len(plans), completed=len(finished), tokens=0, cost=0.0,
                                      errors=0)
@@ -86,6 +90,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
         cache.close()
     summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None)
     print_summary(summary, console)
+    print_diagnostics(list(rows.values()), console)
     console.print(f"results: {out}")
     return summary
 

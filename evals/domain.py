@@ -195,6 +195,8 @@ class RunSpec(_Strict):
     strategies: list[StrategySpec] = Field(min_length=1)
     scorers: list[str] = Field(default_factory=list)
     system_prompt: str | None = None
+    judge: dict[str, Any] | None = Field(default=None, description="Endpoint.public() of the judge endpoint")
+    embeddings: dict[str, Any] | None = Field(default=None, description="where embeddings come from (no keys)")
     engine_version: str = ENGINE_VERSION
 
     @model_validator(mode="after")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from evals.summary import RunSummary
+from evals.diagnostics import AttributionRow, JudgeAgreement, error_attribution, judge_agreement
+from evals.summary import CaseRow, RunSummary
 
 
 def _num(v: float | None, fmt: str = "{:.3f}") -> str:
@@ -38,3 +39,34 @@ def summary_table(summary: RunSummary, title: str = "Results per strategy") -> T
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console = console or Console()
     console.print(summary_table(summary))
+
+
+def attribution_table(rows: list[AttributionRow]) -> Table:
+    t = Table(title="Wrong answers of retrieval strategies: evidence not retrieved vs retrieved but wrong")
+    for col in ("endpoint", "strategy", "scorer", "n", "wrong", "not retrieved", "retrieved, wrong",
+                "not retrieved share"):
+        t.add_column(col, justify="left" if col in ("endpoint", "strategy", "scorer") else "right")
+    for r in rows:
+        t.add_row(r.endpoint, r.strategy, r.scorer, str(r.n), str(r.wrong), str(r.not_retrieved),
+                  str(r.retrieved_wrong), _num(r.not_retrieved_share, "{:.0%}"))
+    return t
+
+
+def agreement_table(rows: list[JudgeAgreement]) -> Table:
+    t = Table(title="Judge agreement (Cohen's kappa)")
+    for col in ("judge", "versus", "n", "kappa", "agreement"):
+        t.add_column(col, justify="left" if col in ("judge", "versus") else "right")
+    for a in rows:
+        t.add_row(a.judge, a.versus, str(a.n), _num(a.kappa), _num(a.agreement, "{:.0%}"))
+    return t
+
+
+def print_diagnostics(rows: list[CaseRow], console: Console | None = None) -> None:
+    """Error attribution and judge agreement, when the run has what they need."""
+    console = console or Console()
+    attribution = error_attribution(rows)
+    if attribution:
+        console.print(attribution_table(attribution))
+    agreement = [a for a in judge_agreement(rows) if a.n]
+    if agreement:
+        console.print(agreement_table(agreement))

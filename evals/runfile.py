@@ -14,7 +14,9 @@ Example::
       - name: long_context
       - name: rag
         params: {k: 5, chunk_tokens: 256}
-    scorers: [exact_match, f1]
+    scorers: [exact_match, f1, llm_judge]
+    embeddings: {source: endpoint, model: text-embedding-3-small}   # for dense/hybrid retrieval
+    judge: local                        # the name of an endpoint above, or an endpoint of its own
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evals.domain import Endpoint, StrategySpec, Suite
+from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
 from evals.tokens import local_tokenizer
 
@@ -43,6 +46,10 @@ class EndpointEntry(Endpoint):
     api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
 
 
+class EmbeddingsEntry(EmbeddingSettings):
+    endpoint: EndpointEntry | None = None  # type: ignore[assignment]
+
+
 class RunFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +60,8 @@ class RunFile(BaseModel):
     scorers: list[str] | None = None
     system_prompt: str | None = None
     cache: str | bool = ".ctxeval/cache.sqlite"
+    embeddings: EmbeddingsEntry | None = None
+    judge: EndpointEntry | str | None = Field(default=None, description="an endpoint, or the name of one above")
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -101,21 +110,44 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
     return run, p.parent
 
 
+def _resolve(e: EndpointEntry, source: str, where: str) -> Endpoint:
+    data = e.model_dump(exclude={"api_key_env"})
+    if e.api_key_env:
+        key = os.environ.get(e.api_key_env)
+        if not key:
+            raise UserInputError(f"environment variable {e.api_key_env} is not set", source=source,
+                                 field=f"{where}.api_key_env")
+        data["api_key"] = key
+    elif e.api_key is not None:
+        data["api_key"] = e.api_key.get_secret_value()
+    return Endpoint.model_validate(data)
+
+
 def resolve_endpoints(run: RunFile, source: str = "run file") -> list[Endpoint]:
     """Endpoints with keys read from their environment variables."""
-    out = []
-    for i, e in enumerate(run.endpoints):
-        data = e.model_dump(exclude={"api_key_env"})
-        if e.api_key_env:
-            key = os.environ.get(e.api_key_env)
-            if not key:
-                raise UserInputError(f"environment variable {e.api_key_env} is not set", source=source,
-                                     field=f"endpoints[{i}].api_key_env")
-            data["api_key"] = key
-        elif e.api_key is not None:
-            data["api_key"] = e.api_key.get_secret_value()
-        out.append(Endpoint.model_validate(data))
-    return out
+    return [_resolve(e, source, f"endpoints[{i}]") for i, e in enumerate(run.endpoints)]
+
+
+def resolve_judge(run: RunFile, endpoints: list[Endpoint], source: str = "run file") -> Endpoint | None:
+    """The judge endpoint: one of the run's endpoints by name, or its own entry."""
+    if run.judge is None:
+        return None
+    if isinstance(run.judge, str):
+        found = next((e for e in endpoints if e.name == run.judge), None)
+        if found is None:
+            raise UserInputError(f"no endpoint named '{run.judge}'; endpoints: {', '.join(e.name for e in endpoints)}",
+                                 source=source, field="judge")
+        return found
+    return _resolve(run.judge, source, "judge")
+
+
+def resolve_embeddings(run: RunFile, source: str = "run file") -> EmbeddingSettings | None:
+    """The embedding settings with the separate embedding endpoint's key resolved."""
+    if run.embeddings is None:
+        return None
+    data = run.embeddings.model_dump(exclude={"endpoint"})
+    ep = run.embeddings.endpoint
+    return EmbeddingSettings(**data, endpoint=_resolve(ep, source, "embeddings.endpoint") if ep else None)
 
 
 def load_suite_for(run: RunFile, base: Path) -> Suite:

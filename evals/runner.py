@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from evals import prompts
 from evals.cache import ResponseCache
 from evals.client import ModelClient
+from evals.diagnostics import attribute, primary_answer_scorer
 from evals.domain import (
     CaseResult,
     Endpoint,
@@ -29,8 +30,11 @@ from evals.domain import (
     case_id_for,
     stable_hash,
 )
+from evals.embeddings import Embedder, EmbeddingSettings, make_embedder
 from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
-from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv
+from evals.judge import Judge, Verdict, rubric_of
+from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
+from evals.scorers import is_judge_scorer, retrieval_recall
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
 from evals.strategies.base import LLM
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
@@ -49,7 +53,8 @@ class CasePlan(BaseModel):
 
 
 def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
-              scorers: Iterable[str] | None = None, *, system_prompt: str | None = None) -> RunSpec:
+              scorers: Iterable[str] | None = None, *, system_prompt: str | None = None,
+              judge: Endpoint | None = None, embeddings: EmbeddingSettings | None = None) -> RunSpec:
     """The frozen spec of a run; validates strategy parameters and scorer names up front."""
     strategies = list(strategies)
     for i, s in enumerate(strategies):
@@ -60,13 +65,27 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     from evals.scorers import get_scorer
 
     for n in names:
-        get_scorer(n)
+        if is_judge_scorer(n):
+            rubric_of(n)
+        else:
+            get_scorer(n)
     wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
     if wants_recall and "retrieval_recall" not in names:
         names.append("retrieval_recall")
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
-                   system_prompt=system_prompt)
+                   system_prompt=system_prompt, judge=judge.public() if judge is not None else None,
+                   embeddings=embedding_spec(embeddings))
+
+
+def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
+    """The embedding settings as stored in a spec: a separate embedding endpoint without its key."""
+    if settings is None:
+        return None
+    data = settings.model_dump(mode="json", exclude={"endpoint"})
+    if settings.endpoint is not None:
+        data["endpoint"] = settings.endpoint.public()
+    return data
 
 
 def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
@@ -92,13 +111,23 @@ def tokenizer_for(endpoint: Endpoint, *, transport: httpx.BaseTransport | None =
     return local_tokenizer(endpoint.tokenizer)
 
 
+def strategy_uses_embeddings(strategy: Strategy) -> bool:
+    return uses_embeddings(getattr(strategy.params, "retriever", None))
+
+
 class Engine:
-    """Executes cases of one run. Holds one HTTP client per endpoint and the shared caches."""
+    """Executes cases of one run. Holds one HTTP client per endpoint and the shared caches.
+
+    Dense and hybrid retrieval embed with ``retrieval_env`` when given, else with ``embedder``, else
+    with an embedder made from ``embeddings`` (see :func:`evals.embeddings.make_embedder`; made only
+    when a strategy needs one). Judge scorers (``llm_judge[:rubric]``) are graded on ``judge``.
+    """
 
     def __init__(self, *, suite: Suite, endpoints: dict[str, Endpoint], spec: RunSpec,
                  cache: ResponseCache | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  index_cache: IndexCache | None = None,
-                 retrieval_env: RetrievalEnv | None = None) -> None:
+                 retrieval_env: RetrievalEnv | None = None, embedder: Embedder | None = None,
+                 embeddings: EmbeddingSettings | None = None, judge: Endpoint | None = None) -> None:
         missing = [e["name"] for e in spec.endpoints if e["name"] not in endpoints]
         if missing:
             raise UserInputError(f"the run names endpoints that were not given: {', '.join(missing)}")
@@ -107,10 +136,22 @@ class Engine:
         self.endpoints = endpoints
         self.cache = cache
         self.indexes = index_cache or DEFAULT_INDEX_CACHE
-        self.retrieval_env = retrieval_env or RetrievalEnv()
         self.questions = {q.id: q for q in suite.questions}
         self.strategies: dict[str, Strategy] = {s.key: build_strategy(s, index=i)
                                                 for i, s in enumerate(spec.strategies)}
+        self._own_embedder: Embedder | None = None
+        if retrieval_env is None and embedder is None and any(
+                strategy_uses_embeddings(st) for st in self.strategies.values()):
+            embedder = self._own_embedder = make_embedder(embeddings, list(endpoints.values()), transport=transport)
+        if retrieval_env is None:
+            retrieval_env = RetrievalEnv.from_embedder(embedder) if embedder is not None else RetrievalEnv()
+        self.retrieval_env = retrieval_env
+        self.judge_scorers = [n for n in spec.scorers if is_judge_scorer(n)]
+        if self.judge_scorers and judge is None:
+            raise UserInputError(f"the scorers {', '.join(self.judge_scorers)} need a judge endpoint; give one "
+                                 "('judge' in the run file)", field="judge")
+        self.judge = Judge(judge, transport=transport, cache=cache) if judge is not None and self.judge_scorers else None
+        self._judge_slots = asyncio.Semaphore(judge.concurrency if judge is not None else 1)
         self.clients = {name: ModelClient(ep, transport=transport) for name, ep in endpoints.items()}
         self.tokenizers = {name: tokenizer_for(ep) for name, ep in endpoints.items()}
         self.chunk_tokenizer = local_tokenizer("cl100k")
@@ -119,6 +160,10 @@ class Engine:
     async def aclose(self) -> None:
         for c in self.clients.values():
             await c.aclose()
+        if self.judge is not None:
+            await self.judge.aclose()
+        if self._own_embedder is not None:
+            await self._own_embedder.aclose()
 
     async def __aenter__(self) -> Engine:
         return self
@@ -148,6 +193,8 @@ class Engine:
                                  error_message=str(e)[:2000])
         if out.retrieved and "retrieval" not in out.metadata:
             out.metadata["retrieval"] = True
+        if strategy_uses_embeddings(strategy) and self.retrieval_env.embed_key:
+            out.metadata["embedder"] = self.retrieval_env.embed_key
         result = self._result(plan, q.metadata, out, llm)
         if result.context_tokens is None:
             try:
@@ -155,6 +202,9 @@ class Engine:
             except CtxevalError:
                 result.context_tokens = None
         self._score(result)
+        if self.judge is not None and result.outcome != Outcome.error:
+            await self._judge(result)
+        self._attribute(result)
         return result
 
     def _result(self, plan: CasePlan, qmeta: dict[str, Any], out: StrategyOutput, llm: LLM) -> CaseResult:
@@ -197,6 +247,48 @@ class Engine:
             result.scores = {name: None for name in self.spec.scorers}
             return
         result.scores = score_case(result, self.questions[result.question_id], self.spec.scorers)
+
+    async def _judge(self, result: CaseResult) -> None:
+        """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's
+        usage or cost: those go to ``metadata["judge_usage"]`` and ``metadata["judge_cost_usd"]``."""
+        assert self.judge is not None
+        question = self.questions[result.question_id]
+        verdicts: dict[str, Any] = {}
+        usage, cost, failure = Usage(), None, None
+        for name in self.judge_scorers:
+            try:
+                async with self._judge_slots:
+                    verdict, calls = await self.judge.grade(name, question, result)
+            except EndpointError as e:
+                verdict, calls = Verdict(rubric=rubric_of(name), score=None, error=str(e)), []
+                failure = failure or (f"judge_{e.error_class}", f"judge call failed: {e}")
+            if verdict.error and failure is None:
+                failure = ("judge_unparseable", f"{name}: {verdict.error}")
+            result.calls.extend(calls)
+            for c in calls:
+                usage = usage + c.usage
+                if c.cost_usd is not None:
+                    cost = (cost or 0.0) + c.cost_usd
+            result.scores[name] = verdict.score
+            verdicts[name] = {**verdict.as_dict(), "model": self.judge.endpoint.model}
+        result.metadata["judge"] = verdicts
+        result.metadata["judge_usage"] = usage.model_dump()
+        result.metadata["judge_cost_usd"] = cost
+        if failure is not None:
+            result.metadata["judged_outcome"] = {"outcome": result.outcome.value, "error_class": result.error_class,
+                                                 "error_message": result.error_message}
+            result.outcome = Outcome.judge_error
+            result.error_class, result.error_message = failure
+
+    def _attribute(self, result: CaseResult) -> None:
+        """``metadata["attribution"]`` of a wrong retrieval answer: not_retrieved or retrieved_wrong."""
+        question = self.questions[result.question_id]
+        primary = primary_answer_scorer(self.spec.scorers)
+        if result.outcome == Outcome.error or primary is None:
+            return
+        label = attribute(result.scores.get(primary), retrieval_recall(result, question))
+        if label is not None:
+            result.metadata["attribution"] = label
 
 
 async def run_all(engine: Engine, plans: list[CasePlan], *,

@@ -185,6 +185,38 @@ def ndcg_at_k(ranked_doc_ids: Sequence[str], gold_doc_ids: Sequence[str], k: int
     return dcg / ideal
 
 
+# ------------------------------------------------------------------------ ranking metrics on a case
+RANK_K = 5  # k of ``recall_at_k`` and ``ndcg`` when the name gives none (``recall_at_k:10`` gives 10)
+
+
+def retrieved_doc_ranking(case: CaseResult) -> list[str]:
+    """Document ids of the case's retrieved chunks in retrieval rank order (not prompt order)."""
+    return [c.doc_id for c in sorted(case.retrieved, key=lambda c: c.rank)]
+
+
+def _ranking_scorer(metric: Callable[..., float], k: int | None) -> Callable[[CaseResult, Question], float | None]:
+    def score(case: CaseResult, question: Question) -> float | None:
+        if case.metadata.get("retrieval") is not True or not question.evidence:
+            return None
+        gold = [ev.doc_id for ev in question.evidence]
+        return metric(retrieved_doc_ranking(case), gold, k)
+
+    return score
+
+
+_RANKING: dict[str, tuple[Callable[..., float], int | None, str]] = {
+    "recall_at_k": (recall_at_k, RANK_K, "share of gold documents among the top k retrieved documents"),
+    "mrr": (mrr, None, "reciprocal rank of the first gold document retrieved"),
+    "ndcg": (ndcg_at_k, RANK_K, "nDCG@k of the retrieved documents, binary relevance"),
+}
+JUDGE_SCORER = "llm_judge"
+
+
+def is_judge_scorer(name: str) -> bool:
+    """``llm_judge`` and ``llm_judge:<rubric>`` are graded by a judge model (``evals.judge``), not here."""
+    return name == JUDGE_SCORER or name.startswith(JUDGE_SCORER + ":")
+
+
 # ---------------------------------------------------------------------------------------- registry
 AnswerMetric = Callable[[str, Sequence[str]], float]
 
@@ -225,19 +257,35 @@ SCORERS: dict[str, Scorer] = {s.name: s for s in (
     _answer("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score), best over references"),
     Scorer(name="retrieval_recall", kind="retrieval", _case=retrieval_recall,
            description="share of gold evidence covered by the retrieved chunks"),
+    *(Scorer(name=name, kind="retrieval", _case=_ranking_scorer(fn, k), description=desc)
+      for name, (fn, k, desc) in _RANKING.items()),
 )}
+
+
+def _ranking_with_k(name: str) -> Scorer | None:
+    """``recall_at_k:N``, ``ndcg:N`` and ``mrr:N``: a ranking scorer with its own k."""
+    base, _, arg = name.partition(":")
+    if base not in _RANKING or not arg.isdigit() or int(arg) < 1:
+        return None
+    fn, _, desc = _RANKING[base]
+    return Scorer(name=name, kind="retrieval", _case=_ranking_scorer(fn, int(arg)), description=desc)
 
 
 def get_scorer(name: str) -> Scorer:
     """The registered scorer ``name``; a ``UserInputError`` listing the valid names otherwise."""
-    try:
+    if name in SCORERS:
         return SCORERS[name]
-    except KeyError:
-        raise UserInputError(f"unknown scorer '{name}'; valid scorers: {', '.join(SCORERS)}",
-                             field="scorer") from None
+    if (ranked := _ranking_with_k(name)) is not None:
+        return ranked
+    if is_judge_scorer(name):
+        raise UserInputError(f"'{name}' is graded by a judge model: the run scores it when given a judge "
+                             "endpoint", field="scorer")
+    raise UserInputError(f"unknown scorer '{name}'; valid scorers: {', '.join(SCORERS)}, "
+                         f"{JUDGE_SCORER}[:correctness|niah|faithfulness]", field="scorer")
 
 
 def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]) -> dict[str, float | None]:
-    """Every named scorer's score for ``case`` (None where a scorer does not apply)."""
-    scorers = [get_scorer(n) for n in scorer_names]
+    """Every named scorer's score for ``case`` (None where a scorer does not apply). Judge scorers are
+    left out: the engine grades them with its judge after these."""
+    scorers = [get_scorer(n) for n in scorer_names if not is_judge_scorer(n)]
     return {s.name: s.score(case, question) for s in scorers}

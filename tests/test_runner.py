@@ -175,3 +175,17 @@ def test_bad_strategy_params_name_the_field():
     assert "strategies[2].params.k" in str(e.value)
     with pytest.raises(UserInputError, match="unknown strategy 'nope'"):
         build_strategy(StrategySpec(name="nope"))
+
+
+def test_spec_hash_covers_judge_and_embeddings_but_never_keys():
+    from evals.embeddings import EmbeddingSettings
+
+    suite = make_suite()
+    base = make_spec(suite, [endpoint()], [StrategySpec(name="rag")], ["exact_match"])
+    judge = endpoint(name="judge", api_key="sk-secret-judge")
+    with_judge = make_spec(suite, [endpoint()], [StrategySpec(name="rag")], ["exact_match"], judge=judge)
+    emb = EmbeddingSettings(source="endpoint", endpoint=endpoint(name="emb", api_key="sk-secret-emb"))
+    with_emb = make_spec(suite, [endpoint()], [StrategySpec(name="rag")], ["exact_match"], embeddings=emb)
+    assert len({base.spec_hash, with_judge.spec_hash, with_emb.spec_hash}) == 3
+    dumped = with_judge.model_dump_json() + with_emb.model_dump_json()
+    assert "sk-secret" not in dumped

@@ -206,9 +206,10 @@ def test_ranking_metrics_reject_empty_gold_and_bad_k(fn):
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_and_kinds():
     assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
-                             "retrieval_recall"]
-    assert {s.kind for n, s in SCORERS.items() if n != "retrieval_recall"} == {"answer"}
-    assert SCORERS["retrieval_recall"].kind == "retrieval"
+                             "retrieval_recall", "recall_at_k", "mrr", "ndcg"]
+    retrieval = {"retrieval_recall", "recall_at_k", "mrr", "ndcg"}
+    assert {s.kind for n, s in SCORERS.items() if n not in retrieval} == {"answer"}
+    assert {SCORERS[n].kind for n in retrieval} == {"retrieval"}
     assert all(s.name == n for n, s in SCORERS.items())
 
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import Session
 
 from app import crud
 from app.db import session_scope
 from app.errors import NotFoundError
 from app.services.cache import DbResponseCache
 from evals.domain import Endpoint, RunSpec, Suite
+from evals.embeddings import EmbeddingSettings
 
 
 @dataclass
@@ -31,8 +33,26 @@ class RunEngine:
     positions: dict[str, int]
 
 
-def load_run_inputs(db: DbEngine, run_id: int) -> tuple[RunSpec, Suite, dict[str, Endpoint]]:
-    """The frozen spec, the stored suite and each endpoint of the spec with its stored key."""
+@dataclass
+class RunInputs:
+    """What an engine needs for a run: the frozen spec, the stored suite and every endpoint the spec
+    names (tested, judge, embeddings) with its key read from the endpoint store."""
+
+    spec: RunSpec
+    suite: Suite
+    endpoints: dict[str, Endpoint]
+    judge: Endpoint | None
+    embeddings: EmbeddingSettings | None
+
+
+def _with_key(session: Session, public: dict[str, Any]) -> Endpoint:
+    data = {k: v for k, v in public.items() if k != "has_api_key"}
+    record = crud.get_endpoint_by_name(session, name=data["name"])
+    key = crud.get_endpoint_key(session, endpoint_id=record.id) if record and record.id else None
+    return Endpoint.model_validate({**data, "api_key": key})
+
+
+def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
     with session_scope(db) as session:
         run = crud.get_run(session, run_id=run_id)
         if run is None:
@@ -41,21 +61,24 @@ def load_run_inputs(db: DbEngine, run_id: int) -> tuple[RunSpec, Suite, dict[str
         suite_record = crud.get_suite(session, suite_id=run.suite_id)
         assert suite_record is not None  # the foreign key forbids anything else
         suite = crud.load_suite(session, record=suite_record)
-        endpoints: dict[str, Endpoint] = {}
-        for public in spec.endpoints:
-            data = {k: v for k, v in public.items() if k != "has_api_key"}
-            record = crud.get_endpoint_by_name(session, name=data["name"])
-            key = crud.get_endpoint_key(session, endpoint_id=record.id) if record and record.id else None
-            endpoints[data["name"]] = Endpoint.model_validate({**data, "api_key": key})
-    return spec, suite, endpoints
+        endpoints = {e["name"]: _with_key(session, e) for e in spec.endpoints}
+        judge = _with_key(session, spec.judge) if spec.judge else None
+        embeddings = None
+        if spec.embeddings is not None:
+            data = dict(spec.embeddings)
+            endpoint = data.pop("endpoint", None)
+            embeddings = EmbeddingSettings.model_validate(
+                {**data, "endpoint": _with_key(session, endpoint) if endpoint else None})
+    return RunInputs(spec, suite, endpoints, judge, embeddings)
 
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> RunEngine:
     from evals.runner import Engine, plan_cases
 
-    spec, suite, endpoints = load_run_inputs(db, run_id)
-    plans = plan_cases(spec, suite)
-    engine = Engine(suite=suite, endpoints=endpoints, spec=spec, cache=DbResponseCache(db), transport=transport)
+    inputs = load_run_inputs(db, run_id)
+    plans = plan_cases(inputs.spec, inputs.suite)
+    engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec, cache=DbResponseCache(db),
+                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings)
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)})
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.errors import UnavailableError
 from app.schemas import RunCreate, RunEstimate
 from evals import prompts
 from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
+from evals.retrieval.base import uses_embeddings
+from evals.scorers import is_judge_scorer
+from evals.strategies import build_strategy
 from evals.tokens import Tokenizer, local_tokenizer
 
 MESSAGE_OVERHEAD = 8  # chat-template tokens per message
@@ -68,10 +70,6 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
     from app.services.runs import build_spec
 
     spec, suite, endpoints = build_spec(session, body)
-    try:
-        from evals.strategies import build_strategy
-    except ImportError as e:
-        raise UnavailableError("the evaluation engine is not available in this installation") from e
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
     counter = _Counter(suite, local_tokenizer("cl100k"))
     by_strategy: dict[str, dict[str, float]] = {}
@@ -100,6 +98,10 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
         "no cached input: prefix caching only lowers the cost",
         "self_route counted as its retrieval pass; questions it routes to long context cost more",
     ]
+    if any(is_judge_scorer(n) for n in spec.scorers):
+        assumptions.append("judge calls (llm_judge scorers) are not counted")
+    if any(uses_embeddings(getattr(st.params, "retriever", None)) for _, st in built):
+        assumptions.append("embedding calls of dense and hybrid retrieval are not counted")
     if totals["not_sent"]:
         assumptions.append(f"{totals['not_sent']} long-context case(s) exceed the window and will not be sent")
     return RunEstimate(cases=int(totals["cases"]), prompt_tokens=int(totals["prompt"]),

@@ -72,17 +72,22 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
     db = db or make_engine(settings.database_url)
     _runtime = Runtime(settings=settings, db=db,
                        engines=EngineCache(db, size=settings.engine_cache_size, transport=transport))
-    DBOS(config={
-        "name": APP_NAME,
-        "system_database_url": settings.dbos_system_database_url,
-        "application_version": APP_VERSION,
-        "executor_id": settings.executor_id,
-        "log_level": "WARNING",
-        "notification_listener_polling_interval_sec": 0.2,
-    })
-    DBOS.launch()
-    await DBOS.register_queue_async(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
-                                    on_conflict="always_update")
+    try:
+        DBOS(config={
+            "name": APP_NAME,
+            "system_database_url": settings.dbos_system_database_url,
+            "application_version": APP_VERSION,
+            "executor_id": settings.executor_id,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.2,
+        })
+        DBOS.launch()
+        await DBOS.register_queue_async(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
+                                        on_conflict="always_update")
+    except BaseException:
+        _runtime = None
+        DBOS.destroy()
+        raise
     return _runtime
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import Engine as DbEngine
 
@@ -18,7 +18,7 @@ CSV_COLUMNS = ["case_id", "question_id", "endpoint", "strategy", "strategy_name"
                "latency_s", "ttft_s", "context_tokens", "depth", "route", "from_cache"]
 
 
-def _csv_line(values: list[object]) -> str:
+def _csv_line(values: Sequence[object]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in values])
     return buf.getvalue()

@@ -16,7 +16,10 @@ from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
 from app.services.dispatch import Dispatcher
 from evals.domain import Endpoint, RunSpec, Suite
+from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
+from evals.runner import make_spec, plan_cases
+from evals.scorers import is_judge_scorer
 
 
 def get_record(session: Session, run_id: int) -> RunRecord:
@@ -27,39 +30,44 @@ def get_record(session: Session, run_id: int) -> RunRecord:
 
 
 # ------------------------------------------------------------------------------------------- creating
+def _endpoint(session: Session, endpoint_id: int, field: str) -> Endpoint:
+    record = crud.get_endpoint(session, endpoint_id=endpoint_id)
+    if record is None:
+        raise NotFoundError(f"endpoint {endpoint_id} not found", field=field)
+    return endpoint_service.to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id))
+
+
 def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[Endpoint]]:
-    """The frozen spec of ``body`` (endpoint keys excluded), the suite and the endpoints."""
+    """The frozen spec of ``body`` (endpoint keys excluded), the suite and the tested endpoints."""
     suite_record = suite_service.get_record(session, body.suite_id)
-    endpoints: list[Endpoint] = []
-    for i, endpoint_id in enumerate(body.endpoint_ids):
-        record = crud.get_endpoint(session, endpoint_id=endpoint_id)
-        if record is None:
-            raise NotFoundError(f"endpoint {endpoint_id} not found", field=f"endpoint_ids[{i}]")
-        endpoints.append(endpoint_service.to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id)))
+    endpoints = [_endpoint(session, eid, f"endpoint_ids[{i}]") for i, eid in enumerate(body.endpoint_ids)]
     names = [e.name for e in endpoints]
     for i, name in enumerate(names):
         if names.index(name) != i:
             raise UserInputError(f"endpoint '{name}' is listed twice", field=f"endpoint_ids[{i}]")
+    judge = _endpoint(session, body.judge_endpoint_id, "judge_endpoint_id") if body.judge_endpoint_id else None
+    embeddings = None
+    if body.embeddings is not None:
+        e = body.embeddings
+        separate = _endpoint(session, e.endpoint_id, "embeddings.endpoint_id") if e.endpoint_id else None
+        embeddings = EmbeddingSettings(source=e.source, endpoint=separate, model=e.model, batch_size=e.batch_size)
     suite = crud.load_suite(session, record=suite_record)
-    try:  # validates strategy parameters and scorer names, and adds the default scorers
-        from evals.runner import make_spec
-
-        spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt)
-    except ImportError as e:
-        raise UnavailableError(f"the evaluation engine is incomplete in this installation: {e}") from e
+    # validates strategy parameters and scorer names, and adds the default scorers
+    spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt,
+                     judge=judge, embeddings=embeddings)
+    if any(is_judge_scorer(n) for n in spec.scorers) and judge is None:
+        raise UserInputError("the llm_judge scorers need a judge endpoint", field="judge_endpoint_id")
     return spec, suite, endpoints
 
 
 def count_cases(spec: RunSpec, suite: Suite) -> int:
-    from evals.runner import plan_cases
-
     return len(plan_cases(spec, suite))
 
 
 def queue_limits(session: Session, spec: RunSpec) -> dict[str, int]:
     """Concurrency of each endpoint's queue: the stored endpoint's current value, else the spec's."""
     limits: dict[str, int] = {}
-    for public in spec.endpoints:
+    for public in spec.endpoints:  # judge and embedding calls happen inside the cases of these queues
         record = crud.get_endpoint_by_name(session, name=public["name"])
         limits[public["name"]] = int(record.config.get("concurrency", public["concurrency"])
                                      if record else public["concurrency"])

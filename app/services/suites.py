@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import re
-import tempfile
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import crud
-from app.errors import ConflictError, NotFoundError, UnavailableError
+from app.errors import ConflictError, NotFoundError
 from app.models import SuiteRecord, as_utc
 from app.schemas import QuestionPublic, QuestionsPublic, SuitePublic
 from evals.domain import Suite
-from evals.errors import UserInputError
+from evals.suites.io import format_of, parse_suite
 
 
 def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:
@@ -66,20 +63,11 @@ def store(session: Session, suite: Suite) -> SuitePublic:
 
 
 def parse_upload(filename: str, data: bytes) -> Suite:
-    """Read an uploaded suite file with the engine's loader; errors name the uploaded file."""
-    try:
-        io = importlib.import_module("evals.suites.io")
-    except ImportError as e:
-        raise UnavailableError("suite files cannot be read in this installation; post the suite as JSON") from e
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename or "suite.json").name) or "suite.json"
-    with tempfile.TemporaryDirectory(prefix="ctxeval-upload-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(data)
-        try:
-            return io.load_suite(path)
-        except UserInputError as e:
-            source = str(e.source) if e.source and not str(e.source).startswith(tmp) else filename
-            raise UserInputError(e.detail, source=source, line=e.line, field=e.field) from e
+    """Read an uploaded suite file (its extension says yaml, json or jsonl); errors name the file,
+    line and field as the client sent them."""
+    name = Path(filename or "").name or "upload"
+    fmt = format_of(name)
+    return parse_suite(data, fmt, source=name, default_name=Path(name).stem)
 
 
 def questions(session: Session, suite_id: int, *, offset: int, limit: int) -> QuestionsPublic:

@@ -26,16 +26,41 @@ Embedder = Callable[[list[str]], Awaitable[np.ndarray]]
 
 @dataclass
 class RetrievalEnv:
-    """What a retriever may need to build or query: an embedder for dense retrieval."""
+    """What a retriever may need to build or query: an embedder for dense retrieval.
+
+    ``embed`` embeds queries; ``embed_corpus`` (when set) embeds a whole corpus of chunks, once.
+    """
 
     embed: Embedder | None = None
     embed_key: str = ""  # identifies the embedding model, part of the index key
+    embed_corpus: Embedder | None = None
+
+    @classmethod
+    def from_embedder(cls, embedder: Any) -> RetrievalEnv:
+        """An env backed by an :class:`evals.embeddings.Embedder`."""
+        return cls(embed=embedder.embed, embed_key=embedder.key, embed_corpus=embedder.embed_corpus)
+
+    async def corpus_vectors(self, texts: list[str]) -> np.ndarray:
+        fn = self.embed_corpus or self.embed
+        if fn is None:
+            raise UserInputError("dense retrieval needs embeddings: set 'embedding_model' on the endpoint, "
+                                 "or an 'embeddings' section (source: endpoint | local) in the run",
+                                 field="embeddings")
+        return await fn(texts)
+
+    async def query_vector(self, query: str) -> np.ndarray:
+        if self.embed is None:
+            raise UserInputError("dense retrieval needs embeddings: set 'embedding_model' on the endpoint, "
+                                 "or an 'embeddings' section (source: endpoint | local) in the run",
+                                 field="embeddings")
+        return np.asarray(await self.embed([query]))[0]
 
 
 class Retriever(ABC):
     """Scores every chunk of an index against a query."""
 
     name: ClassVar[str]
+    uses_embeddings: ClassVar[bool] = False
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -47,8 +72,9 @@ class Retriever(ABC):
     async def build(self, chunks: list[Chunk], env: RetrievalEnv) -> None: ...
 
     @abstractmethod
-    async def scores(self, query: str, env: RetrievalEnv) -> np.ndarray:
-        """One score per chunk (higher is better)."""
+    async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
+        """One score per chunk (higher is better). ``mask`` marks the chunks that may be returned;
+        a retriever whose scores depend on the candidate set (rank fusion) honours it."""
 
     def key(self, env: RetrievalEnv) -> str:
         return stable_hash([self.name, self.params.model_dump()])[:16]
@@ -60,6 +86,11 @@ RETRIEVERS: dict[str, type[Retriever]] = {}
 def register_retriever(cls: type[Retriever]) -> type[Retriever]:
     RETRIEVERS[cls.name] = cls
     return cls
+
+
+def uses_embeddings(name: str | None) -> bool:
+    """Whether the registered retriever ``name`` needs an embedder."""
+    return name in RETRIEVERS and RETRIEVERS[name].uses_embeddings
 
 
 def build_retriever(name: str, params: dict[str, Any] | None = None) -> Retriever:
@@ -94,8 +125,8 @@ class Index:
         """Top ``k`` chunks (restricted to ``doc_ids`` when given), best first; ties keep corpus order."""
         if not self.chunks or k <= 0:
             return []
-        s = np.asarray(await self.retriever.scores(query, env), dtype=np.float64)
         mask = self.mask_for(doc_ids)
+        s = np.asarray(await self.retriever.scores(query, env, mask), dtype=np.float64)
         if mask is not None:
             s = np.where(mask, s, -np.inf)
         order = np.lexsort((np.arange(len(s)), -s))  # score desc, then position asc

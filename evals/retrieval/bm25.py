@@ -41,7 +41,7 @@ class BM25Retriever(Retriever):
         self._n = len(chunks)
         self._bm25 = await asyncio.to_thread(_build) if chunks else None
 
-    async def scores(self, query: str, env: RetrievalEnv) -> np.ndarray:
+    async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
         if self._bm25 is None:
             return np.zeros(self._n)
         q = _tokens([query])[0]

@@ -1,14 +1,24 @@
-"""Split documents into chunks of about N tokens with overlap, snapped to sentence ends.
+"""Split documents into chunks of about N tokens with overlap.
 
-Chunk boundaries fall on sentence ends whenever a sentence fits; a single sentence longer than the
-chunk size is cut at token boundaries. Character offsets into the source document are kept so
-retrieved chunks can be matched against gold evidence spans.
+Three ways to cut (``ChunkingParams.chunking``):
+
+- ``sentence`` (default): whole sentences packed up to the chunk size; the overlap steps back over
+  whole sentences. A sentence longer than the chunk size is cut at token boundaries.
+- ``paragraph``: whole paragraphs (blank-line separated) packed up to the chunk size; a paragraph
+  longer than the chunk size falls back to sentences, then to token cuts. The overlap steps back
+  over whole paragraphs.
+- ``tokens``: fixed windows of exactly ``chunk_tokens`` tokens stepping by ``chunk_tokens −
+  overlap_tokens``, blind to sentences (the fixed-size chunks of the Self-Route and Xu et al. papers).
+
+Character offsets into the source document are kept so retrieved chunks can be matched against gold
+evidence spans.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +26,8 @@ from evals.domain import Document, stable_hash
 from evals.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
+_PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
+Chunking = Literal["sentence", "paragraph", "tokens"]
 
 
 class ChunkingParams(BaseModel):
@@ -24,6 +36,7 @@ class ChunkingParams(BaseModel):
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
     title_prefix: bool = False  # prepend the document title to every chunk's indexed text
+    chunking: Chunking = "sentence"
 
     @model_validator(mode="after")
     def _overlap(self) -> ChunkingParams:
@@ -82,36 +95,103 @@ def _split_long(text: str, start: int, end: int, tok: Tokenizer, size: int) -> l
     return pieces
 
 
-def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:
-    text = doc.text
-    units: list[tuple[int, int, int]] = []  # sentence (start, end, tokens)
-    for s, e in split_sentences(text):
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Character spans of paragraphs (the blank lines after a paragraph belong to it)."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _PARAGRAPH_END.finditer(text):
+        if m.end() > pos:
+            spans.append((pos, m.end()))
+            pos = m.end()
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return spans
+
+
+def _sentence_units(text: str, s0: int, e0: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:
+    units: list[tuple[int, int, int]] = []
+    for s, e in split_sentences(text[s0:e0]):
+        s, e = s + s0, e + s0
         n = tok.count(text[s:e])
-        if n > params.chunk_tokens:
-            units.extend(_split_long(text, s, e, tok, params.chunk_tokens))
+        if n > size:
+            units.extend(_split_long(text, s, e, tok, size))
         elif n > 0:
             units.append((s, e, n))
-    chunks: list[Chunk] = []
+    return units
+
+
+def _units(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """The (start, end, tokens) pieces that chunks are packed from."""
+    if params.chunking == "sentence":
+        return _sentence_units(text, 0, len(text), tok, params.chunk_tokens)
+    units: list[tuple[int, int, int]] = []
+    for s, e in split_paragraphs(text):
+        n = tok.count(text[s:e])
+        if n > params.chunk_tokens:
+            units.extend(_sentence_units(text, s, e, tok, params.chunk_tokens))
+        elif n > 0:
+            units.append((s, e, n))
+    return units
+
+
+def _pack(units: list[tuple[int, int, int]], params: ChunkingParams) -> list[tuple[int, int, int]]:
+    """Consecutive units up to the chunk size; the overlap steps back over whole units."""
+    spans: list[tuple[int, int, int]] = []
     i = 0
-    title = doc.title if params.title_prefix else ""
     while i < len(units):
         total = 0
         j = i
         while j < len(units) and (total + units[j][2] <= params.chunk_tokens or j == i):
             total += units[j][2]
             j += 1
-        start, end = units[i][0], units[j - 1][1]
-        chunks.append(Chunk(chunk_id=f"{doc.id}#{len(chunks)}", doc_id=doc.id, doc_index=doc_index,
-                            ordinal=len(chunks), start=start, end=end, text=text[start:end].strip(),
-                            tokens=total, title=title))
+        spans.append((units[i][0], units[j - 1][1], total))
         if j >= len(units):
             break
-        # step back over trailing sentences that fit in the overlap, but always move forward
+        # step back over trailing units that fit in the overlap, but always move forward
         back, k = 0, j
         while k - 1 > i and back + units[k - 1][2] <= params.overlap_tokens:
             k -= 1
             back += units[k][2]
         i = k
+    return spans
+
+
+def token_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Windows of ``size`` tokens every ``step`` tokens as (start, end, tokens) character spans."""
+    ids = tok.encode(text)
+    n = len(ids)
+    if n == 0:
+        return []
+    starts = list(range(0, max(n - size, 0) + 1, step))
+    if starts[-1] + size < n:
+        starts.append(starts[-1] + step)
+    marks = sorted({0, n, *starts, *(min(s + size, n) for s in starts)})
+    offset = {0: 0}
+    pos = 0
+    for a, b in zip(marks, marks[1:], strict=False):
+        piece = tok.decode(ids[a:b])
+        if "\ufffd" in piece:  # a multi-byte character cut by the slice: decode the whole prefix
+            pos = len(tok.decode(ids[:b]))
+        else:
+            pos += len(piece)
+        offset[b] = min(pos, len(text))
+    return [(offset[s], offset[min(s + size, n)], min(s + size, n) - s) for s in starts]
+
+
+def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:
+    text = doc.text
+    if params.chunking == "tokens":
+        spans = token_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
+    else:
+        spans = _pack(_units(text, params, tok), params)
+    title = doc.title if params.title_prefix else ""
+    chunks: list[Chunk] = []
+    for start, end, total in spans:
+        body = text[start:end].strip()
+        if not body:
+            continue
+        chunks.append(Chunk(chunk_id=f"{doc.id}#{len(chunks)}", doc_id=doc.id, doc_index=doc_index,
+                            ordinal=len(chunks), start=start, end=end, text=body, tokens=total, title=title))
     return chunks
 
 

@@ -1,6 +1,6 @@
 """Context strategies, registered by name. Importing this package registers the built-in ones."""
 
-from evals.strategies import context, rag  # noqa: F401  (registration)
+from evals.strategies import agentic, context, rag  # noqa: F401  (registration)
 from evals.strategies.base import (
     STRATEGIES,
     CaseContext,

@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals import prompts
 from evals.domain import Document, Evidence, RetrievedChunk
+from evals.errors import UserInputError
 from evals.retrieval.base import build_retriever
-from evals.retrieval.chunking import Chunk, ChunkingParams
+from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
 from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
 from evals.strategies.context import LongContextParams, build_long_context
 
@@ -21,7 +22,8 @@ class RagParams(BaseModel):
     retriever_params: dict[str, Any] = Field(default_factory=dict)
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
-    title_prefix: bool = False
+    title_prefix: bool = Field(default=False, description="index and show each chunk with its document's title")
+    chunking: Chunking = Field(default="sentence", description="sentence | paragraph | tokens")
     k: int = Field(default=5, ge=1, le=1000)
     budget_tokens: int | None = Field(default=None, ge=1, description="fill chunks up to this many tokens instead of k")
     order: Literal["score", "position"] = Field(default="score",
@@ -31,12 +33,16 @@ class RagParams(BaseModel):
     def _check(self) -> RagParams:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError("overlap_tokens must be smaller than chunk_tokens")
+        try:
+            build_retriever(self.retriever, self.retriever_params)
+        except UserInputError as e:
+            raise ValueError(e.detail) from e
         return self
 
     @property
-    def chunking(self) -> ChunkingParams:
+    def chunking_params(self) -> ChunkingParams:
         return ChunkingParams(chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
-                              title_prefix=self.title_prefix)
+                              title_prefix=self.title_prefix, chunking=self.chunking)
 
 
 def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
@@ -48,14 +54,16 @@ def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
     return False
 
 
-async def retrieve(ctx: CaseContext, params: RagParams) -> tuple[list[RetrievedChunk], list[Chunk]]:
-    """Chunks for the question: best first by score, then cut by k or the token budget, then ordered."""
+async def retrieve(ctx: CaseContext, params: RagParams, query: str | None = None
+                   ) -> tuple[list[RetrievedChunk], list[Chunk]]:
+    """Chunks for the question (or ``query``): best first by score, then cut by k or the token
+    budget, then ordered."""
     retriever = build_retriever(params.retriever, params.retriever_params)
     corpus: list[Document] = ctx.suite.documents
-    index = await ctx.indexes.get(corpus, params.chunking, retriever, ctx.chunk_tokenizer, ctx.retrieval_env)
+    index = await ctx.indexes.get(corpus, params.chunking_params, retriever, ctx.chunk_tokenizer, ctx.retrieval_env)
     doc_ids = [d.id for d in ctx.documents] if ctx.question.doc_ids is not None else None
     want = params.k if params.budget_tokens is None else len(index.chunks)
-    hits = await index.search(ctx.question.question, want, ctx.retrieval_env, doc_ids=doc_ids)
+    hits = await index.search(query or ctx.question.question, want, ctx.retrieval_env, doc_ids=doc_ids)
     if params.budget_tokens is not None:
         kept, used = [], 0
         for chunk, score in hits:
@@ -78,7 +86,8 @@ async def retrieve(ctx: CaseContext, params: RagParams) -> tuple[list[RetrievedC
 
 
 def render_chunks(chunks: list[Chunk]) -> str:
-    return "\n\n".join(f"[Chunk {c.chunk_id}]\n{c.text}" for c in chunks)
+    """Each chunk under a header with its id (and its document's title when ``title_prefix`` is on)."""
+    return "\n\n".join(f"[Chunk {c.chunk_id}]{' ' + c.title if c.title else ''}\n{c.text}" for c in chunks)
 
 
 async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool

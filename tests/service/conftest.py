@@ -94,7 +94,7 @@ def fresh_sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{folder / 'ctxeval.db'}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
     """A migrated, empty database (app tables and DBOS system tables) of each kind."""
     return request.getfixturevalue("fresh_sqlite_url" if request.param == "sqlite" else "fresh_pg_url")

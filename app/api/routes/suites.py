@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, File, Query, Response, UploadFile, status
 
 from app.api.deps import IdPath, Limit, Offset, SessionDep
 from app.schemas import ERROR_RESPONSES, QuestionsPublic, SuitePublic, SuitesPublic
@@ -9,12 +11,20 @@ from evals.domain import Suite
 
 router = APIRouter(prefix="/suites", tags=["suites"], responses=ERROR_RESPONSES)
 
-_STORED = {200: {"model": SuitePublic, "description": "Identical content was stored before: that version"}}
+SUITE_EXAMPLE = {
+    "name": "capitals",
+    "documents": [{"id": "d1", "title": "Norway", "text": "The capital of Norway is Oslo."}],
+    "questions": [{"id": "q1", "question": "What is the capital of Norway?", "answers": ["Oslo"],
+                   "evidence": [{"doc_id": "d1"}]}],
+    "default_scorers": ["exact_match", "f1"],
+}
+_STORED: dict[int | str, dict[str, Any]] = {200: {"model": SuitePublic, "description": "Identical content was stored before: that version"}}
 
 
 @router.post("", response_model=SuitePublic, status_code=status.HTTP_201_CREATED, responses=_STORED,
              summary="Store a suite given as JSON")
-def create_suite(session: SessionDep, body: Suite, response: Response) -> SuitePublic:
+def create_suite(session: SessionDep, body: Annotated[Suite, Body(examples=[SUITE_EXAMPLE])],
+                 response: Response) -> SuitePublic:
     stored = service.store(session, body)
     if not stored.created:
         response.status_code = status.HTTP_200_OK

@@ -2,13 +2,12 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 12:17:32.953158
+Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = '0001'
@@ -20,9 +19,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('api_token',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
@@ -31,9 +30,9 @@ def upgrade() -> None:
     )
     op.create_table('endpoint',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('base_url', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('model', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('base_url', sa.String(), nullable=False),
+    sa.Column('model', sa.String(), nullable=False),
     sa.Column('config', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -43,17 +42,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_endpoint_name'), ['name'], unique=True)
 
     op.create_table('response_cache',
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('key', sa.String(length=128), nullable=False),
     sa.Column('value', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('suite',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('content_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(), nullable=False),
     sa.Column('default_scorers', sa.JSON(), nullable=False),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.Column('n_documents', sa.Integer(), nullable=False),
@@ -69,21 +68,21 @@ def upgrade() -> None:
 
     op.create_table('endpoint_key',
     sa.Column('endpoint_id', sa.Integer(), nullable=False),
-    sa.Column('api_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('api_key', sa.String(), nullable=False),
     sa.ForeignKeyConstraint(['endpoint_id'], ['endpoint.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('endpoint_id')
     )
     op.create_table('run',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('suite_id', sa.Integer(), nullable=False),
     sa.Column('spec', sa.JSON(), nullable=False),
-    sa.Column('spec_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('spec_hash', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('total_cases', sa.Integer(), nullable=False),
     sa.Column('rerun_of', sa.Integer(), nullable=True),
-    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('error', sa.String(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
@@ -99,7 +98,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('suite_id', sa.Integer(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('doc_id', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
+    sa.Column('doc_id', sa.String(length=256), nullable=False),
     sa.Column('body', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['suite_id'], ['suite.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -109,7 +108,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('suite_id', sa.Integer(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('question_id', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
+    sa.Column('question_id', sa.String(length=256), nullable=False),
     sa.Column('body', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['suite_id'], ['suite.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -118,15 +117,15 @@ def upgrade() -> None:
     op.create_table('case',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('case_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('case_id', sa.String(length=64), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('question_id', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
-    sa.Column('endpoint', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('strategy', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('strategy_name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('error_class', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-    sa.Column('error_message', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('question_id', sa.String(length=256), nullable=False),
+    sa.Column('endpoint', sa.String(length=100), nullable=False),
+    sa.Column('strategy', sa.String(length=200), nullable=False),
+    sa.Column('strategy_name', sa.String(length=100), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.Column('error_class', sa.String(length=100), nullable=True),
+    sa.Column('error_message', sa.String(), nullable=True),
     sa.Column('scores', sa.JSON(), nullable=False),
     sa.Column('prompt_tokens', sa.Integer(), nullable=True),
     sa.Column('completion_tokens', sa.Integer(), nullable=True),
@@ -138,7 +137,7 @@ def upgrade() -> None:
     sa.Column('ttft_s', sa.Float(), nullable=True),
     sa.Column('context_tokens', sa.Integer(), nullable=True),
     sa.Column('depth', sa.Float(), nullable=True),
-    sa.Column('route', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('route', sa.String(length=100), nullable=True),
     sa.Column('n_calls', sa.Integer(), nullable=False),
     sa.Column('from_cache', sa.Boolean(), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=False),

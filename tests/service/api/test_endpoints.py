@@ -80,3 +80,15 @@ def test_delete(client):
     assert client.delete(f"/api/endpoints/{eid}").status_code == 204
     assert client.get(f"/api/endpoints/{eid}").status_code == 404
     assert client.get("/api/endpoints").json()["count"] == 0
+
+
+def test_probe_reports_what_the_endpoint_supports(client, fake_server):
+    eid = client.post("/api/endpoints", json=endpoint_body(base_url=fake_server.base_url)).json()["id"]
+    r = client.post(f"/api/endpoints/{eid}/probe")
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert result["reachable"] and result["chat_works"] and result["stream_works"]
+    assert result["context_window"] == 32768 and result["tokenize_works"]
+    dead = client.post("/api/endpoints", json=endpoint_body(name="dead", base_url="http://127.0.0.1:9")).json()["id"]
+    r = client.post(f"/api/endpoints/{dead}/probe")
+    assert r.status_code == 200 and r.json()["result"]["reachable"] is False and r.json()["result"]["errors"]

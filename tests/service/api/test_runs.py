@@ -113,3 +113,25 @@ def test_run_actions_on_unknown_or_finished_runs(client, ids):
     assert client.post(f"/api/runs/{run['id']}/cancel").json()["status"] == "cancelled"
     assert client.post(f"/api/runs/{run['id']}/resume").json()["status"] == "queued"
     assert client.post(f"/api/runs/{run['id']}/resume", params={"force": True}).json()["attempt"] == 3
+
+
+def test_judge_and_embeddings_are_stored_endpoints_without_keys(client, ids):
+    r = client.post("/api/runs", json=body(ids, scorers=["exact_match", "llm_judge"]))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "judge_endpoint_id"
+    r = client.post("/api/runs", json=body(ids, judge_endpoint_id=999))
+    assert r.status_code == 404 and r.json()["error"]["field"] == "judge_endpoint_id"
+    r = client.post("/api/runs", json=body(
+        ids, scorers=["exact_match", "llm_judge"], judge_endpoint_id=ids["e2"],
+        strategies=[{"name": "rag", "params": {"retriever": "dense"}}],
+        embeddings={"source": "endpoint", "endpoint_id": ids["e2"], "model": "embedder"}))
+    assert r.status_code == 201, r.text
+    spec = r.json()["spec"]
+    assert spec["judge"]["name"] == "small" and "api_key" not in spec["judge"]
+    assert spec["embeddings"]["endpoint"]["name"] == "small" and spec["embeddings"]["model"] == "embedder"
+    assert "sk-secret" not in r.text
+    eid = ids["e2"]  # the judge of a queued run cannot be deleted
+    assert client.delete(f"/api/endpoints/{eid}").status_code == 409
+    est = client.post("/api/runs/estimate", json=body(
+        ids, scorers=["llm_judge"], judge_endpoint_id=ids["e2"],
+        strategies=[{"name": "rag", "params": {"retriever": "dense"}}])).json()
+    assert any("judge" in a for a in est["assumptions"]) and any("embedding" in a for a in est["assumptions"])

@@ -108,3 +108,50 @@ def test_oversize_body_is_413(database_url):
         r = c.post("/api/suites/upload", files={"file": ("big.json", body, "application/json")})
         assert r.status_code == 413
         assert c.get("/api/suites").json()["count"] == 0
+
+
+YAML_SUITE = """name: uploaded
+documents:
+  - id: d0
+    text: The magic number of oslo is 42.
+questions:
+  - id: q0
+    question: What is the magic number of oslo?
+    answers: ["42"]
+"""
+
+
+def test_upload_yaml_json_and_jsonl_files(client):
+    r = client.post("/api/suites/upload", files={"file": ("mine.yaml", YAML_SUITE.encode(), "application/yaml")})
+    assert r.status_code == 201, r.text
+    stored = r.json()
+    assert (stored["name"], stored["n_documents"], stored["n_questions"]) == ("uploaded", 1, 1)
+    again = client.post("/api/suites/upload", files={"file": ("copy.yaml", YAML_SUITE.encode(), "text/plain")})
+    assert again.status_code == 200 and again.json()["id"] == stored["id"]
+    body = suite_body(name="from-json")
+    r = client.post("/api/suites/upload", files={"file": ("s.json", json.dumps(body).encode(), "application/json")})
+    assert r.status_code == 201
+    assert client.post("/api/suites", json=body).json()["id"] == r.json()["id"]  # same content, same version
+    lines = [{"type": "document", "id": "d0", "text": "The magic number of oslo is 42."},
+             {"type": "question", "id": "q0", "question": "What is the magic number of oslo?", "answers": ["42"]}]
+    jsonl = "\n".join(json.dumps(x) for x in lines).encode()
+    r = client.post("/api/suites/upload", files={"file": ("lines.jsonl", jsonl, "application/x-ndjson")})
+    assert r.status_code == 201 and r.json()["name"] == "lines"  # named after the file
+
+
+def test_a_bad_suite_file_names_the_file_line_and_field(client):
+    broken = YAML_SUITE + "  - id: q1\n    answers: [x]\n"
+    r = client.post("/api/suites/upload", files={"file": ("mine.yaml", broken.encode(), "application/yaml")})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["source"] == "mine.yaml" and error["line"] == 9 and error["field"] == "questions[1].question"
+    assert error["message"].startswith("mine.yaml, line 9, field 'questions[1].question'")
+    r = client.post("/api/suites/upload", files={"file": ("bad.json", b'{"name": "x",\n "questions": [', "x")})
+    assert r.status_code == 422 and r.json()["error"]["line"] == 2 and r.json()["error"]["source"] == "bad.json"
+    r = client.post("/api/suites/upload", files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert r.status_code == 422 and "extension" in r.json()["error"]["message"]
+    r = client.post("/api/suites/upload", files={"file": ("latin.yaml", "name: caf\xe9".encode("latin-1"), "x")})
+    assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
+    r = client.post("/api/suites/upload", data={"other": "x"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "file"
+    assert client.get("/api/suites").json()["count"] == 0

@@ -8,7 +8,7 @@ import json
 
 from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.service.execution.conftest import CHAT, finished, start_run, wait_for
-from tests.service.factories import endpoint_body
+from tests.service.factories import endpoint_body, suite_body
 
 SECRET = endpoint_body()["api_key"]
 
@@ -129,3 +129,18 @@ def test_a_spec_the_engine_refuses_fails_the_run_with_the_reason(executing_clien
         failed = wait_for(c, bad.id, finished)
     assert failed["status"] == "failed" and "no_such_strategy" in failed["error"]
     assert failed["progress"]["done"] == 0
+
+
+def test_dense_retrieval_embeds_through_the_stored_endpoint_with_its_key(executing_client):
+    c = executing_client
+    with run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+        eid = c.post("/api/endpoints", json=endpoint_body(base_url=fake.base_url, embedding_model="fake-embed")
+                     ).json()["id"]
+        sid = c.post("/api/suites", json=suite_body(n_questions=3)).json()["id"]
+        run = c.post("/api/runs", json={
+            "suite_id": sid, "endpoint_ids": [eid], "strategies": [{"name": "rag", "params": {"retriever": "dense"}}],
+            "embeddings": {"source": "endpoint", "endpoint_id": eid}}).json()
+        done = wait_for(c, run["id"], finished)
+        stats = fake.stats()
+    assert done["status"] == "completed" and done["progress"]["outcomes"] == {"ok": 3}, done
+    assert stats["by_path"]["/v1/embeddings"] >= 1 and stats["by_path"][CHAT] == 3

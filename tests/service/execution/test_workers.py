@@ -18,6 +18,7 @@ from tests.service.execution.conftest import CHAT, finished, start_run, wait_for
 from tests.service.execution.processes import working
 
 
+@pytest.mark.postgres
 @pytest.mark.slow  # two worker start-ups (~10 s each on a small machine)
 def test_two_workers_share_a_run_on_postgres(fresh_pg_url, tmp_path):
     settings = Settings(database_url=fresh_pg_url, execution="none")

@@ -1,0 +1,209 @@
+"""The ``llm_judge`` scorer: a judge model grades each case with a rubric.
+
+Rubrics (scorer names ``llm_judge`` = ``llm_judge:correctness``, ``llm_judge:niah``,
+``llm_judge:faithfulness``):
+
+- ``correctness``: 1 when the answer states what a reference answer states, else 0.
+- ``niah``: Kamradt's 1–10 needle rubric against the reference, normalised as (s − 1) / 9.
+- ``faithfulness``: 1 when every claim of the answer is supported by the case's retrieved chunks
+  (not applicable, None, to a case that retrieved nothing).
+
+Judges are asked for a JSON object, but nothing relies on structured output: the verdict is read
+from a JSON object anywhere in the reply, else from a ``Score: N`` / ``Rating: [[N]]`` line, else
+from a reply that is a single verdict word. The raw reply is kept; a reply that says nothing
+parseable is a ``judge_error``. Judge calls are recorded with role ``judge`` and never count
+towards the tested model's tokens or cost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from evals.cache import ResponseCache
+from evals.client import ModelClient
+from evals.domain import CallRecord, CaseResult, Endpoint, Question
+from evals.errors import UserInputError
+from evals.scorers import JUDGE_SCORER
+from evals.strategies.base import LLM
+
+RUBRICS = ("correctness", "niah", "faithfulness")
+SYSTEM = ("You are an impartial judge grading answers to questions. Apply the rubric exactly. "
+          "End your reply with one JSON object on its own line.")
+MAX_CONTEXT_CHARS = 60_000
+
+_CORRECTNESS = (
+    "Rubric: the answer to grade is correct (score 1) when it states the same fact as one of the reference "
+    "answers; wording, formatting and extra detail do not matter. A different value, a contradiction or a "
+    "missing required part makes it incorrect (score 0). An answer saying the question cannot be answered is "
+    "correct only when a reference answer says so.")
+_NIAH = (
+    "Rubric: score how well the answer to grade matches the reference answer on a scale of 1 to 10: "
+    "1 = unrelated to the reference; 3 = minor relevance but not accurate; 5 = moderately relevant with "
+    "errors; 7 = aligned with the reference with minor omissions; 10 = fully accurate and complete.")
+_FAITHFULNESS = (
+    "Rubric: the answer to grade is faithful (score 1) when every claim in it is supported by the context "
+    "passages below, not by outside knowledge; otherwise it is unfaithful (score 0). An answer saying the "
+    "question cannot be answered is faithful when the passages do not contain the answer.")
+
+
+def rubric_of(name: str) -> str:
+    """The rubric of a judge scorer name (``llm_judge`` → ``correctness``)."""
+    base, _, rubric = name.partition(":")
+    if base != JUDGE_SCORER:
+        raise UserInputError(f"'{name}' is not a judge scorer", field="scorers")
+    rubric = rubric or "correctness"
+    if rubric not in RUBRICS:
+        raise UserInputError(f"unknown judge rubric '{rubric}' in '{name}'; rubrics: {', '.join(RUBRICS)}",
+                             field="scorers")
+    return rubric
+
+
+def judge_messages(rubric: str, question: Question, case: CaseResult) -> list[dict[str, Any]] | None:
+    """The judge prompt, or None when the rubric does not apply (faithfulness without retrieval)."""
+    refs = "\n".join(f"- {a}" for a in question.answers) or "- (none given)"
+    tail = f"Question: {question.question}\n"
+    if rubric == "faithfulness":
+        if not case.retrieved:
+            return None
+        context = "\n\n".join(f"[{c.chunk_id}]\n{c.text}" for c in sorted(case.retrieved, key=lambda c: c.rank))
+        body = (f"{_FAITHFULNESS}\n\nContext:\n{context[:MAX_CONTEXT_CHARS]}\n\n{tail}"
+                f"Answer to grade: {case.answer}\n\n"
+                'Reply with your reasoning in one sentence, then {"score": 1 or 0, "rationale": "..."}')
+    elif rubric == "niah":
+        body = (f"{_NIAH}\n\n{tail}Reference answers:\n{refs}\nAnswer to grade: {case.answer}\n\n"
+                'Reply with your reasoning in one sentence, then {"score": <1-10>, "rationale": "..."}')
+    else:
+        body = (f"{_CORRECTNESS}\n\n{tail}Reference answers:\n{refs}\nAnswer to grade: {case.answer}\n\n"
+                'Reply with your reasoning in one sentence, then {"score": 1 or 0, "rationale": "..."}')
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": body}]
+
+
+# ------------------------------------------------------------------------------------------ parsing
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_SCORE_KEYS = ("score", "rating", "grade", "verdict", "correct", "faithful", "supported", "label")
+_REASON_KEYS = ("rationale", "reason", "reasoning", "explanation", "justification")
+_SCORE_LINE = re.compile(r"(?im)^[\W_]*(?:final\s+)?(?:score|rating|grade|verdict)[\W_]*?[:=]\s*(.+)$")
+_BRACKETS = re.compile(r"\[\[\s*([0-9]+(?:\.[0-9]+)?)\s*\]\]")
+_WORDS = {"correct": 1.0, "yes": 1.0, "true": 1.0, "supported": 1.0, "faithful": 1.0, "pass": 1.0,
+          "incorrect": 0.0, "no": 0.0, "false": 0.0, "unsupported": 0.0, "unfaithful": 0.0, "fail": 0.0,
+          "wrong": 0.0, "not correct": 0.0, "not supported": 0.0, "not faithful": 0.0}
+_NUMBER = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(?:\s*/\s*(?:10|1))?\b")
+
+
+@dataclass
+class Verdict:
+    rubric: str
+    score: float | None  # normalised to 0..1; None = not applicable or not parseable
+    raw_score: float | None = None
+    rationale: str = ""
+    raw: str = ""
+    error: str | None = None  # why no score could be read
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _value(v: Any, rubric: str) -> float | None:
+    """A verdict value as a raw score on the rubric's scale, or None."""
+    if isinstance(v, bool):
+        x: float | None = float(v)
+    elif isinstance(v, int | float):
+        x = float(v)
+    elif isinstance(v, str):
+        s = v.strip().strip("*`'\".").strip().lower()
+        m = _NUMBER.match(s)
+        first = re.split(r"[^a-z]+", s)[0] if s else ""
+        x = float(m.group(1)) if m else _WORDS.get(s, _WORDS.get(first))
+        if x is not None and not m and rubric == "niah":
+            return None  # a verdict word is no 1-10 score
+    else:
+        return None
+    if x is None:
+        return None
+    if rubric == "niah":
+        return x if 1.0 <= x <= 10.0 else None
+    return x if x in (0.0, 1.0) else None
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    decoder = json.JSONDecoder()
+    found = []
+    for m in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+    return found
+
+
+def parse_verdict(text: str, rubric: str) -> Verdict:
+    """Read a judge's reply; ``score`` is None and ``error`` says why when nothing parseable is there."""
+    raw = text
+    body = _THINK.sub("", text)
+    if "</think>" in body.lower():  # an opening tag the server cut off
+        body = body[body.lower().rindex("</think>") + len("</think>"):]
+    body = body.strip()
+    raw_score: float | None = None
+    rationale = ""
+    for obj in reversed(_json_objects(body)):
+        lowered = {str(k).lower(): v for k, v in obj.items()}
+        for key in _SCORE_KEYS:
+            if key in lowered and (raw_score := _value(lowered[key], rubric)) is not None:
+                rationale = next((str(lowered[k]) for k in _REASON_KEYS if k in lowered), "")
+                break
+        if raw_score is not None:
+            break
+    if raw_score is None:
+        for m in reversed(list(_SCORE_LINE.finditer(body))):
+            brackets = _BRACKETS.search(m.group(1))
+            if (raw_score := _value(brackets.group(1) if brackets else m.group(1), rubric)) is not None:
+                break
+    if raw_score is None and (all_brackets := list(_BRACKETS.finditer(body))):
+        raw_score = _value(all_brackets[-1].group(1), rubric)
+    if raw_score is None and rubric != "niah" and len(body) <= 40:
+        raw_score = _value(body, rubric)
+    if raw_score is None:
+        return Verdict(rubric=rubric, score=None, raw=raw, error="no score could be read from the judge's reply")
+    if not rationale:
+        rationale = body[:500]
+    score = (raw_score - 1.0) / 9.0 if rubric == "niah" else raw_score
+    return Verdict(rubric=rubric, score=score, raw_score=raw_score, rationale=rationale[:500], raw=raw)
+
+
+# -------------------------------------------------------------------------------------------- judge
+class Judge:
+    """Grades cases on one judge endpoint, through the run's response cache."""
+
+    def __init__(self, endpoint: Endpoint, *, transport: httpx.AsyncBaseTransport | None = None,
+                 cache: ResponseCache | None = None) -> None:
+        self.endpoint = endpoint
+        self.client = ModelClient(endpoint, transport=transport)
+        self.cache = cache
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def grade(self, name: str, question: Question, case: CaseResult) -> tuple[Verdict, list[CallRecord]]:
+        """The verdict of judge scorer ``name`` on ``case`` and the judge calls it took.
+
+        An empty answer scores 0 (correctness, niah) or None (faithfulness) without a call. Endpoint
+        errors propagate (:class:`~evals.errors.EndpointError`).
+        """
+        rubric = rubric_of(name)
+        if not case.answer.strip():
+            score = None if rubric == "faithfulness" else 0.0
+            return Verdict(rubric=rubric, score=score, rationale="no answer to grade"), []
+        messages = judge_messages(rubric, question, case)
+        if messages is None:
+            return Verdict(rubric=rubric, score=None, rationale="nothing retrieved to check against"), []
+        llm = LLM(self.client, self.cache)
+        resp = await llm.chat(messages, role="judge")
+        verdict = parse_verdict(resp.text or resp.reasoning, rubric)
+        return verdict, llm.calls

@@ -1,0 +1,46 @@
+"""Dense retrieval: cosine similarity by brute force over unit vectors (numpy).
+
+Chunks are embedded once per corpus and embedding model (``RetrievalEnv.embed_corpus``); each query is
+embedded when asked (``RetrievalEnv.embed``, memoised by the embedder). For up to ~100k chunks a
+matrix-vector product is fast enough that no approximate index is needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evals.errors import PermanentError
+from evals.retrieval.base import RetrievalEnv, Retriever, register_retriever
+from evals.retrieval.chunking import Chunk
+
+
+@register_retriever
+class DenseRetriever(Retriever):
+    name = "dense"
+    uses_embeddings = True
+
+    def __init__(self, params: object) -> None:
+        super().__init__(params)  # type: ignore[arg-type]
+        self.vectors: np.ndarray | None = None
+        self._n = 0
+
+    async def build(self, chunks: list[Chunk], env: RetrievalEnv) -> None:
+        self._n = len(chunks)
+        if not chunks:
+            self.vectors = None
+            return
+        v = np.asarray(await env.corpus_vectors([c.indexed_text for c in chunks]), dtype=np.float32)
+        if v.ndim != 2 or v.shape[0] != len(chunks):
+            raise PermanentError(f"embeddings: {len(chunks)} chunks but got vectors of shape {v.shape}")
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        self.vectors = v / np.where(norms == 0, 1.0, norms)
+
+    async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
+        if self.vectors is None:
+            return np.zeros(self._n)
+        q = np.asarray(await env.query_vector(query), dtype=np.float32)
+        if q.shape != (self.vectors.shape[1],):
+            raise PermanentError(f"embeddings: the query vector has shape {q.shape}, the corpus "
+                                 f"{self.vectors.shape[1]} dimensions")
+        norm = float(np.linalg.norm(q))
+        return self.vectors @ (q / norm if norm else q)

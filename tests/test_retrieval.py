@@ -1,0 +1,197 @@
+"""Chunking modes, dense and hybrid retrieval, rank fusion, and embeddings computed once per corpus."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evals.domain import Document, Outcome, StrategySpec
+from evals.embeddings import EmbeddingSettings, EndpointEmbedder, LocalEmbedder, make_embedder
+from evals.errors import UserInputError
+from evals.retrieval.base import IndexCache, RetrievalEnv, build_retriever
+from evals.retrieval.chunking import ChunkingParams, chunk_document
+from evals.retrieval.hybrid import ranks, reciprocal_rank_fusion
+from evals.strategies import build_strategy
+from evals.tokens import local_tokenizer
+from tests.mock_model import MockModel
+from tests.retrieval_suite import endpoint, make_suite, run_cases
+
+TOK = local_tokenizer("cl100k")
+SMALL = {"chunk_tokens": 48, "overlap_tokens": 0}
+
+
+# ------------------------------------------------------------------------------------------ fusion
+def test_rrf_matches_a_hand_computed_ranking():
+    bm25 = np.array([3.0, 1.0, 2.0, -np.inf])  # chunk 3 shares no term with the query
+    dense = np.array([0.1, 0.9, 0.5, 0.2])
+    fused = reciprocal_rank_fusion([bm25, dense], [1.0, 1.0], k_rrf=60)
+    expected = [1 / 61 + 1 / 64, 1 / 63 + 1 / 61, 1 / 62 + 1 / 62, 1 / 63]
+    assert fused == pytest.approx(expected)
+    assert list(np.argsort(-fused)) == [1, 2, 0, 3]
+    weighted = reciprocal_rank_fusion([bm25, dense], [2.0, 1.0], k_rrf=60)
+    assert weighted == pytest.approx([2 / 61 + 1 / 64, 2 / 63 + 1 / 61, 2 / 62 + 1 / 62, 1 / 63])
+    assert list(np.argsort(-weighted)) == [0, 2, 1, 3]
+
+
+def test_rrf_ranks_only_among_the_candidates():
+    bm25 = np.array([3.0, 1.0, 2.0, -np.inf])
+    dense = np.array([0.1, 0.9, 0.5, 0.2])
+    mask = np.array([True, True, False, True])
+    assert list(ranks(dense, mask)) == [3, 1, 0, 2]
+    fused = reciprocal_rank_fusion([bm25, dense], [1.0, 1.0], k_rrf=60, mask=mask)
+    assert fused[:2] == pytest.approx([1 / 61 + 1 / 63, 1 / 62 + 1 / 61])
+    assert fused[3] == pytest.approx(1 / 62) and fused[2] == -np.inf
+
+
+# ---------------------------------------------------------------------------------------- chunking
+def test_paragraph_chunks_start_at_paragraph_boundaries():
+    paras = [f"Paragraph {i} talks about topic {i}. " * 3 for i in range(6)]
+    text = "\n\n".join(paras)
+    doc = Document(id="p", text=text)
+    chunks = chunk_document(doc, 0, ChunkingParams(chunk_tokens=48, overlap_tokens=0, chunking="paragraph"), TOK)
+    starts = {text.index(p) for p in paras}
+    assert len(chunks) > 1 and all(c.start in starts for c in chunks)
+    assert all(c.text == text[c.start:c.end].strip() for c in chunks)
+    sentence = chunk_document(doc, 0, ChunkingParams(chunk_tokens=48, overlap_tokens=0), TOK)
+    assert any(c.start not in starts for c in sentence)  # sentence packing ignores paragraphs
+
+
+def test_token_windows_have_exact_sizes_and_stride():
+    text = "Ünïcode wörds and plain words mixed together, again and again. " * 40
+    doc = Document(id="t", text=text)
+    chunks = chunk_document(doc, 0, ChunkingParams(chunk_tokens=50, overlap_tokens=10, chunking="tokens"), TOK)
+    total = TOK.count(text)
+    assert len(chunks) == math.ceil((total - 50) / 40) + 1
+    assert all(c.tokens == 50 for c in chunks[:-1]) and chunks[-1].end == len(text)
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert TOK.count(text[b.start:a.end]) == 10  # the overlap is exactly 10 tokens
+    assert all(TOK.count(text[c.start:c.end]) == c.tokens for c in chunks)
+
+
+async def test_title_prefix_is_indexed_and_shown_in_the_prompt():
+    suite, model = make_suite(), MockModel()
+    docs = [d.model_copy(update={"title": f"Almanac volume {d.id}"}) for d in suite.documents]
+    found = {}
+    for prefix in (False, True):
+        index = await IndexCache().get(docs, ChunkingParams(title_prefix=prefix), build_retriever("bm25"), TOK,
+                                       RetrievalEnv())
+        found[prefix] = [(c.doc_id, score) for c, score in await index.search("almanac d3", 1, RetrievalEnv())]
+    assert found[True][0][0] == "d3" and found[True][0][1] > 0
+    assert found[False][0][1] == 0.0  # only the titles say "almanac d3"
+    strategies = [StrategySpec(name="rag", params={**SMALL, "k": 1, "title_prefix": True}, label="titled")]
+    results = await run_cases(suite, endpoint(), strategies, model)
+    assert "[Chunk d2#" in results[("q1", "titled")].prompt[-1]["content"]
+    assert "] Doc 2\n" in results[("q1", "titled")].prompt[-1]["content"]
+
+
+def test_bad_retriever_settings_name_the_field():
+    with pytest.raises(UserInputError, match="unknown retriever 'faiss'"):
+        build_strategy(StrategySpec(name="rag", params={"retriever": "faiss"}))
+    with pytest.raises(UserInputError, match="k_rrf"):
+        build_strategy(StrategySpec(name="rag", params={"retriever": "hybrid", "retriever_params": {"k_rrf": -1}}))
+    with pytest.raises(UserInputError, match="chunking"):
+        build_strategy(StrategySpec(name="rag", params={"chunking": "pages"}), index=0)
+
+
+# ------------------------------------------------------------------------------------------- dense
+async def test_dense_retrieval_finds_the_relevant_chunk():
+    suite, model = make_suite(), MockModel()
+    ep = endpoint(embedding_model="hash-emb")
+    strategies = [StrategySpec(name="rag", params={**SMALL, "retriever": "dense", "k": 2}, label="dense"),
+                  StrategySpec(name="rag", params={**SMALL, "retriever": "hybrid", "k": 2}, label="hybrid")]
+    results = await run_cases(suite, ep, strategies, model, scorers=("exact_match",))
+    for key in ("dense", "hybrid"):
+        for qid, doc in (("q1", "d2"), ("q2", "d3")):
+            r = results[(qid, key)]
+            assert r.retrieved[0].doc_id == doc and r.retrieved[0].gold, (key, qid)
+            assert r.scores["exact_match"] == 1.0 and r.scores["retrieval_recall"] == 1.0
+            assert r.metadata["embedder"] == "endpoint:http://127.0.0.1:9/v1:hash-emb"
+    assert {b["model"] for b in model.embed_requests} == {"hash-emb"}  # derived from embedding_model
+    dense = results[("q1", "dense")].retrieved
+    assert dense[0].score > dense[1].score and -1.0 <= dense[1].score <= 1.0  # cosine
+
+
+async def test_embeddings_are_computed_once_per_corpus_across_questions_and_runs(tmp_path):
+    suite, model = make_suite(), MockModel()
+    embedder = EndpointEmbedder(endpoint(), model="hash-emb", transport=model.transport, batch_size=8,
+                                cache_dir=tmp_path)
+    strategies = [StrategySpec(name="rag", params={**SMALL, "retriever": "dense"}, label="dense"),
+                  StrategySpec(name="rag", params={**SMALL, "retriever": "hybrid"}, label="hybrid")]
+    first = await run_cases(suite, endpoint(), strategies, model, embedder=embedder)
+    corpus = [b for b in model.embed_requests if len(b["input"]) > 1 or "magic" not in b["input"][0]]
+    queries = [b["input"][0] for b in model.embed_requests if b not in corpus]
+    chunk_count = sum(len(b["input"]) for b in corpus)
+    assert len(corpus) == math.ceil(chunk_count / 8)  # one pass over the corpus, in batches of 8
+    assert sorted(queries) == sorted(q.question for q in suite.questions)  # each question embedded once
+    assert all(r.outcome == Outcome.ok for r in first.values())
+    # a second run in this process (fresh index cache, same embedder): nothing is embedded again
+    before = len(model.embed_requests)
+    await run_cases(suite, endpoint(), strategies, model, embedder=embedder)
+    assert len(model.embed_requests) == before
+    # a new process: the corpus comes from the .npy cache, only the queries are embedded
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    later = MockModel()
+    fresh = EndpointEmbedder(endpoint(), model="hash-emb", transport=later.transport, batch_size=8,
+                             cache_dir=tmp_path)
+    again = await run_cases(suite, endpoint(), strategies, later, embedder=fresh)
+    assert all(len(b["input"]) == 1 for b in later.embed_requests)
+    assert sorted(b["input"][0] for b in later.embed_requests) == sorted(queries)
+    assert {k: [c.chunk_id for c in r.retrieved] for k, r in again.items()} == \
+        {k: [c.chunk_id for c in r.retrieved] for k, r in first.items()}
+    await embedder.aclose()
+    await fresh.aclose()
+
+
+async def test_a_failing_embedding_endpoint_is_retried_then_becomes_a_case_error():
+    suite = make_suite()
+    flaky = MockModel(embed_failures=1)
+    params = {**SMALL, "retriever": "dense"}
+    ok = await run_cases(suite, endpoint(embedding_model="e"), [StrategySpec(name="rag", params=params, label="d")],
+                         flaky)
+    assert all(r.outcome == Outcome.ok for r in ok.values())
+    down = MockModel(embed_failures=100)
+    results = await run_cases(suite, endpoint(embedding_model="e", max_retries=0),
+                              [StrategySpec(name="rag", params=params, label="d"), StrategySpec(name="long_context")],
+                              down)
+    assert results[("q1", "d")].outcome == Outcome.error and results[("q1", "d")].error_class == "server_error"
+    assert results[("q1", "long_context")].outcome == Outcome.ok  # the rest of the run goes on
+
+
+async def test_dense_without_any_embedder_names_what_to_set():
+    env = RetrievalEnv()
+    retriever = build_retriever("dense")
+    from evals.retrieval.chunking import chunk_documents
+
+    with pytest.raises(UserInputError, match="embedding_model"):
+        await IndexCache().get(make_suite().documents, ChunkingParams(), retriever, TOK, env)
+    assert chunk_documents(make_suite().documents, ChunkingParams(), TOK)
+
+
+async def test_make_embedder_picks_the_source():
+    with_model = endpoint(embedding_model="e5")
+    separate = endpoint(name="emb", base_url="http://127.0.0.1:8/v1", model="bge")
+    made = [make_embedder(None, [endpoint(), with_model]),
+            make_embedder(EmbeddingSettings(endpoint=separate), [with_model]),
+            make_embedder(EmbeddingSettings(source="endpoint"), [endpoint()]),
+            make_embedder(None, [endpoint()])]
+    assert [e.key for e in made[:3]] == ["endpoint:http://127.0.0.1:9/v1:e5", "endpoint:http://127.0.0.1:8/v1:bge",
+                                         "endpoint:http://127.0.0.1:9/v1:m"]
+    assert made[3].key.startswith("local:wordllama")
+    for e in made:
+        await e.aclose()
+    with pytest.raises(UserInputError, match="unknown local embedding model"):
+        make_embedder(EmbeddingSettings(source="local", model="nope"), [])
+
+
+async def test_local_embedder_runs_offline_and_ranks_by_meaning():
+    emb = LocalEmbedder(batch_size=2)
+    docs = ["Paris is the capital city of France.", "Bananas are a yellow fruit.", "The stock market fell today."]
+    vectors = await emb.embed_corpus(docs)
+    assert vectors.shape == (3, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert emb.requests == 2  # batches of two
+    q = (await emb.embed(["What is the capital of France?"]))[0]
+    assert int(np.argmax(vectors @ q)) == 0
+    await emb.embed_corpus(docs)
+    assert emb.requests == 3  # the corpus again is free; the query cost one batch
