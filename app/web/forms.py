@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from starlette.datastructures import FormData
 
-from app.schemas import RunCreate
+from app.schemas import RunCreate, RunEmbeddings
 from evals.domain import Endpoint, StrategySpec
 from evals.errors import UserInputError
 
@@ -157,11 +157,19 @@ def run_from_form(form: FormData) -> RunCreate:
     endpoint_ids = [int(v) for v in form.getlist("endpoint_ids") if str(v).isdigit()]
     if not endpoint_ids:
         raise UserInputError("tick at least one endpoint", field="endpoint_ids")
-    scorers = [str(s) for s in form.getlist("scorers")] or None
+    ticked = [str(s) for s in form.getlist("scorers")]
+    more = [s.strip() for s in str(form.get("more_scorers", "")).split(",") if s.strip()]
+    scorers = list(dict.fromkeys(ticked + more)) or None
     name = str(form.get("name", "")).strip() or None
     system_prompt = str(form.get("system_prompt", "")).strip() or None
+    embeddings = None
+    source = str(form.get("embeddings_source", "")).strip()
+    if source:
+        embeddings = RunEmbeddings(source=source, endpoint_id=_int(form, "embeddings_endpoint_id"),  # type: ignore[arg-type]
+                                   model=str(form.get("embeddings_model", "")).strip() or None)
     return RunCreate(suite_id=suite_id, endpoint_ids=endpoint_ids, strategies=strategies_from_form(form),
-                     scorers=scorers, system_prompt=system_prompt, name=name)
+                     scorers=scorers, system_prompt=system_prompt, name=name,
+                     judge_endpoint_id=_int(form, "judge_endpoint_id"), embeddings=embeddings)
 
 
 # -------------------------------------------------------------------------------------------- endpoint

@@ -341,3 +341,18 @@ def test_report_follows_new_cases(client: Any, db: Any) -> None:
             case_service.store(s, run_id=run_id, position=i, result=case(suite(9), i, "long_context"))
     html = client.get(f"/runs/{run_id}").text
     assert 'id="summary"' in html and "n = 3 cases" in html
+
+
+def test_new_run_form_takes_more_scorers_a_judge_and_embeddings(client: Any, db: Any) -> None:
+    seed(db, with_cases=False, endpoints=("fake", "judge"))
+    form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": "1", "s.rag.on": "on", "s.rag.retriever": "hybrid",
+            "scorers": "exact_match", "more_scorers": "recall_at_k:3, llm_judge", "judge_endpoint_id": "2",
+            "embeddings_source": "local", "action": "start"}
+    r = client.post("/runs/new", data=form)
+    assert r.status_code == 303, r.text[-2000:]
+    spec = client.get(f"/api/runs/{r.headers['location'].split('/')[2].split('?')[0]}").json()["spec"]
+    assert spec["scorers"][:3] == ["exact_match", "recall_at_k:3", "llm_judge"]
+    assert spec["strategies"] == [{"name": "rag", "params": {"retriever": "hybrid"}, "label": None}]
+    assert spec["judge"]["name"] == "judge" and spec["embeddings"]["source"] == "local"
+    r = client.post("/runs/new", data={**form, "more_scorers": "nonsense"})
+    assert r.status_code == 422 and "unknown scorer" in r.text
