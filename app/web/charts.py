@@ -230,7 +230,7 @@ def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Cha
                "no case reports a time to first token (cached or non-streamed answers have none)")
         return Chart(f"chart-{metric}", title, 0, note=f"No data because {why}.")
     _layout(fig, x="seconds", y="", showlegend=False, height=max(200, 90 + 55 * len(groups)),
-            yaxis={"automargin": True, "autorange": "reversed"}, xaxis={"rangemode": "tozero"})
+            yaxis={"automargin": True, "autorange": "reversed"})
     return Chart(f"chart-{metric}", f"{title} (n = {n} cases)", n, _plain(fig))
 
 

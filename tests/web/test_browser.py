@@ -144,6 +144,7 @@ class Browser:
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(SHOTS / f"{next(self.shots):02d}-{name}.png"), full_page=True)
 
     def assert_clean(self) -> None:
