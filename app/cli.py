@@ -142,6 +142,15 @@ def token_revoke(name: str, database_url: str | None = DbOption) -> None:
     typer.echo(f"revoked {name}")
 
 
+def _register_demo() -> None:
+    from app import demo
+
+    demo.register(cli)
+
+
+_register_demo()
+
+
 def main() -> None:
     cli()
 

@@ -151,7 +151,7 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "suite_id": 1,
         "endpoint_ids": [1],
-        "strategies": [{"name": "long_context"}, {"name": "rag", "params": {"top_k": 5}}],
+        "strategies": [{"name": "long_context"}, {"name": "rag", "params": {"k": 5}}],
         "scorers": ["exact_match"],
     }]})
 

@@ -24,8 +24,7 @@ def summary_table(summary: RunSummary, title: str = "Results per strategy") -> T
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for g in summary.groups:
         est = g.scores.get(primary) if primary else None
-        score = "—" if est is None or est.mean is None else (
-            f"{est.mean:.3f} [{est.low:.2f}, {est.high:.2f}] n={est.n}")
+        score = "—" if est is None or est.mean is None else f"{est.mean:.2f} [{est.low:.2f}, {est.high:.2f}]"
         outcomes = " ".join(f"{k}={v}" for k, v in g.outcomes.items() if v)
         cached = _num(g.cached_tokens.sum, "{:.0f}") if g.cached_tokens.n else "unknown"
         t.add_row(g.endpoint, g.strategy, str(g.n), score, _num(g.prompt_tokens.sum, "{:.0f}"), cached,
