@@ -45,6 +45,7 @@ def test_demo_runs_three_strategies_through_the_service(tmp_path, fake_server):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_demo_against_the_bundled_model(tmp_path):
     require_local_extra()
     from evals.local_model import LocalModelServer, local_endpoint
