@@ -224,7 +224,10 @@ class Engine:
             usage = usage.model_copy(update={"estimated_prompt_tokens": int(est)})
         costs = [c.cost_usd for c in llm.calls if c.cost_usd is not None]
         latencies = [c.latency_s for c in llm.calls if c.latency_s is not None]
-        depth = qmeta.get("depth")
+        # heatmap rows line up on the depth asked for; the measured one stays in the metadata
+        depth = qmeta.get("depth_target", qmeta.get("depth"))
+        if qmeta.get("depth") is not None:
+            out.metadata.setdefault("depth_measured", qmeta["depth"])
         ctx_tokens = qmeta.get("context_tokens")
         return CaseResult(
             case_id=plan.case_id, question_id=plan.question_id, endpoint=plan.endpoint,

@@ -189,3 +189,12 @@ def test_spec_hash_covers_judge_and_embeddings_but_never_keys():
     assert len({base.spec_hash, with_judge.spec_hash, with_emb.spec_hash}) == 3
     dumped = with_judge.model_dump_json() + with_emb.model_dump_json()
     assert "sk-secret" not in dumped
+
+
+async def test_case_depth_is_the_target_depth_with_the_measured_one_kept():
+    suite = make_suite()
+    q = suite.questions[0].model_copy(update={"metadata": {"depth": 47.3, "depth_target": 50.0}})
+    suite = suite.model_copy(update={"questions": [q]})
+    results = await run_cases(suite, endpoint(), [StrategySpec(name="long_context")], MockModel())
+    r = results[("q1", "long_context")]
+    assert r.depth == 50.0 and r.metadata["depth_measured"] == 47.3

@@ -55,10 +55,10 @@ def test_variants_for_every_question_length_and_depth() -> None:
         assert q.metadata["context_tokens"] >= q.metadata["context_length"] - largest
         assert q.metadata["source_question"] == q.id.split("@")[0]
         other = q.metadata["context_tokens"] - q.metadata["evidence_tokens"]
-        assert abs(q.metadata["depth"] - q.metadata["target_depth"]) <= 50 * largest / other + 0.01
-        if q.metadata["target_depth"] == 0:
+        assert abs(q.metadata["depth"] - q.metadata["depth_target"]) <= 50 * largest / other + 0.01
+        if q.metadata["depth_target"] == 0:
             assert q.doc_ids[0] == q.evidence[0].doc_id and q.metadata["depth"] == 0
-        if q.metadata["target_depth"] == 100:
+        if q.metadata["depth_target"] == 100:
             assert q.doc_ids[-1] == q.evidence[-1].doc_id and q.metadata["depth"] == 100
     # one distractor set per question and length; only the evidence moves between depths
     by_length = {}

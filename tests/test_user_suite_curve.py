@@ -52,4 +52,4 @@ async def test_swept_user_suite_gives_a_curve_per_strategy_and_a_crossover(tmp_p
     crossover = next(c for c in summary.crossovers if c.strategy == "rag")
     assert crossover.length is not None and crossover.length > 1000
     depths = {cell.depth for cell in summary.grid if cell.strategy == "long_context"}
-    assert {0.0, 100.0} <= depths and any(30 <= d <= 70 for d in depths)  # measured, not the target
+    assert depths == {0.0, 50.0, 100.0}  # the depths asked for; the measured ones are in the metadata

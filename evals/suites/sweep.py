@@ -96,7 +96,7 @@ def _variant(q: Question, evidence: list[str], chosen: list[str], counts: dict[s
     total = other + ev_tokens
     meta: dict[str, Any] = {
         **q.metadata, "source_question": q.id, "context_length": length, "context_tokens": total,
-        "depth": round(prefix[k] / other * 100, 2) if other else 0.0, "target_depth": depth,
+        "depth": round(prefix[k] / other * 100, 2) if other else 0.0, "depth_target": depth,
         "evidence_tokens": ev_tokens, "evidence_start_tokens": prefix[k],
     }
     if exhausted and total < length:
