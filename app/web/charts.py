@@ -193,7 +193,7 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
             customdata=[[g.n, g.prompt_tokens.mean or 0]],
             hovertemplate=(f"%{{x:$,.4f}} per {PER_CASES:,} cases" if use_cost else "%{x:,.0f} input tokens per case")
                           + "<br>mean %{y:.3f}<br>n = %{customdata[0]}<extra>%{fullData.name}</extra>"))
-    frontier = pareto_frontier([(x, g.scores[scorer or ""].mean or 0.0) for g, x in points])
+    frontier = pareto_frontier([(float(x or 0.0), g.scores[scorer or ""].mean or 0.0) for g, x in points])
     if frontier:
         fig.add_trace(go.Scatter(
             x=[points[i][1] for i in frontier], y=[points[i][0].scores[scorer or ""].mean for i in frontier],

@@ -154,7 +154,7 @@ def run_from_form(form: FormData) -> RunCreate:
     suite_id = _int(form, "suite_id")
     if suite_id is None:
         raise UserInputError("choose a suite", field="suite_id")
-    endpoint_ids = [int(v) for v in form.getlist("endpoint_ids") if str(v).isdigit()]
+    endpoint_ids = [int(str(v)) for v in form.getlist("endpoint_ids") if str(v).isdigit()]
     if not endpoint_ids:
         raise UserInputError("tick at least one endpoint", field="endpoint_ids")
     ticked = [str(s) for s in form.getlist("scorers")]

@@ -102,7 +102,7 @@ def compare_page(request: Request, run_id: int, session: SessionDep, _: PageUser
     comparison, error = _comparison(session, run_id, a, b, scorer or None, endpoint or None)
     disagreements = report.disagreement_rows(session, run_id, comparison) if comparison else []
     return page(request, "compare.html", nav="runs", run=run, comparison=comparison, error=error,
-                disagreements=disagreements, a=a, b=b, scorer=scorer or (run.spec.scorers or [None])[0],
+                disagreements=disagreements, a=a, b=b, scorer=scorer or next(iter(run.spec.scorers), None),
                 endpoint=endpoint or "", strategies=[s.key for s in run.spec.strategies],
                 endpoints=[e["name"] for e in run.spec.endpoints], status_code=422 if error else 200)
 

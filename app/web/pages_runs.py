@@ -45,7 +45,7 @@ def runs_page(request: Request, session: SessionDep, _: PageUser, status: str | 
     status = status if status in STATUSES else None
     suite = int(suite_id) if suite_id and suite_id.isdigit() else None
     runs = run_service.list_public(session, offset=offset, limit=50, status=status, suite_id=suite)
-    suites, _ = suite_service.list_public(session, offset=0, limit=1000, name=None)
+    suites, _count = suite_service.list_public(session, offset=0, limit=1000, name=None)
     return page(request, "runs.html", nav="runs", runs=runs.data, count=runs.count, offset=offset, limit=50,
                 statuses=STATUSES, status=status, suite_id=suite, suites=suites)
 

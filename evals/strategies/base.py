@@ -117,12 +117,14 @@ class StrategyOutput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 class Strategy(ABC):
     name: ClassVar[str]
     retrieval: ClassVar[bool] = False
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
