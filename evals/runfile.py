@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from evals.domain import Endpoint, StrategySpec, Suite
 from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
+from evals.suites.io import yaml_line
 from evals.tokens import local_tokenizer
 
 
@@ -64,23 +65,6 @@ class RunFile(BaseModel):
     judge: EndpointEntry | str | None = Field(default=None, description="an endpoint, or the name of one above")
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node = nxt
-        line = node.start_mark.line + 1
-    return line
-
-
 def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
     p = Path(path)
     try:
@@ -103,7 +87,7 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err["loc"])
-        raise UserInputError(err["msg"], source=str(p), line=_line_of(node, loc),
+        raise UserInputError(err["msg"], source=str(p), line=yaml_line(node, loc),
                              field=".".join(str(x) for x in loc)) from e
     if (run.suite is None) == (run.generate is None):
         raise UserInputError("give exactly one of 'suite' (a file) or 'generate'", source=str(p), field="suite")

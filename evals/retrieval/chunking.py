@@ -66,11 +66,11 @@ class Chunk:
         return f"{self.title}\n{self.text}" if self.title else self.text
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of sentences (whitespace after a sentence belongs to it)."""
+def _split_at(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """Character spans of the pieces of ``text`` that end where ``pattern`` matches (the match included)."""
     spans: list[tuple[int, int]] = []
     pos = 0
-    for m in _SENTENCE_END.finditer(text):
+    for m in pattern.finditer(text):
         if m.end() > pos:
             spans.append((pos, m.end()))
             pos = m.end()
@@ -95,17 +95,14 @@ def _split_long(text: str, start: int, end: int, tok: Tokenizer, size: int) -> l
     return pieces
 
 
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of sentences (whitespace after a sentence belongs to it)."""
+    return _split_at(_SENTENCE_END, text)
+
+
 def split_paragraphs(text: str) -> list[tuple[int, int]]:
     """Character spans of paragraphs (the blank lines after a paragraph belong to it)."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for m in _PARAGRAPH_END.finditer(text):
-        if m.end() > pos:
-            spans.append((pos, m.end()))
-            pos = m.end()
-    if pos < len(text):
-        spans.append((pos, len(text)))
-    return spans
+    return _split_at(_PARAGRAPH_END, text)
 
 
 def _sentence_units(text: str, s0: int, e0: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:

@@ -250,6 +250,23 @@ def _fixed_line(line: int) -> Locator:
     return lambda _loc: line
 
 
+def yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (a pydantic error location), or of its closest parent."""
+    if node is None:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+    return int(node.start_mark.line) + 1
+
+
 def _yaml_locator(text: str) -> Locator:
     """Find the line of a field by walking YAML nodes; composed only when an error needs it."""
     root: list[Any] = []
@@ -260,20 +277,7 @@ def _yaml_locator(text: str) -> Locator:
                 root.append(yaml.compose(text, Loader=_Loader))
             except yaml.YAMLError:
                 root.append(None)
-        node = root[0]
-        if node is None:
-            return None
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                nxt = next((v for k, v in node.value if k.value == part), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                nxt = node.value[part]
-            else:
-                nxt = None
-            if nxt is None:
-                break
-            node = nxt
-        return int(node.start_mark.line) + 1
+        return yaml_line(root[0], loc)
 
     return locate
 
