@@ -307,8 +307,11 @@ class ModelClient:
                 continue
             payload = line[5:].strip()
             if payload == "[DONE]":
+                # keep reading to the end of the body so the connection goes back to the pool
                 done = True
-                break
+                continue
+            if done:
+                continue
             try:
                 chunk = json.loads(payload)
             except ValueError as e:

@@ -199,3 +199,14 @@ async def test_concurrent_streams_share_one_client(fake_server: FakeServer) -> N
     assert {r.text for r in results} == {"1234567"}
     stats = fake_server.stats()
     assert stats["max_in_flight"] >= 2 and stats["in_flight"] == 0
+
+
+async def test_connection_is_reused_after_a_stream_ends(fake_server: FakeServer) -> None:
+    """The body is read to its end after [DONE], so sequential cases share one keep-alive connection."""
+    async with client(fake_server) as c:
+        for _ in range(3):
+            r = await c.chat(ask("What is the capital of Freedonia?"))
+            assert r.text == "Fredville"
+        pool = c._http._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1
+        assert pool.connections[0].is_idle()
