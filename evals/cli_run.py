@@ -90,7 +90,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
         cache.close()
     summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None)
     print_summary(summary, console)
-    print_diagnostics(list(rows.values()), console)
+    print_diagnostics(summary, console)
     console.print(f"results: {out}")
     return summary
 

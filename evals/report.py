@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from evals.diagnostics import AttributionRow, JudgeAgreement, error_attribution, judge_agreement
-from evals.summary import CaseRow, RunSummary
+from evals.diagnostics import AttributionRow, JudgeAgreement
+from evals.summary import RunSummary
 
 
 def _num(v: float | None, fmt: str = "{:.3f}") -> str:
@@ -60,12 +60,10 @@ def agreement_table(rows: list[JudgeAgreement]) -> Table:
     return t
 
 
-def print_diagnostics(rows: list[CaseRow], console: Console | None = None) -> None:
+def print_diagnostics(summary: RunSummary, console: Console | None = None) -> None:
     """Error attribution and judge agreement, when the run has what they need."""
     console = console or Console()
-    attribution = error_attribution(rows)
-    if attribution:
-        console.print(attribution_table(attribution))
-    agreement = [a for a in judge_agreement(rows) if a.n]
-    if agreement:
-        console.print(agreement_table(agreement))
+    if summary.attribution:
+        console.print(attribution_table(summary.attribution))
+    if summary.judge_agreement:
+        console.print(agreement_table(summary.judge_agreement))

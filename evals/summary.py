@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from evals.diagnostics import AttributionRow, JudgeAgreement, error_attribution, judge_agreement
 from evals.domain import CaseResult, Outcome
 from evals.errors import UserInputError
 from evals.stats import Estimate, crossover_length, mcnemar_exact, mean_ci, paired_bootstrap, percentile
@@ -148,6 +149,10 @@ class RunSummary(BaseModel):
     by_length: list[LengthCell]
     grid: list[GridCell]
     crossovers: list[Crossover]
+    # wrong answers of retrieval strategies split by cause (cases with gold evidence only)
+    attribution: list[AttributionRow] = Field(default_factory=list)
+    # each llm_judge scorer against exact_match and f1 ≥ 0.5 (cases both scored only)
+    judge_agreement: list[JudgeAgreement] = Field(default_factory=list)
 
 
 class PairedComparison(BaseModel):
@@ -338,7 +343,8 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
             length=None if bucket is None else (bucket.hi if bucket.hi is not None else bucket.lo),
             n_buckets=len(set(mine) & set(theirs))))
     return RunSummary(primary=primary, scorers=scorers, n=len(rows), groups=groups, by_length=by_length,
-                      grid=grid, crossovers=crossovers)
+                      grid=grid, crossovers=crossovers, attribution=error_attribution(rows),
+                      judge_agreement=[a for a in judge_agreement(rows) if a.n])
 
 
 # ------------------------------------------------------------------------------------------ compare

@@ -65,13 +65,16 @@ def _chunks(s: Suite, i: int, hit: bool) -> list[RetrievedChunk]:
     return [gold, other] if hit else [other]
 
 
-def case(s: Suite, i: int, strategy: str, endpoint_name: str = "fake", **kw: Any) -> CaseResult:
+def case(s: Suite, i: int, strategy: str, endpoint_name: str = "fake", *, judge: bool = False,
+         **kw: Any) -> CaseResult:
     q = s.questions[i]
     name = spec_of(strategy).name
     right = (name == "long_context" and i % 3 != 2) or (name == "rag" and i % 2 == 0)
     answer = q.answers[0] if right else f"not sure {HOSTILE}"
     scores: dict[str, float | None] = {"exact_match": 1.0 if right else 0.0}
     retrieved: list[RetrievedChunk] = []
+    if judge:  # the judge agrees with exact match except on question 0
+        scores["llm_judge:correctness"] = scores["exact_match"] if i else 1.0 - scores["exact_match"]
     if name == "rag":
         retrieved = _chunks(s, i, hit=i % 2 == 0)
         scores["retrieval_recall"] = 1.0 if i % 2 == 0 else 0.0
@@ -101,7 +104,7 @@ def spec_of(key: str) -> StrategySpec:
 
 def stored_run(session: Session, *, strategies: tuple[str, ...] = ("long_context", "rag[k=2]"),
                n_questions: int = 9, status: str = "completed", with_cases: bool = True,
-               endpoints: tuple[str, ...] = ("fake",), depth: bool = True) -> RunRecord:
+               endpoints: tuple[str, ...] = ("fake",), depth: bool = True, judge: bool = False) -> RunRecord:
     s = suite(n_questions)
     if not depth:
         for q in s.questions:
@@ -125,6 +128,6 @@ def stored_run(session: Session, *, strategies: tuple[str, ...] = ("long_context
         for e in endpoints:
             for i in range(n_questions):
                 for k in strategies:
-                    case_service.store(session, run_id=run.id or 0, position=position, result=case(s, i, k, e))
+                    case_service.store(session, run_id=run.id or 0, position=position, result=case(s, i, k, e, judge=judge))
                     position += 1
     return run

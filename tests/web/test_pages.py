@@ -80,6 +80,27 @@ def test_report_shows_summary_and_every_chart_with_its_n(client: Any, db: Any) -
     assert "disagree on" in html and 'data-comparison' in html
 
 
+def test_report_splits_wrong_retrieval_answers_and_shows_judge_agreement(client: Any, db: Any) -> None:
+    run_id = seed(db)
+    html = client.get(f"/runs/{run_id}").text
+    # rag[k=2] answers 4 of 9 wrong, each without its evidence retrieved; no judge, no agreement table
+    row = re.search(r'<tr data-attribution="rag\[k=2\]">(.*?)</tr>', html, re.S)
+    assert row is not None
+    assert [c.strip() for c in re.findall(r'<td class="num">([^<]*)', row.group(1))] == ["9", "4", "4", "0"]
+    assert 'id="judge-agreement"' not in html
+
+    judged = seed(db, judge=True, strategies=("long_context", "rag"))
+    html = client.get(f"/runs/{judged}").text
+    # 18 cases, the judge differs from exact match on two of them (question 0 of each strategy)
+    row = re.search(r'<tr data-agreement="llm_judge:correctness\|exact_match">(.*?)</tr>', html, re.S)
+    assert row is not None
+    assert re.findall(r'<td class="num">([^<]*)', row.group(1))[:1] == ["18"]
+    assert "89%" in row.group(1)
+    api = client.get(f"/api/runs/{judged}/summary").json()
+    (agreement,) = [a for a in api["judge_agreement"] if a["versus"] == "exact_match"]
+    assert (agreement["n"], agreement["judge_only"] + agreement["metric_only"]) == (18, 2)
+
+
 def test_chart_json_escapes_a_label_that_would_close_the_script(client: Any, db: Any) -> None:
     run_id = seed(db, strategies=("long_context", LABEL))
     html = client.get(f"/runs/{run_id}").text
