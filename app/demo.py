@@ -91,8 +91,10 @@ async def run_demo(*, endpoint: Endpoint, settings: Settings, size: str, console
             run_id = run["id"]
             columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("{task.fields[detail]}")]
-            with Progress(*columns, console=console) as progress:
+            # a live bar on a terminal; one line per finished case when the output is a file or a pipe
+            with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
                 task = progress.add_task("cases", total=run["progress"]["total"], detail="")
+                shown = -1
                 while True:
                     run = await _api(client, "GET", f"/api/runs/{run_id}")
                     p = run["progress"]
@@ -100,6 +102,9 @@ async def run_demo(*, endpoint: Endpoint, settings: Settings, size: str, console
                     if p.get("eta_s") is not None:
                         detail += f", about {p['eta_s']:.0f} s left"
                     progress.update(task, completed=p["done"], detail=detail)
+                    if not console.is_terminal and p["done"] != shown:
+                        shown = p["done"]
+                        console.print(f"cases {p['done']}/{p['total']}, {detail}")
                     if run["status"] in TERMINAL:
                         break
                     await asyncio.sleep(1.0)
