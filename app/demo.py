@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.settings import Settings
 from evals.domain import Endpoint
-from evals.report import print_summary
+from evals.report import print_summary, report_console
 from evals.summary import RunSummary
 
 STRATEGIES: list[dict[str, Any]] = [
@@ -137,7 +137,7 @@ def register(cli: typer.Typer) -> None:
         serve: bool = typer.Option(True, "--serve/--no-serve", help="keep serving the dashboard after the run"),
     ) -> None:
         """Run the whole job locally: bundled model, service, demo suite, comparison, dashboard."""
-        console = Console()
+        console = report_console()
         if size not in ("small", "tiny"):
             console.print("[red]error:[/] --size must be small or tiny")
             raise typer.Exit(2)

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evals.cache import SqliteCache
 from evals.domain import CaseResult
 from evals.errors import UserInputError
-from evals.report import print_diagnostics, print_summary
+from evals.report import print_diagnostics, print_summary, report_console
 from evals.runfile import load_run_file, load_suite_for, resolve_embeddings, resolve_endpoints, resolve_judge
 from evals.runner import Engine, make_spec, plan_cases, run_all
 from evals.summary import CaseRow, RunSummary, summarize
@@ -104,7 +104,7 @@ def register(cli: typer.Typer) -> None:
         summary_json: Path | None = typer.Option(None, "--summary-json", help="also write the summary as JSON"),
     ) -> None:
         """Run a comparison headless and print a per-strategy table."""
-        console = Console()
+        console = report_console()
         try:
             summary = asyncio.run(run_file(spec, out, resume=resume, console=console))
         except UserInputError as e:

@@ -8,6 +8,15 @@ from rich.table import Table
 from evals.diagnostics import AttributionRow, JudgeAgreement
 from evals.summary import RunSummary
 
+PLAIN_WIDTH = 160  # columns of the tables when the output is a file or a pipe, not a terminal
+
+
+def report_console() -> Console:
+    """A console for the summary tables: the terminal's width, or :data:`PLAIN_WIDTH` columns when the
+    output is redirected (rich would otherwise squeeze the tables into 80)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PLAIN_WIDTH)
+
 
 def _num(v: float | None, fmt: str = "{:.3f}") -> str:
     return "—" if v is None else fmt.format(v)

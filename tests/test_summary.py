@@ -211,3 +211,14 @@ def test_compare_unknown_strategy_lists_the_run_strategies():
     with pytest.raises(UserInputError) as info:
         compare(run_rows(), "long_context", "dense", scorer="exact_match")
     assert "dense" in str(info.value) and "self_route" in str(info.value)
+
+
+def test_summary_table_keeps_every_column_when_output_is_not_a_terminal(summary, capsys):
+    from evals.report import PLAIN_WIDTH, print_summary, report_console
+
+    console = report_console()
+    assert not console.is_terminal and console.width == PLAIN_WIDTH  # pytest captures stdout
+    print_summary(summary, console)
+    out = capsys.readouterr().out
+    for header in ("latency p50/p95 s", "cached tok", "outcomes"):
+        assert header in out
