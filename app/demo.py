@@ -17,6 +17,7 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.settings import Settings
@@ -154,7 +155,7 @@ def register(cli: typer.Typer) -> None:
                 try:
                     server = stack.enter_context(LocalModelServer())
                 except UserInputError as e:
-                    console.print(f"[red]error:[/] {e}")
+                    console.print(f"[red]error:[/] {escape(str(e))}")
                     raise typer.Exit(2) from e
                 console.print(f"model ready at {server.base_url} in {server.startup_s:.1f} s")
                 endpoint = local_endpoint(server, name="smollm2", max_output_tokens=48)
@@ -167,5 +168,5 @@ def register(cli: typer.Typer) -> None:
             except KeyboardInterrupt:
                 console.print("stopped")
             except DemoError as e:
-                console.print(f"[red]error:[/] {e}")
+                console.print(f"[red]error:[/] {escape(str(e))}")
                 raise typer.Exit(1) from e

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from evals.cache import SqliteCache
@@ -65,7 +66,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     if run.cache:
         cache_path = Path(run.cache) if isinstance(run.cache, str) else Path(".ctxeval/cache.sqlite")
         cache = SqliteCache(cache_path)
-    console.print(f"suite [bold]{suite.name}[/] ({len(suite.questions)} questions, hash {suite.content_hash[:12]}), "
+    console.print(f"suite [bold]{escape(suite.name)}[/] ({len(suite.questions)} questions, hash {suite.content_hash[:12]}), "
                   f"{len(endpoints)} endpoint(s), {len(spec.strategies)} strategies → {len(plans)} cases"
                   + (f", {len(finished)} already done" if finished else ""))
     rows = dict(finished)
@@ -108,7 +109,7 @@ def register(cli: typer.Typer) -> None:
         try:
             summary = asyncio.run(run_file(spec, out, resume=resume, console=console))
         except UserInputError as e:
-            console.print(f"[red]error:[/] {e}")
+            console.print(f"[red]error:[/] {escape(str(e))}")
             raise typer.Exit(2) from e
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.model_dump(mode="json"), indent=2), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evals.diagnostics import AttributionRow, JudgeAgreement
@@ -36,7 +37,7 @@ def summary_table(summary: RunSummary, title: str = "Results per strategy") -> T
         score = "—" if est is None or est.mean is None else f"{est.mean:.2f} [{est.low:.2f}, {est.high:.2f}]"
         outcomes = " ".join(f"{k}={v}" for k, v in g.outcomes.items() if v)
         cached = _num(g.cached_tokens.sum, "{:.0f}") if g.cached_tokens.n else "unknown"
-        t.add_row(g.endpoint, g.strategy, str(g.n), score, _num(g.prompt_tokens.sum, "{:.0f}"), cached,
+        t.add_row(escape(g.endpoint), escape(g.strategy), str(g.n), score, _num(g.prompt_tokens.sum, "{:.0f}"), cached,
                   _num(g.completion_tokens.sum, "{:.0f}"), _num(g.token_share, "{:.0%}"),
                   _num(g.cost_usd.sum, "{:.4f}"),
                   f"{_num(g.latency_s.p50, '{:.2f}')}/{_num(g.latency_s.p95, '{:.2f}')}",
@@ -55,7 +56,7 @@ def attribution_table(rows: list[AttributionRow]) -> Table:
                 "not retrieved share"):
         t.add_column(col, justify="left" if col in ("endpoint", "strategy", "scorer") else "right")
     for r in rows:
-        t.add_row(r.endpoint, r.strategy, r.scorer, str(r.n), str(r.wrong), str(r.not_retrieved),
+        t.add_row(escape(r.endpoint), escape(r.strategy), escape(r.scorer), str(r.n), str(r.wrong), str(r.not_retrieved),
                   str(r.retrieved_wrong), _num(r.not_retrieved_share, "{:.0%}"))
     return t
 
@@ -65,7 +66,7 @@ def agreement_table(rows: list[JudgeAgreement]) -> Table:
     for col in ("judge", "versus", "n", "kappa", "agreement"):
         t.add_column(col, justify="left" if col in ("judge", "versus") else "right")
     for a in rows:
-        t.add_row(a.judge, a.versus, str(a.n), _num(a.kappa), _num(a.agreement, "{:.0%}"))
+        t.add_row(escape(a.judge), escape(a.versus), str(a.n), _num(a.kappa), _num(a.agreement, "{:.0%}"))
     return t
 
 
