@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
+import itertools
 import json
+import math
 import random
 import re
 import time
@@ -33,6 +35,7 @@ from evals.errors import (
 )
 
 RETRY_STATUS = {408, 409, 429}
+POOL_CONNECTIONS = 16  # concurrent requests per httpx connection pool
 OVERFLOW_PATTERNS = re.compile(
     r"maximum context length|longer than the model's context length|exceed\w*[^.]{0,40}context"
     r"|context[_ ]length[_ ]exceeded|tokens \+ `max_new_tokens`|context size|too many tokens"
@@ -175,15 +178,24 @@ class ModelClient:
         if endpoint.api_key is not None and endpoint.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {endpoint.api_key.get_secret_value()}"
         timeout = httpx.Timeout(connect=10.0, read=endpoint.timeout_s, write=60.0, pool=None)
-        limits = httpx.Limits(max_connections=max(endpoint.concurrency * 2, 10),
-                              max_keepalive_connections=max(endpoint.concurrency, 10))
-        self._http = httpx.AsyncClient(base_url=server_root(endpoint.base_url), headers=headers, timeout=timeout,
-                                       transport=transport, limits=limits)
+        # httpcore's pool does work quadratic in its connections on every request, so a high concurrency
+        # is spread over several small pools, taken in turn
+        shards = max(1, math.ceil(endpoint.concurrency / POOL_CONNECTIONS))
+        per_pool = math.ceil(endpoint.concurrency / shards)
+        limits = httpx.Limits(max_connections=max(per_pool * 2, 10), max_keepalive_connections=max(per_pool, 10))
+        self._pools = [httpx.AsyncClient(base_url=server_root(endpoint.base_url), headers=headers, timeout=timeout,
+                                         transport=transport, limits=limits) for _ in range(shards)]
+        self._http = self._pools[0]
+        self._turn = itertools.count()
         self._sleep = sleep
         self._rng = random.Random(seed)
 
+    def _pool(self) -> httpx.AsyncClient:
+        return self._pools[next(self._turn) % len(self._pools)]
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def __aenter__(self) -> ModelClient:
         return self
@@ -244,7 +256,7 @@ class ModelClient:
                            on_first_token: Callable[[], None] | None) -> ChatResponse:
         start = time.perf_counter()
         try:
-            async with self._http.stream("POST", "/v1/chat/completions", json=body) as r:
+            async with self._pool().stream("POST", "/v1/chat/completions", json=body) as r:
                 if r.status_code >= 300:
                     text = (await r.aread()).decode("utf-8", "replace")
                     err = classify_http_error(r.status_code, text)
@@ -380,7 +392,7 @@ class ModelClient:
         attempt = 0
         while True:
             try:
-                r = await asyncio.wait_for(self._http.post("/v1/embeddings", json=body),
+                r = await asyncio.wait_for(self._pool().post("/v1/embeddings", json=body),
                                            timeout=self.endpoint.deadline_s)
                 if r.status_code >= 300:
                     err = classify_http_error(r.status_code, r.text)

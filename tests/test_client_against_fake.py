@@ -210,3 +210,13 @@ async def test_connection_is_reused_after_a_stream_ends(fake_server: FakeServer)
         pool = c._http._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1
         assert pool.connections[0].is_idle()
+
+
+async def test_high_concurrency_spreads_requests_over_small_pools(fake_server: FakeServer) -> None:
+    """httpcore's pool bookkeeping grows with the square of its connections: 64 slots become 4 pools of 16."""
+    async with client(fake_server, concurrency=64) as c:
+        assert len(c._pools) == 4
+        answers = await asyncio.gather(*(c.chat(ask("What is the capital of Freedonia?")) for _ in range(8)))
+        assert {a.text for a in answers} == {"Fredville"}
+        used = [len(p._transport._pool.connections) for p in c._pools]  # type: ignore[attr-defined]
+    assert all(n >= 1 for n in used) and sum(used) <= 8
