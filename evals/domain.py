@@ -10,7 +10,7 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 ENGINE_VERSION = "0.1.0"
 
@@ -80,6 +80,7 @@ class Suite(_Strict):
     questions: list[Question] = Field(min_length=1)
     default_scorers: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    _doc_map: tuple[tuple[int, int], dict[str, Document]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _ids(self) -> Suite:
@@ -101,12 +102,21 @@ class Suite(_Strict):
                     raise ValueError(f"question '{q.id}' lists unknown document '{did}' in doc_ids")
         return self
 
+    def __eq__(self, other: object) -> bool:  # the fields only, not the lookup cache
+        if not isinstance(other, Suite):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
     @property
     def content_hash(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
 
     def document_map(self) -> dict[str, Document]:
-        return {d.id: d for d in self.documents}
+        """Documents by id; built once per documents list (a run looks up every question's documents)."""
+        key = (id(self.documents), len(self.documents))
+        if self._doc_map is None or self._doc_map[0] != key:
+            self._doc_map = (key, {d.id: d for d in self.documents})
+        return self._doc_map[1]
 
     def context_documents(self, question: Question) -> list[Document]:
         """The ordered documents forming ``question``'s long context."""

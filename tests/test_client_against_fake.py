@@ -47,8 +47,10 @@ async def test_ttft_reflects_time_to_first_token(fake_server: FakeServer) -> Non
     async with client(fake_server) as c:
         r = await c.chat(ask("What is the capital of Freedonia?", "The capital of Freedonia is: Fred Ville North."))
     assert r.text == "Fred Ville North"
-    assert r.ttft_s is not None and r.ttft_s >= 0.1
-    assert r.latency_s >= r.ttft_s + 0.04
+    # lower bounds the server sets (first token after 0.1 s, two more 0.02 s apart); a busy client may
+    # read the first token late, so the gap between TTFT and the end is not bounded below
+    assert r.ttft_s is not None and 0.1 <= r.ttft_s <= r.latency_s
+    assert r.latency_s >= 0.1 + 0.04
 
 
 @pytest.mark.parametrize("shape", ["openai", "deepseek", "llamacpp"])
