@@ -12,6 +12,7 @@ its chat completions, so an evaluation can measure what it needs:
 * an error inside a stream (a prompt over ``--n_ctx``, say) becomes an ``error`` event with OpenAI's
   ``context_length_exceeded`` code, where llama-cpp-python alone ends the 200 stream with no data.
 
+With ``CTXEVAL_EXIT_WITH_PARENT=<pid>`` (set by the engine) the server exits when that parent process dies.
 Environment variables named like the server's settings (``HOST``, ``PORT``, ``API_KEY``, ``MODEL``, …)
 are cleared first: every setting comes from the command line. Runs in its own process; the engine
 starts it through :class:`evals.local_model.LocalModelServer` and never imports this module.
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 _ATTR = "_ctxeval_stats"  # set on the Llama object: the server runs one request at a time per model
@@ -157,7 +159,28 @@ def clear_settings_environment() -> None:
             del os.environ[key]
 
 
+PARENT_ENV = "CTXEVAL_EXIT_WITH_PARENT"  # a pid: the server exits when that process is gone
+
+
+def exit_with_parent(environ: Mapping[str, str] = os.environ, *, interval_s: float = 0.5) -> None:
+    """When ``CTXEVAL_EXIT_WITH_PARENT`` names our parent, exit as soon as it dies (killed with
+    SIGKILL, say, with no chance to stop us): the server is reparented and ``getppid`` changes."""
+    raw = environ.get(PARENT_ENV, "")
+    if not raw.isdigit():
+        return
+    parent = int(raw)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main() -> None:
+    exit_with_parent()
+    os.environ.pop(PARENT_ENV, None)
     clear_settings_environment()
     install_usage_reporting()
     from llama_cpp.server.__main__ import main as server_main

@@ -203,6 +203,7 @@ class LocalModelServer:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["CTXEVAL_EXIT_WITH_PARENT"] = str(os.getpid())  # no orphaned server if we are killed
         began = time.perf_counter()
         self._proc = subprocess.Popen(self.command(model_path, port), stdout=self._log,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -275,3 +276,45 @@ def test_cli_model_serve_runs_until_interrupted() -> None:
     assert "stopped" in err
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+
+
+@pytest.mark.slow
+def test_server_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """A parent killed with SIGKILL cannot stop the server; the server notices and exits by itself."""
+    require_local_extra()
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from evals.local_model import LocalModelServer\n"
+        "srv = LocalModelServer(n_ctx=512, threads=1)\n"
+        "srv.__enter__()\n"
+        "print(srv._proc.pid, srv.base_url, flush=True)\n"
+        "time.sleep(600)\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid_text, url = parent.stdout.readline().split()
+        assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 200
+        parent.kill()
+        parent.wait()
+        pid = int(pid_text)
+        deadline = time.monotonic() + 10  # the watch looks every 0.5 s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the server outlived its parent by 10 s")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
