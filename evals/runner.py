@@ -156,6 +156,8 @@ class Engine:
         self.tokenizers = {name: tokenizer_for(ep) for name, ep in endpoints.items()}
         self.chunk_tokenizer = local_tokenizer("cl100k")
         self._counts: dict[str, dict[str, int]] = {name: {} for name in endpoints}
+        # long-context size per endpoint × document list: counted once, shared by the cases in flight
+        self._context_tokens: dict[tuple[str, tuple[str, ...]], asyncio.Future[int]] = {}
 
     async def aclose(self) -> None:
         for c in self.clients.values():
@@ -198,7 +200,7 @@ class Engine:
         result = self._result(plan, q.metadata, out, llm)
         if result.context_tokens is None:
             try:
-                result.context_tokens = await ctx.count(prompts.render_documents(ctx.documents))
+                result.context_tokens = await self._long_context_tokens(plan.endpoint, ctx)
             except CtxevalError:
                 result.context_tokens = None
         self._score(result)
@@ -206,6 +208,16 @@ class Engine:
             await self._judge(result)
         self._attribute(result)
         return result
+
+    async def _long_context_tokens(self, endpoint: str, ctx: CaseContext) -> int:
+        """Tokens of the question's whole context, rendered and counted once per document list (a
+        1M-token corpus shared by every question is not rendered again for each of them)."""
+        key = (endpoint, tuple(d.id for d in ctx.documents))
+        future = self._context_tokens.get(key)
+        if future is None:
+            future = self._context_tokens[key] = asyncio.ensure_future(
+                ctx.count(prompts.render_documents(ctx.documents)))
+        return await asyncio.shield(future)
 
     def _result(self, plan: CasePlan, qmeta: dict[str, Any], out: StrategyOutput, llm: LLM) -> CaseResult:
         outcome = out.outcome

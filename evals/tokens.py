@@ -77,6 +77,7 @@ class ServerTokenizer:
     """
 
     PATHS = (("/tokenize", "/detokenize"), ("/extras/tokenize", "/extras/detokenize"))
+    remote = True  # counting is an HTTP request: never on the event loop
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:

@@ -195,3 +195,24 @@ async def test_local_embedder_runs_offline_and_ranks_by_meaning():
     assert int(np.argmax(vectors @ q)) == 0
     await emb.embed_corpus(docs)
     assert emb.requests == 3  # the corpus again is free; the query cost one batch
+
+
+def test_corpus_hash_is_memoised_by_document_identity_and_follows_content(monkeypatch):
+    import evals.retrieval.base as base
+
+    calls: list[int] = []
+    original = base.stable_hash
+
+    def counting(value):
+        calls.append(1)
+        return original(value)
+
+    monkeypatch.setattr(base, "stable_hash", counting)
+    cache = IndexCache()
+    docs = make_suite().documents
+    first = cache.corpus_hash(docs)
+    assert cache.corpus_hash(list(docs)) == first and len(calls) == 1  # same objects: no new hash
+    copies = [d.model_copy() for d in docs]
+    assert cache.corpus_hash(copies) == first and len(calls) == 2  # equal content, other objects
+    changed = [*copies[:-1], copies[-1].model_copy(update={"text": "other"})]
+    assert cache.corpus_hash(changed) != first

@@ -198,3 +198,59 @@ async def test_case_depth_is_the_target_depth_with_the_measured_one_kept():
     results = await run_cases(suite, endpoint(), [StrategySpec(name="long_context")], MockModel())
     r = results[("q1", "long_context")]
     assert r.depth == 50.0 and r.metadata["depth_measured"] == 47.3
+
+
+async def test_whole_context_is_rendered_and_counted_once_per_document_list(monkeypatch):
+    """Every rag case records its question's long-context size; a shared corpus is counted once."""
+    import evals.runner as runner_module
+
+    base = make_suite()
+    questions = [Question(id=f"q{i}", question=f"What is the special magic number for city {i}?",
+                          answers=["unanswerable"]) for i in range(6)]
+    suite = Suite(name="shared", documents=base.documents, questions=questions)
+    rendered: list[int] = []
+    original = runner_module.prompts.render_documents
+
+    def counting(docs):
+        rendered.append(len(docs))
+        return original(docs)
+
+    monkeypatch.setattr(runner_module.prompts, "render_documents", counting)
+    results = await run_cases(suite, endpoint(concurrency=6), [StrategySpec(name="rag")], MockModel())
+    sizes = {r.context_tokens for r in results.values()}
+    assert len(results) == 6 and len(sizes) == 1 and next(iter(sizes)) > 1000
+    assert rendered.count(len(suite.documents)) == 1
+
+
+async def test_short_texts_are_counted_inline_and_server_counts_in_a_thread():
+    import threading
+
+    from evals.strategies.base import CaseContext
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self, remote: bool) -> None:
+            self.remote = remote
+            self.threads: list[str] = []
+
+        def count(self, text: str) -> int:
+            self.threads.append(threading.current_thread().name)
+            return len(text.split())
+
+        def encode(self, text: str) -> list[int]:
+            return []
+
+        def decode(self, ids: list[int]) -> str:
+            return ""
+
+    main = threading.current_thread().name
+    for remote, expect_main in ((False, True), (True, False)):
+        tok = Counting(remote)
+        ctx = CaseContext.__new__(CaseContext)
+        ctx.tokenizer, ctx.count_cache = tok, {}
+        assert await ctx.count("a short question") == 3
+        assert await ctx.count("a short question") == 3  # memoised
+        assert tok.threads == [main] if expect_main else (len(tok.threads) == 1 and tok.threads[0] != main)
+        assert await ctx.count("word " * 5000) == 5000  # long: always in a worker thread
+        assert tok.threads[-1] != main

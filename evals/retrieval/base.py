@@ -146,10 +146,25 @@ class IndexCache:
         self._locks: dict[str, asyncio.Lock] = {}
         self._max = max_items
         self.builds = 0
+        # corpus hashes by the identity of the document objects (kept referenced, so ids stay theirs):
+        # every case of a run asks with the same documents, and hashing 1M tokens costs milliseconds
+        self._hashes: OrderedDict[tuple[int, ...], tuple[str, list[Document]]] = OrderedDict()
+
+    def corpus_hash(self, docs: list[Document]) -> str:
+        ident = tuple(id(d) for d in docs)
+        hit = self._hashes.get(ident)
+        if hit is not None:
+            self._hashes.move_to_end(ident)
+            return hit[0]
+        value = stable_hash([[d.id, d.title, d.text] for d in docs])
+        self._hashes[ident] = (value, list(docs))
+        while len(self._hashes) > 4 * self._max:
+            self._hashes.popitem(last=False)
+        return value
 
     async def get(self, docs: list[Document], chunking: ChunkingParams, retriever: Retriever,
                   tokenizer: Tokenizer, env: RetrievalEnv) -> Index:
-        corpus_hash = stable_hash([[d.id, d.title, d.text] for d in docs])
+        corpus_hash = self.corpus_hash(docs)
         key = stable_hash([corpus_hash, chunking.key, retriever.key(env), env.embed_key, tokenizer.name])
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:

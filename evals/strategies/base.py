@@ -7,6 +7,7 @@ whose parameters are validated by the strategy's ``Params`` model and stored wit
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from evals.domain import (
     Suite,
     Truncation,
     Usage,
-    stable_hash,
 )
 from evals.errors import UserInputError
 from evals.retrieval.base import IndexCache, RetrievalEnv
 from evals.tokens import Tokenizer
+
+INLINE_COUNT_CHARS = 8192  # texts up to this size are counted on the event loop (tens of microseconds)
 
 
 class LLM:
@@ -95,10 +97,14 @@ class CaseContext:
         return self.llm.endpoint
 
     async def count(self, text: str) -> int:
-        """Token count with a per-engine memo (long contexts are shared by many questions)."""
-        key = stable_hash(text) if len(text) > 256 else text
+        """Token count with a per-engine memo (long contexts are shared by many questions). Short texts
+        are counted inline: a hop to a worker thread costs more than counting them."""
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if len(text) > 256 else text
         if key not in self.count_cache:
-            self.count_cache[key] = await asyncio.to_thread(self.tokenizer.count, text)
+            if len(text) <= INLINE_COUNT_CHARS and not getattr(self.tokenizer, "remote", False):
+                self.count_cache[key] = self.tokenizer.count(text)
+            else:
+                self.count_cache[key] = await asyncio.to_thread(self.tokenizer.count, text)
         return self.count_cache[key]
 
 
