@@ -45,10 +45,10 @@ def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> di
     }
 
 
-def _comparison(session: Any, run_id: int, a: str, b: str, scorer: str | None,
-                endpoint: str | None) -> tuple[PairedComparison | None, str | None]:
+def _comparison(session: Any, run_id: int, a: str, b: str, scorer: str | None, endpoint: str | None,
+                rows: list[Any] | None = None) -> tuple[PairedComparison | None, str | None]:
     try:
-        return statistics.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint), None
+        return statistics.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint, rows=rows), None
     except (CtxevalError, ServiceError) as e:
         return None, str(e)
 
@@ -73,10 +73,10 @@ def report_data(session: Any, run: RunPublic) -> ReportData:
         if key in _reports:
             _reports.move_to_end(key)
             return _reports[key]
-    summary = statistics.summary(session, run.id)
-    rows = statistics.case_rows(session, run.id) if summary.n else []
+    rows = statistics.case_rows(session, run.id)  # read once for the summary, charts and comparison
+    summary = statistics.summary(session, run.id, rows=rows)
     pair = report.default_pair(run.spec)
-    comparison = _comparison(session, run.id, pair[0], pair[1], None, None)[0] if pair and rows else None
+    comparison = _comparison(session, run.id, pair[0], pair[1], None, None, rows)[0] if pair and rows else None
     data = ReportData(summary, build_charts(run, summary, rows) if rows else None, comparison)
     with _reports_lock:
         _reports[key] = data

@@ -377,3 +377,29 @@ def test_new_run_form_takes_more_scorers_a_judge_and_embeddings(client: Any, db:
     assert spec["judge"]["name"] == "judge" and spec["embeddings"]["source"] == "local"
     r = client.post("/runs/new", data={**form, "more_scorers": "nonsense"})
     assert r.status_code == 422 and "unknown scorer" in r.text
+
+
+def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_every_time(client: Any, db: Any,
+                                                                               monkeypatch: Any) -> None:
+    from app.services import statistics
+
+    calls: list[int] = []
+    real = statistics.summarize
+
+    def counting(rows: Any, **kw: Any) -> Any:
+        calls.append(len(rows))
+        return real(rows, **kw)
+
+    monkeypatch.setattr(statistics, "summarize", counting)
+    done = seed(db)
+    first = client.get(f"/api/runs/{done}/summary").json()
+    assert client.get(f"/api/runs/{done}/summary").json() == first
+    client.get(f"/runs/{done}")  # the page shares the cached summary
+    assert calls == [18]
+    assert client.get(f"/api/runs/{done}/summary", params={"primary": "retrieval_recall"}).json()["primary"] \
+        == "retrieval_recall"
+    assert len(calls) == 2
+    active = seed(db, status="running")
+    client.get(f"/api/runs/{active}/summary")
+    client.get(f"/api/runs/{active}/summary")
+    assert len(calls) == 4
