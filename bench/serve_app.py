@@ -1,7 +1,7 @@
 """``python -m bench.serve_app DATABASE_URL``: the service (no execution, auth off) on a free loopback
 port, printing ``BENCH_APP_PORT=<port>``. A request with the header ``x-bench-cold: 1`` first empties the
-report page's in-process cache, so the page is measured as its first view (and every view of a run
-still going) costs."""
+in-process caches of report pages and of finished runs' summaries, so a request is measured as its first
+view (and every view of a run still going) costs."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ class ColdReports:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and (b"x-bench-cold", b"1") in scope.get("headers", []):
+            from app.services import statistics
             from app.web import pages_report
 
             with pages_report._reports_lock:
                 pages_report._reports.clear()
+            with statistics._summaries_lock:
+                statistics._summaries.clear()
         await self.app(scope, receive, send)
 
 

@@ -216,3 +216,17 @@ def test_corpus_hash_is_memoised_by_document_identity_and_follows_content(monkey
     assert cache.corpus_hash(copies) == first and len(calls) == 2  # equal content, other objects
     changed = [*copies[:-1], copies[-1].model_copy(update={"text": "other"})]
     assert cache.corpus_hash(changed) != first
+
+
+def test_top_k_matches_a_full_sort_with_ties_by_position():
+    import numpy as np
+
+    from evals.retrieval.base import top_k
+
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 50, 500):
+        scores = rng.integers(0, 6, size=n).astype(np.float64)  # many ties
+        scores[rng.random(n) < 0.2] = -np.inf
+        full = np.lexsort((np.arange(n), -scores))
+        for k in (1, 3, 10, n, n + 5):
+            assert top_k(scores, k).tolist() == full[:k].tolist()

@@ -129,13 +129,26 @@ class Index:
         s = np.asarray(await self.retriever.scores(query, env, mask), dtype=np.float64)
         if mask is not None:
             s = np.where(mask, s, -np.inf)
-        order = np.lexsort((np.arange(len(s)), -s))  # score desc, then position asc
+        order = top_k(s, k)
         out = []
-        for i in order[:k]:
+        for i in order:
             if not np.isfinite(s[i]):
                 break
             out.append((self.chunks[int(i)], float(s[i])))
         return out
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, ties by position; without sorting every score
+    (a partition finds the k-th score, and only the candidates at or above it are sorted)."""
+    n = len(scores)
+    neg = -scores
+    if k < n:
+        kth = np.partition(neg, k - 1)[k - 1]
+        candidates = np.flatnonzero(neg <= kth)
+    else:
+        candidates = np.arange(n)
+    return candidates[np.lexsort((candidates, neg[candidates]))][:k]
 
 
 class IndexCache:
