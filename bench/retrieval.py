@@ -18,10 +18,11 @@ from typing import Any
 import bm25s
 import numpy as np
 
-from bench.common import Figure, Row, Sizes, alternate, percentile
+from bench.common import Figure, Row, Sizes, alternate
 from bench.data import corpus_suite
 from evals.retrieval.base import IndexCache, RetrievalEnv, build_retriever
 from evals.retrieval.chunking import Chunk, ChunkingParams, chunk_documents
+from evals.stats import percentile
 from evals.tokens import local_tokenizer
 
 NAME = "retrieval"
@@ -108,8 +109,8 @@ def run(sizes: Sizes, log: Callable[[str], None] = print) -> list[Row]:
         return 1000 * float(np.median(times))
 
     query = alternate({"ctxeval": ctxeval_query, "bm25s": bm25s_query}, sizes.reps, log=log)
-    ctx_p95 = 1000 * percentile(state["ctxeval_query_times"], 0.95)
-    ref_p95 = 1000 * percentile(state["bm25s_query_times"], 0.95)
+    ctx_p95 = 1000 * percentile(state["ctxeval_query_times"], 95)
+    ref_p95 = 1000 * percentile(state["bm25s_query_times"], 95)
     size = f"{corpus_tokens:,} tokens (cl100k) in {len(docs)} documents → {len(chunks):,} chunks"
     reps = f"median of {sizes.reps} alternating reps"
     extra = {"corpus_tokens": corpus_tokens, "documents": len(docs), "chunks": len(chunks),

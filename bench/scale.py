@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 from sqlalchemy import insert, select
 
-from bench.common import Figure, Row, Sizes, alternate, percentile, process, skipped
+from bench.common import Figure, Row, Sizes, alternate, process, skipped
 from bench.dbs import databases
 from evals.domain import Endpoint, RunSpec, StrategySpec, case_id_for
+from evals.stats import percentile
 
 NAME = "scale"
 KINDS = ("sqlite", "postgres")
@@ -147,7 +148,7 @@ def run(sizes: Sizes, log: Callable[[str], None] = print, *, kinds: tuple[str, .
             got = measure_kind(factories[kind](kind), n, sizes, log)
             s = got["samples"]
             ref = Figure(f"SELECT of the light columns ({label})", "ms", s["query"], higher_is_better=False,
-                         detail=f"p95 {percentile(s['query'], 0.95):.0f} ms")
+                         detail=f"p95 {percentile(s['query'], 95):.0f} ms")
             extra = {"cases": n, "insert_s": got["insert_s"], "samples": s,
                      "page_warm_p50_ms": Figure("", "ms", s["page_warm"]).value,
                      "summary_warm_p50_ms": Figure("", "ms", s["summary_warm"]).value}
@@ -155,11 +156,11 @@ def run(sizes: Sizes, log: Callable[[str], None] = print, *, kinds: tuple[str, .
                             reference=ref, extra=extra,
                             ctxeval=Figure("GET /api/runs/{id}/summary (first view)", "ms", s["summary"],
                                            higher_is_better=False,
-                                           detail=f"p95 {percentile(s['summary'], 0.95):.0f} ms; warm p50 "
+                                           detail=f"p95 {percentile(s['summary'], 95):.0f} ms; warm p50 "
                                                   f"{extra['summary_warm_p50_ms']:.1f} ms")))
             rows.append(Row(bench=NAME, what=whats[1], conditions=cond + "; page cache emptied before each request",
                             reference=ref, extra=extra,
                             ctxeval=Figure("GET /runs/{id} (first view)", "ms", s["page"], higher_is_better=False,
-                                           detail=f"p95 {percentile(s['page'], 0.95):.0f} ms; warm p50 "
+                                           detail=f"p95 {percentile(s['page'], 95):.0f} ms; warm p50 "
                                                   f"{extra['page_warm_p50_ms']:.0f} ms")))
     return rows

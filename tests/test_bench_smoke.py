@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bench import engine, report
-from bench.common import Figure, Row, Sizes, alternate, fast_fake, percentile
+from bench.common import Figure, Row, Sizes, alternate, fast_fake
 from bench.data import short_suite
 
 TINY = Sizes.tiny()
@@ -43,7 +43,6 @@ def test_alternation_and_orientation_of_the_ratio() -> None:
     slower = Row("x", "time", "c", Figure("ctxeval", "s", [2.0], higher_is_better=False),
                  Figure("peer", "s", [8.0], higher_is_better=False))
     assert faster.ratio == 0.5 and slower.ratio == 4.0
-    assert percentile([1, 2, 3, 4, 5], 0.5) == 3 and percentile([1, 2], 0.95) == pytest.approx(1.95)
 
 
 def test_the_fast_fake_server_streams_and_answers_plainly() -> None:
