@@ -1,5 +1,6 @@
 """Team mode: the API executes nothing (``--execution none``); two ``ctxeval worker`` processes on
-PostgreSQL share one run, each case executed once, the endpoint's concurrency never exceeded."""
+PostgreSQL share one run, each case executed once, the endpoint's concurrency never exceeded; with one
+worker stopped, the other executes the next run alone."""
 
 from __future__ import annotations
 
@@ -15,7 +16,19 @@ from app.services import execution
 from app.settings import Settings
 from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.service.execution.conftest import CHAT, finished, start_run, wait_for
-from tests.service.execution.processes import working
+from tests.service.execution.processes import stop, working
+from tests.service.factories import suite_body
+
+
+def _cases_by_executor(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text(
+                "SELECT executor_id, count(*) FROM dbos.workflow_status WHERE name = 'ctxeval.case' "
+                "GROUP BY executor_id")).all())
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -23,23 +36,29 @@ from tests.service.execution.processes import working
 def test_two_workers_share_a_run_on_postgres(fresh_pg_url, tmp_path):
     settings = Settings(database_url=fresh_pg_url, execution="none")
     with run_in_thread(FakeConfig(first_token_latency_s=0.15)) as fake, contextlib.ExitStack() as stack:
-        for name in ("w1", "w2"):
-            stack.enter_context(working(fresh_pg_url, name, tmp_path / f"{name}.log"))
+        w1 = stack.enter_context(working(fresh_pg_url, "w1", tmp_path / "w1.log"))
+        stack.enter_context(working(fresh_pg_url, "w2", tmp_path / "w2.log"))
         with TestClient(create_app(settings)) as c:
             assert execution._runtime is None  # this process executes nothing
             run = start_run(c, fake, questions=8, concurrency=2)
             done = wait_for(c, run["id"], finished, timeout_s=120)
             cases = c.get(f"/api/runs/{run['id']}/cases", params={"limit": 100}).json()["data"]
-        stats = fake.stats()
+            stats = fake.stats()
+            first = _cases_by_executor(fresh_pg_url)
+            # which worker dequeues a case is up to their polling; that each can is shown by stopping w1:
+            # the next run on the same endpoint queue is executed by w2 alone
+            stop(w1)
+            eid = c.get("/api/endpoints").json()["data"][0]["id"]
+            sid = c.post("/api/suites", json=suite_body(name="again", n_questions=4, salt=" again")).json()["id"]
+            second = c.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
+                                               "strategies": [{"name": "no_context"}, {"name": "long_context"}]})
+            assert second.status_code == 201, second.text
+            assert wait_for(c, second.json()["id"], finished, timeout_s=120)["status"] == "completed"
     assert done["status"] == "completed" and done["progress"]["done"] == 16
     assert len({x["case_id"] for x in cases}) == 16
     assert not any(x["from_cache"] for x in cases)  # a case executed twice would have hit the cache
     assert stats["by_path"][CHAT] == 16  # each case asked exactly once
     assert stats["max_in_flight"] <= 2  # the endpoint's concurrency, across both processes
-    engine = make_engine(fresh_pg_url)
-    with engine.connect() as conn:
-        by_executor = dict(conn.execute(sa.text(
-            "SELECT executor_id, count(*) FROM dbos.workflow_status WHERE name = 'ctxeval.case' "
-            "GROUP BY executor_id")).all())
-    engine.dispose()
-    assert set(by_executor) == {"w1", "w2"} and sum(by_executor.values()) == 16
+    assert set(first) <= {"w1", "w2"} and sum(first.values()) == 16
+    after = _cases_by_executor(fresh_pg_url)
+    assert {k: after.get(k, 0) - first.get(k, 0) for k in ("w1", "w2")} == {"w1": 0, "w2": 8}
