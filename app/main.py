@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from app import log_scrub
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
@@ -39,6 +40,7 @@ TAGS = [
 def create_app(settings: Settings | None = None, *, db: Engine | None = None) -> FastAPI:
     """The service. ``db`` lets a caller share an engine; otherwise one is made from the settings."""
     settings = settings or Settings()
+    log_scrub.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

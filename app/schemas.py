@@ -68,7 +68,9 @@ class EndpointCreate(Endpoint):
 EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointUpdate",
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
-    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
+    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it, unless "
+            "``base_url`` changes: a key is only sent to the base URL it was entered with, so a new "
+            "``base_url`` without an ``api_key`` removes the stored key.",
     api_key=(SecretStr | None, None),
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
@@ -78,6 +80,9 @@ EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
     id=(int, ...),
     has_api_key=(bool, ...),
+    api_key_cleared=(bool, Field(default=False, description="true on the answer to a change of base_url "
+                                 "that removed the stored key (a key is only sent to the URL it was "
+                                 "entered with); enter the key again for the new URL")),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
     **{name: (f.annotation, f) for name, f in _ENDPOINT_FIELDS.items()},

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from app import crud
+from app import crud, log_scrub
 from app.db import make_engine, session_scope
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
@@ -42,6 +42,7 @@ from app.services.dispatch import (
 from app.services.engines import EngineCache
 from app.settings import Settings
 from evals.domain import CaseResult, Outcome
+from evals.redact import scrub
 
 log = logging.getLogger("ctxeval.execution")
 
@@ -67,6 +68,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
     """Launch DBOS on the running event loop: it recovers this executor's unfinished work, then
     executes queued work. Case workflows run on this loop."""
     global _runtime
+    log_scrub.install()  # a worker's logs are scrubbed of keys as the service's are
     if _runtime is not None:
         raise RuntimeError("an executor is already running in this process")
     db = db or make_engine(settings.database_url)
@@ -120,7 +122,7 @@ def _fail(run_id: int, attempt: int, message: str) -> None:
         session.execute(update(RunRecord).where(
             col(RunRecord.id) == run_id, col(RunRecord.attempt) == attempt,
             col(RunRecord.status).in_((RunStatus.queued.value, RunStatus.running.value)),
-        ).values(status=RunStatus.failed.value, error=message[:2000], finished_at=utcnow()))
+        ).values(status=RunStatus.failed.value, error=scrub(message)[:2000], finished_at=utcnow()))
 
 
 def _finish(run_id: int, attempt: int) -> str:
