@@ -13,7 +13,7 @@ from app import log_scrub
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimit
+from app.middleware import BodySizeLimit, CrossSiteGuard, HostCheck, JsonBodyLimits
 from app.services.dispatch import Dispatcher
 from app.settings import Settings
 from app.web import install as install_dashboard
@@ -68,8 +68,12 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
     app.state.db = db
     app.state.dispatcher = None
     install_error_handlers(app)
+    # middleware runs outermost last-added: Host, cross-site, (dashboard cookie), body size, JSON limits
+    app.add_middleware(JsonBodyLimits)
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
     app.include_router(public_router)
     app.include_router(api_router)
     install_dashboard(app)
+    app.add_middleware(CrossSiteGuard, trusted_origins=settings.trusted_origin_set)
+    app.add_middleware(HostCheck, names=settings.host_names)
     return app

@@ -199,6 +199,7 @@ def load_yaml(text: str, *, source: str | None = None, max_depth: int = MAX_DEPT
     except RecursionError:
         raise LimitError(f"not accepted: YAML nested deeper than {max_depth} levels", source=source) from None
     except ValueError as e:  # e.g. an integer over Python's digit limit
-        raise LimitError(f"not accepted: {e}", source=source) from None
+        reason = "an integer is outside the 64-bit range" if "integer" in str(e) else str(e)
+        raise LimitError(f"not accepted: {reason}", source=source) from None
     check_value(value, source=source, max_depth=max_depth)
     return value

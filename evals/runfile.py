@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from evals.domain import Endpoint, StrategySpec, Suite
 from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
+from evals.limits import load_yaml
 from evals.suites.io import yaml_line
 from evals.tokens import local_tokenizer
 
@@ -75,7 +76,7 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
         raise UserInputError(f"not UTF-8 text (byte {e.start})", source=str(p)) from e
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text, source=str(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise UserInputError(f"invalid YAML: {getattr(e, 'problem', e)}", source=str(p),
