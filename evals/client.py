@@ -213,7 +213,7 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _read_at_most(r: httpx.Response, limit: int) -> bytes:
+async def read_at_most(r: httpx.Response, limit: int) -> bytes:
     """Up to ``limit`` bytes of the body; the rest is never read (the connection is dropped)."""
     buf = bytearray()
     async for chunk in r.aiter_bytes():
@@ -341,7 +341,7 @@ class ModelClient:
         try:
             async with self._pool().stream("POST", "/v1/chat/completions", json=body) as r:
                 if r.status_code >= 300:
-                    text = (await _read_at_most(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+                    text = (await read_at_most(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
                     err = classify_http_error(r.status_code, text, secrets=self._secrets)
                     should = r.headers.get("x-should-retry")
                     if should == "true" and not isinstance(err, ContextOverflowError):
@@ -355,7 +355,7 @@ class ModelClient:
                 try:
                     if "text/event-stream" not in ctype:
                         # JSON escapes can take 6 bytes a character: room for an answer at the limit
-                        raw = await _read_at_most(r, 8 * limit + ERROR_BODY_BYTES)
+                        raw = await read_at_most(r, 8 * limit + ERROR_BODY_BYTES)
                         if len(raw) > 8 * limit + ERROR_BODY_BYTES - 1:
                             raise AnswerTooLongError(
                                 f"answer too long: the response body passed {8 * limit + ERROR_BODY_BYTES:,} "

@@ -19,14 +19,14 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from evals.client import ModelClient, _read_at_most, auth_headers, classify_http_error, normalise_usage
+from evals.client import ModelClient, auth_headers, classify_http_error, normalise_usage, read_at_most
 from evals.domain import Endpoint
 from evals.errors import EndpointError
 from evals.redact import excerpt
+from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
 
 NOTE_CHARS = 200  # of a body, the most a note in ``errors`` repeats
 PROBE_BODY_BYTES = 1024 * 1024  # a probe reads no more of any answer
-from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
 
 TINY_CHAT = [{"role": "user", "content": "Reply with the single word OK."}]
 PROBE_TOOL = {"type": "function", "function": {
@@ -102,7 +102,7 @@ class _Probe:
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """(status, parsed JSON) of a request, reading at most PROBE_BODY_BYTES of the answer."""
         async with self.http.stream(method, path, json=body) as resp:
-            raw = await _read_at_most(resp, PROBE_BODY_BYTES + 1)
+            raw = await read_at_most(resp, PROBE_BODY_BYTES + 1)
         text = raw[:PROBE_BODY_BYTES].decode("utf-8", "replace")
         if resp.status_code >= 300:
             secret = self.ep.api_key.get_secret_value() if self.ep.api_key else None
@@ -126,7 +126,7 @@ class _Probe:
     async def models(self) -> None:
         try:
             async with self.http.stream("GET", "/v1/models") as resp:
-                raw = await _read_at_most(resp, PROBE_BODY_BYTES + 1)
+                raw = await read_at_most(resp, PROBE_BODY_BYTES + 1)
         except httpx.TransportError as e:
             raise ConnectionError(f"cannot reach {self.ep.base_url}: {type(e).__name__}") from e
         self.r.reachable = True
