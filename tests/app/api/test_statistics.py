@@ -10,7 +10,7 @@ import pytest
 
 from app.db import make_engine, session_scope
 from evals.domain import Outcome
-from tests.service.helpers import case_result, store, stored_run
+from tests.app.helpers import case_result, store, stored_run
 
 LC = [1.0, 1.0, 0.0, 1.0]  # long_context exact_match per question
 RAG = [1.0, 0.0, 0.0, 0.0]

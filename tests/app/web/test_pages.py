@@ -12,8 +12,8 @@ import pytest
 
 from app.db import session_scope
 from app.web.render import CSP
-from tests.web.conftest import make_client
-from tests.web.data import HOSTILE, SECRET, stored_run
+from tests.app.web.conftest import make_client
+from tests.app.web.data import HOSTILE, SECRET, stored_run
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 LABEL = "</script><script>alert(2)</script>"  # a strategy label that would end a script element
@@ -228,7 +228,7 @@ def test_runs_filters(client: Any, db: Any) -> None:
 
 
 def test_upload_a_suite_file(client: Any) -> None:
-    from tests.web.data import suite
+    from tests.app.web.data import suite
 
     body = suite(3).model_dump_json().encode()
     r = client.post("/suites/upload", files={"file": ("mine.json", body, "application/json")})
@@ -351,7 +351,7 @@ def test_generate_and_summary_over_the_api_match_the_pages(client: Any) -> None:
 
 
 def test_report_follows_new_cases(client: Any, db: Any) -> None:
-    from tests.web.data import case, suite
+    from tests.app.web.data import case, suite
 
     run_id = seed(db, status="running", with_cases=False)
     assert "No case has finished yet" in client.get(f"/runs/{run_id}").text

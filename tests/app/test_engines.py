@@ -9,7 +9,7 @@ import pytest
 from app.db import make_engine, session_scope
 from app.services import engines as engines_module
 from app.services.engines import EngineCache
-from tests.service.helpers import stored_run
+from tests.app.helpers import stored_run
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from app.models import CaseDetailRecord, CaseRecord
 from app.services import cases as case_service
 from app.services.cache import DbResponseCache
 from evals.domain import Outcome, RetrievedChunk
-from tests.service.helpers import case_result, store, stored_run
+from tests.app.helpers import case_result, store, stored_run
 
 
 @pytest.fixture

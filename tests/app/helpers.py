@@ -10,7 +10,7 @@ from app import crud
 from app.models import RunRecord
 from app.services import cases as case_service
 from evals.domain import CallRecord, CaseResult, Endpoint, Outcome, RunSpec, StrategySpec, Suite, Usage
-from tests.service.factories import suite_body
+from tests.app.factories import suite_body
 
 
 def stored_run(session: Session, *, n_questions: int = 3, strategies: tuple[str, ...] = ("long_context", "rag"),

@@ -6,7 +6,7 @@ import pytest
 
 from evals import prompts
 from evals.tokens import local_tokenizer
-from tests.service.factories import endpoint_body, suite_body
+from tests.app.factories import endpoint_body, suite_body
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from evals.local_model import (
 )
 from evals.tokens import ServerTokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 NEEDLES = [("lucky-otter", "4817263", 0.3), ("calm-river", "9052317", 0.7), ("red-kite", "3366128", 0.1)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tests.service.factories import endpoint_body
+from tests.app.factories import endpoint_body
 
 SECRET = "sk-secret-abc123"
 

@@ -14,7 +14,7 @@ import pytest
 import typer
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 KNOWN_COMMANDS = {("migrate",), ("serve",), ("worker",), ("model", "serve")}
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")

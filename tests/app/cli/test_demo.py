@@ -12,7 +12,7 @@ from app.demo import run_demo
 from app.settings import Settings
 from evals.domain import Endpoint
 from evals.local_model import free_port
-from tests.test_local_model import require_local_extra
+from tests.app.localmodel.test_local_model import require_local_extra
 
 
 def settings_for(tmp_path) -> Settings:

@@ -7,8 +7,8 @@ import io
 import json
 
 from tests.fakes.openai_server import FakeConfig, run_in_thread
-from tests.service.execution.conftest import CHAT, finished, start_run, wait_for
-from tests.service.factories import endpoint_body, suite_body
+from tests.app.execution.conftest import CHAT, finished, start_run, wait_for
+from tests.app.factories import endpoint_body, suite_body
 
 SECRET = endpoint_body()["api_key"]
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
-from tests.service.factories import endpoint_body, suite_body
+from tests.app.factories import endpoint_body, suite_body
 
 CHAT = "/v1/chat/completions"
 

@@ -28,8 +28,8 @@ from app import crud
 from app.db import make_engine, session_scope
 from app.main import create_app
 from app.settings import Settings
-from tests.service.conftest import migrate_everything
-from tests.service.factories import endpoint_body, suite_body
+from tests.app.conftest import migrate_everything
+from tests.app.factories import endpoint_body, suite_body
 
 _DB = Path(tempfile.mkdtemp(prefix="ctxeval-fuzz-")) / "ctxeval.db"
 APP = create_app(Settings(database_url=f"sqlite:///{_DB}", execution="none", auth="on"))

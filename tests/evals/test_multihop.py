@@ -16,7 +16,7 @@ from evals.errors import UserInputError
 from evals.suites.registry import generate, generator, list_kinds
 from evals.tokens import local_tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOK = local_tokenizer("cl100k")
 MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.service.factories import suite_body
+from tests.app.factories import suite_body
 
 
 def test_store_returns_the_same_version_for_identical_content(client):
