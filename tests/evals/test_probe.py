@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from evals.cli import cli
+from app.cli import cli
 from evals.domain import Endpoint
 from evals.probe import ProbeResult, cache_prompt, probe, tokenizer_for
 from evals.tokens import ServerTokenizer, local_tokenizer

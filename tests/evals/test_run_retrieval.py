@@ -10,11 +10,11 @@ import textwrap
 import pytest
 from rich.console import Console
 
-from evals.cli_run import run_file
+from app.cli.run import run_file
+from app.cli.runfile import load_run_file, resolve_embeddings, resolve_judge
 from evals.diagnostics import error_attribution, judge_agreement
 from evals.domain import Outcome, StrategySpec
 from evals.errors import UserInputError
-from evals.runfile import load_run_file, resolve_embeddings, resolve_judge
 from evals.suites.io import dump_suite
 from evals.summary import CaseRow, summarize
 from tests.fakes.openai_server import FakeConfig, run_in_thread
@@ -107,6 +107,6 @@ def test_run_file_judge_by_name_and_embedding_endpoint_key(tmp_path, monkeypatch
     monkeypatch.setenv("EMB_KEY", "sk-emb")
     settings = resolve_embeddings(run)
     assert settings.endpoint.api_key.get_secret_value() == "sk-emb" and settings.batch_size == 16
-    from evals.runfile import resolve_endpoints
+    from app.cli.runfile import resolve_endpoints
 
     assert resolve_judge(run, resolve_endpoints(run)).name == "fake"

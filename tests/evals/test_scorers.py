@@ -7,7 +7,7 @@ import pytest
 from rouge_score import rouge_scorer
 from typer.testing import CliRunner
 
-from evals.cli import cli
+from app.cli import cli
 from evals.domain import CaseResult, Evidence, Question, RetrievedChunk
 from evals.errors import UserInputError
 from evals.scorers import (

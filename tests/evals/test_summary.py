@@ -214,7 +214,7 @@ def test_compare_unknown_strategy_lists_the_run_strategies():
 
 
 def test_summary_table_keeps_every_column_when_output_is_not_a_terminal(summary, capsys):
-    from evals.report import PLAIN_WIDTH, print_summary, report_console
+    from app.cli.report import PLAIN_WIDTH, print_summary, report_console
 
     console = report_console()
     assert not console.is_terminal and console.width == PLAIN_WIDTH  # pytest captures stdout
@@ -226,7 +226,7 @@ def test_summary_table_keeps_every_column_when_output_is_not_a_terminal(summary,
 def test_summary_table_shows_strategy_labels_with_brackets_as_text(capsys):
     from rich.console import Console
 
-    from evals.report import print_summary
+    from app.cli.report import print_summary
 
     rows = [row(q, s, 1.0) for q in ("q1", "q2") for s in ("long_context", "rag[k=2,retriever=dense]")]
     console = Console(width=200, record=True)

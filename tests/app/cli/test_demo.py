@@ -8,10 +8,10 @@ import sqlite3
 import pytest
 from rich.console import Console
 
-from app.demo import run_demo
+from app.cli.demo import run_demo
+from app.localmodel.server import free_port
 from app.settings import Settings
 from evals.domain import Endpoint
-from evals.local_model import free_port
 from tests.app.localmodel.test_local_model import require_local_extra
 
 
@@ -49,7 +49,7 @@ def test_demo_runs_three_strategies_through_the_service(tmp_path, fake_server):
 @pytest.mark.timeout(900)
 def test_demo_against_the_bundled_model(tmp_path):
     require_local_extra()
-    from evals.local_model import LocalModelServer, local_endpoint
+    from app.localmodel.server import LocalModelServer, local_endpoint
 
     with LocalModelServer() as server:
         endpoint = local_endpoint(server, name="smollm2", max_output_tokens=32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evals.cli import cli
+from app.cli import cli
 from evals.suites.io import load_suite, suite_json_schema
 
 runner = CliRunner()

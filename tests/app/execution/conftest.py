@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
 from tests.app.factories import endpoint_body, suite_body
+from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
 
 CHAT = "/v1/chat/completions"
 

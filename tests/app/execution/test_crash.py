@@ -12,10 +12,10 @@ from sqlmodel import func, select
 
 from app.db import make_engine, session_scope
 from app.models import CaseRecord
-from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.app.execution.conftest import CHAT
 from tests.app.execution.processes import free_port, serving
 from tests.app.factories import endpoint_body, suite_body
+from tests.fakes.openai_server import FakeConfig, run_in_thread
 
 
 def _wait(client: httpx.Client, run_id: int, cond, timeout_s: float = 90.0) -> dict:

@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
-from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.app.execution.conftest import CHAT, finished, start_run, wait_for
 from tests.app.factories import endpoint_body, suite_body
+from tests.fakes.openai_server import FakeConfig, run_in_thread
 
 SECRET = endpoint_body()["api_key"]
 

@@ -14,10 +14,10 @@ from app.db import make_engine
 from app.main import create_app
 from app.services import execution
 from app.settings import Settings
-from tests.fakes.openai_server import FakeConfig, run_in_thread
 from tests.app.execution.conftest import CHAT, finished, start_run, wait_for
 from tests.app.execution.processes import stop, working
 from tests.app.factories import suite_body
+from tests.fakes.openai_server import FakeConfig, run_in_thread
 
 
 def _cases_by_executor(url: str) -> dict[str, int]:

@@ -19,11 +19,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from evals import local_model
-from evals.cli import cli
-from evals.client import ModelClient
-from evals.errors import ContextOverflowError, UserInputError
-from evals.local_model import (
+from app.cli import cli
+from app.localmodel import server as local_model
+from app.localmodel.server import (
     INSTALL_HINT,
     LocalModelServer,
     bundled_model_path,
@@ -32,6 +30,8 @@ from evals.local_model import (
     local_endpoint,
     missing_server_modules,
 )
+from evals.client import ModelClient
+from evals.errors import ContextOverflowError, UserInputError
 from evals.tokens import ServerTokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -121,7 +121,7 @@ def test_server_command_and_no_endpoint_before_start(tmp_path: Path) -> None:
     server = LocalModelServer(gguf, n_ctx=4096, threads=3)
     assert server.model_path == gguf.resolve()
     command = server.command(gguf, 1234)
-    assert command[1:3] == ["-m", "evals.llama_server"]
+    assert command[1:3] == ["-m", "app.localmodel.llama_server"]
     flags = dict(zip(command[3::2], command[4::2], strict=True))
     assert flags["--n_ctx"] == "4096" and flags["--n_threads"] == "3" and flags["--cache"] == "true"
     assert flags["--port"] == "1234" and flags["--model_alias"] == "tiny"
@@ -285,7 +285,7 @@ def test_server_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
         "import os, sys, time\n"
-        "from evals.local_model import LocalModelServer\n"
+        "from app.localmodel.server import LocalModelServer\n"
         "srv = LocalModelServer(n_ctx=512, threads=1)\n"
         "srv.__enter__()\n"
         "print(srv._proc.pid, srv.base_url, flush=True)\n"

@@ -1,15 +1,16 @@
-"""The engine's command line: ``ctxeval run``, ``score``, ``probe``, ``suite …``, ``model …``.
+"""The root of the ``ctxeval`` command line and the engine's commands: ``run``, ``score``, ``probe``,
+``suite …``, ``model …``.
 
-The service adds ``serve``, ``worker``, ``token`` and ``demo`` on top (see ``app/cli.py``); this module
-never imports the web layer.
+The service's commands (``serve``, ``worker``, ``migrate``, ``token``) and ``demo`` are added by
+``app.cli`` (see ``app/cli/__init__.py``); this module never imports the web layer.
 """
 
 from __future__ import annotations
 
 import typer
 
-from evals.model_cli import model_app
-from evals.suites.cli import suite_app
+from app.cli.model import model_app
+from app.cli.suite import suite_app
 
 cli = typer.Typer(name="ctxeval", no_args_is_help=True, add_completion=False,
                   help="Long context or retrieval? Measure it on your endpoint, side by side.")
@@ -26,7 +27,7 @@ def main() -> None:
     cli()
 
 
-COMMAND_MODULES = ("evals.cli_run", "evals.cli_score", "evals.cli_probe")
+COMMAND_MODULES = ("app.cli.run", "app.cli.score", "app.cli.probe")
 
 
 def _register() -> None:

@@ -11,11 +11,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from app.cli.report import print_diagnostics, print_summary, report_console
+from app.cli.runfile import (
+    load_run_file,
+    load_suite_for,
+    resolve_embeddings,
+    resolve_endpoints,
+    resolve_judge,
+)
 from evals.cache import SqliteCache
 from evals.domain import CaseResult
 from evals.errors import UserInputError
-from evals.report import print_diagnostics, print_summary, report_console
-from evals.runfile import load_run_file, load_suite_for, resolve_embeddings, resolve_endpoints, resolve_judge
 from evals.runner import Engine, make_spec, plan_cases, run_all
 from evals.summary import CaseRow, RunSummary, summarize
 

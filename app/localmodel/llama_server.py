@@ -1,4 +1,4 @@
-"""``python -m evals.llama_server ARGS``: llama-cpp-python's OpenAI server, reporting usage like llama.cpp.
+"""``python -m app.localmodel.llama_server ARGS``: llama-cpp-python's OpenAI server, reporting usage like llama.cpp.
 
 Takes exactly the options of ``python -m llama_cpp.server`` and runs that server with three additions to
 its chat completions, so an evaluation can measure what it needs:
@@ -15,7 +15,7 @@ its chat completions, so an evaluation can measure what it needs:
 With ``CTXEVAL_EXIT_WITH_PARENT=<pid>`` (set by the engine) the server exits when that parent process dies.
 Environment variables named like the server's settings (``HOST``, ``PORT``, ``API_KEY``, ``MODEL``, …)
 are cleared first: every setting comes from the command line. Runs in its own process; the engine
-starts it through :class:`evals.local_model.LocalModelServer` and never imports this module.
+starts it through :class:`app.localmodel.server.LocalModelServer` and never imports this module.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def main() -> None:
     install_usage_reporting()
     from llama_cpp.server.__main__ import main as server_main
 
-    sys.argv[0] = "python -m evals.llama_server"
+    sys.argv[0] = "python -m app.localmodel.llama_server"
     server_main()
 
 

@@ -1,4 +1,4 @@
-"""``ctxeval`` console script: the engine's commands plus the service's.
+"""The service's commands of the ``ctxeval`` console script.
 
 ``serve`` (the web service), ``worker`` (executes queued cases), ``migrate`` (app and DBOS system
 databases) and ``token create|list|revoke`` (bearer tokens for the API).
@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from evals.cli import cli
+from app.cli.root import cli
 
 token_cli = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed; shown once).")
 cli.add_typer(token_cli, name="token")
@@ -140,20 +140,3 @@ def token_revoke(name: str, database_url: str | None = DbOption) -> None:
             typer.echo(f"error: no token named '{name}'", err=True)
             raise typer.Exit(1)
     typer.echo(f"revoked {name}")
-
-
-def _register_demo() -> None:
-    from app import demo
-
-    demo.register(cli)
-
-
-_register_demo()
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()

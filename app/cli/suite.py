@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from evals.domain import Suite
 from evals.errors import CtxevalError, UserInputError
 from evals.suites import io as suite_io
+from evals.suites.sweep import parse_depths, parse_lengths
 from evals.tokens import local_tokenizer
 
 suite_app = typer.Typer(name="suite", no_args_is_help=True, add_completion=False,
@@ -43,36 +44,6 @@ def _user_errors() -> Iterator[None]:
     except OSError as e:
         typer.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
         raise typer.Exit(2) from None
-
-
-def parse_lengths(text: str) -> list[int]:
-    """``"1000,4k,32k"`` → ``[1000, 4000, 32000]`` (``k`` = thousand, ``m`` = million)."""
-    out = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1], 1)
-        number = part[:-1] if scale > 1 else part
-        try:
-            value = float(number) * scale
-        except ValueError:
-            raise UserInputError(f"'{part}' is not a number of tokens", field="lengths") from None
-        if not value.is_integer() or value <= 0:
-            raise UserInputError(f"'{part}' must be a positive whole number of tokens", field="lengths")
-        out.append(int(value))
-    if not out:
-        raise UserInputError("give at least one length", field="lengths")
-    return out
-
-
-def parse_depths(text: str) -> list[float]:
-    out = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        try:
-            out.append(float(part))
-        except ValueError:
-            raise UserInputError(f"'{part}' is not a depth between 0 and 100", field="depths") from None
-    if not out:
-        raise UserInputError("give at least one depth", field="depths")
-    return out
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
