@@ -29,7 +29,7 @@ def _settings(**overrides: Any) -> Any:
 def migrate_all(settings: Any) -> None:
     """Apply the app database's migrations, then create or upgrade DBOS's system database."""
     from app.db import make_engine, run_migrations
-    from app.services.dispatch import migrate_system_database
+    from app.execution.dispatch import migrate_system_database
 
     engine = make_engine(settings.database_url)
     try:
@@ -86,7 +86,7 @@ def worker(
 
 
 async def _work(settings: Any) -> None:
-    from app.services import execution
+    from app.execution import workflows as execution
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.db import make_engine, run_migrations
-from app.services.dispatch import migrate_system_database
+from app.execution.dispatch import migrate_system_database
 from app.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("CTXEVAL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.db import make_engine
+from app.execution import workflows as execution
 from app.main import create_app
-from app.services import execution
 from app.settings import Settings
 from tests.app.execution.conftest import CHAT, finished, start_run, wait_for
 from tests.app.execution.processes import stop, working

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.db import make_engine, run_migrations
-from app.services.dispatch import migrate_system_database
+from app.execution.dispatch import migrate_system_database
 from app.settings import Settings
 
 

@@ -28,9 +28,7 @@ from sqlmodel import col
 
 from app import crud
 from app.db import make_engine, session_scope
-from app.models import RunRecord, RunStatus, utcnow
-from app.services import cases as case_service
-from app.services.dispatch import (
+from app.execution.dispatch import (
     APP_NAME,
     APP_VERSION,
     CASE_WORKFLOW,
@@ -39,7 +37,9 @@ from app.services.dispatch import (
     case_workflow_id,
     endpoint_queue,
 )
-from app.services.engines import EngineCache
+from app.execution.engines import EngineCache
+from app.models import RunRecord, RunStatus, utcnow
+from app.services import cases as case_service
 from app.settings import Settings
 from evals.domain import CaseResult, Outcome
 

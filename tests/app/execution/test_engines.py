@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from app.db import make_engine, session_scope
-from app.services import engines as engines_module
-from app.services.engines import EngineCache
+from app.execution import engines as engines_module
+from app.execution.engines import EngineCache
 from tests.app.helpers import stored_run
 
 
