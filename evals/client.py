@@ -243,6 +243,34 @@ async def _bounded_lines(r: httpx.Response, max_line: int) -> Any:
         yield bytes(buf).rstrip(b"\r").decode("utf-8", "replace")
 
 
+def with_answer_prefix(messages: list[dict[str, Any]], prefix: str, mode: str) -> list[dict[str, Any]]:
+    """The messages with the answer prefix in the server's form.
+
+    ``assistant``/``continue_final_message``: a final assistant message the server continues (llama.cpp
+    continues a trailing assistant message; vLLM and SGLang with ``continue_final_message``);
+    ``deepseek``: the same with ``"prefix": true`` (DeepSeek chat prefix completion); ``user``: the prefix
+    appended to the last user turn, for servers that can't continue a reply.
+    """
+    if not prefix:
+        return messages
+    if mode == "user":
+        out = [dict(m) for m in messages]
+        for m in reversed(out):
+            if m.get("role") == "user":
+                m["content"] = f"{m.get('content') or ''}{prefix}"
+                break
+        return out
+    final: dict[str, Any] = {"role": "assistant", "content": prefix}
+    if mode == "deepseek":
+        final["prefix"] = True
+    return [*messages, final]
+
+
+def completion_prompt(messages: list[dict[str, Any]]) -> str:
+    """Messages as one raw prompt (RULER's ``base`` template): their contents joined by blank lines."""
+    return "\n\n".join(str(m.get("content") or "") for m in messages)
+
+
 class _Retry(Exception):
     def __init__(self, error: EndpointError, retry_after: float | None = None) -> None:
         self.error = error
@@ -286,13 +314,38 @@ class ModelClient:
         await self.aclose()
 
     # ---------------------------------------------------------------- request bodies
+    def prefill_mode(self) -> str:
+        """How this endpoint receives an answer prefix (see :func:`with_answer_prefix`)."""
+        if self.endpoint.api == "completions":
+            return "completions"
+        mode = self.endpoint.prefill
+        if mode == "auto":
+            return "deepseek" if "api.deepseek.com" in self.endpoint.base_url else "user"
+        return mode
+
     def chat_body(self, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
-                  tools: list[dict[str, Any]] | None = None, stream: bool = True) -> dict[str, Any]:
+                  tools: list[dict[str, Any]] | None = None, stream: bool = True, answer_prefix: str = "",
+                  stop: list[str] | None = None, temperature: float | None = None) -> dict[str, Any]:
+        """The request body. An ``answer_prefix`` is sent the endpoint's way (:meth:`prefill_mode`); with
+        ``api: completions`` the messages become one raw prompt for ``/v1/completions``."""
         ep = self.endpoint
-        body: dict[str, Any] = {"model": ep.model, "messages": messages, "stream": stream}
+        mode = self.prefill_mode()
+        if mode == "completions":
+            body: dict[str, Any] = {"model": ep.model, "prompt": completion_prompt(messages) + answer_prefix,
+                                    "stream": stream}
+        else:
+            body = {"model": ep.model, "messages": with_answer_prefix(messages, answer_prefix, mode),
+                    "stream": stream}
+            if answer_prefix and mode == "continue_final_message":
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
         body[ep.max_tokens_field] = max_tokens or ep.max_output_tokens
-        if ep.temperature is not None:
+        if temperature is not None:
+            body["temperature"] = temperature
+        elif ep.temperature is not None:
             body["temperature"] = ep.temperature
+        if stop:
+            body["stop"] = list(stop)
         if ep.seed is not None:
             body["seed"] = ep.seed
         if stream:
@@ -338,8 +391,9 @@ class ModelClient:
                            on_first_token: Callable[[], None] | None) -> ChatResponse:
         start = time.perf_counter()
         limit = answer_limit(body.get(self.endpoint.max_tokens_field), cap=self.max_answer_chars)
+        path = "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
         try:
-            async with self._pool().stream("POST", "/v1/chat/completions", json=body) as r:
+            async with self._pool().stream("POST", path, json=body) as r:
                 if r.status_code >= 300:
                     text = (await read_at_most(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
                     err = classify_http_error(r.status_code, text, secrets=self._secrets)
@@ -403,6 +457,8 @@ class ModelClient:
         if not isinstance(msg, dict):
             raise self._malformed("'choices[0].message' is not an object", msg)
         content = _text_field(msg, "content")
+        if content == "":
+            content = _text_field(choice, "text")  # /v1/completions answers with choices[0].text
         reasoning = _text_field(msg, "reasoning_content") or _text_field(msg, "reasoning")
         if content is None or reasoning is None:
             raise self._malformed("'content' or 'reasoning' is not a string", msg)
@@ -489,7 +545,7 @@ class ModelClient:
                 delta = choice.get("delta") or {}
                 if not isinstance(delta, dict):
                     raise self._malformed("'delta' is not an object", delta)
-                piece = _text_field(delta, "content")
+                piece = _text_field(delta, "content") if "delta" in choice else _text_field(choice, "text")
                 rpiece = _text_field(delta, "reasoning_content") or _text_field(delta, "reasoning")
                 if piece is None or rpiece is None:
                     raise self._malformed("'content' or 'reasoning' of a delta is not a string", delta)
