@@ -2,7 +2,8 @@
 validate against the same numbers.
 
 Parsed JSON and YAML go through :func:`check_value`, which refuses what the databases or the engine
-cannot hold: text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``), integers beyond
+cannot hold: text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``) or holds a NUL
+character (PostgreSQL cannot store one; SQLite would, so both refuse it alike), integers beyond
 64 bits, NaN and infinities, and nesting deeper than :data:`MAX_DEPTH`. :func:`loads_json` and
 :func:`load_yaml` parse with those checks, and YAML aliases are bounded by the size of the document
 they expand to (a "billion laughs" file is refused before it is built). Every refusal is a
@@ -55,6 +56,10 @@ def unicode_problem(text: str) -> int | None:
 
 
 def check_text(text: str, path: str = "", *, source: str | None = None, line: int | None = None) -> None:
+    nul = text.find("\x00")
+    if nul >= 0:  # PostgreSQL stores no NUL in text or JSON; SQLite would: refused on both alike
+        raise LimitError(f"a NUL character (U+0000) at character {nul} is not accepted", field=path or None,
+                         source=source, line=line)
     pos = unicode_problem(text)
     if pos is not None:
         raise LimitError(f"not valid Unicode: a lone surrogate U+{ord(text[pos]):04X} at character {pos}",

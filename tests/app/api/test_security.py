@@ -166,6 +166,13 @@ def test_lone_surrogates_are_refused_with_their_position(client: TestClient) -> 
              field="model", words="surrogate")
 
 
+def test_a_nul_character_is_refused_alike_on_both_databases(client: TestClient) -> None:
+    body = suite_body()
+    body["documents"][0]["text"] = "before\x00after"
+    _refused(client.post("/api/suites", json=body), field="documents[0].text", words="NUL character (U+0000) at "
+                                                                                   "character 6")
+
+
 @pytest.mark.parametrize("value", ["9" * 5000, "9223372036854775808", "[" * 100_000 + "]" * 100_000, "NaN"])
 def test_huge_integers_deep_nesting_and_nan_are_422(client: TestClient, value: str) -> None:
     text = json.dumps(suite_body())[:-1] + f', "metadata": {{"n": {value}}}}}'
