@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from evals import prompts
+from evals import prompts, registry
 from evals.cache import ResponseCache
 from evals.client import ModelClient
 from evals.diagnostics import attribute, primary_answer_scorer
@@ -32,9 +32,9 @@ from evals.domain import (
 )
 from evals.embeddings import Embedder, EmbeddingSettings, make_embedder
 from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
-from evals.judge import Judge, Verdict, rubric_of
+from evals.judge import Judge, Verdict
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
-from evals.scorers import is_judge_scorer, retrieval_recall
+from evals.scorers import Scorer, auto_retrieval_scorers, default_scorers, get_scorer, retrieval_recall
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
 from evals.strategies.base import LLM
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
@@ -61,17 +61,12 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         build_strategy(s, index=i)
     names = list(scorers) if scorers is not None else list(suite.default_scorers)
     if not names:
-        names = ["exact_match", "f1"]
-    from evals.scorers import get_scorer
-
+        names = default_scorers()
     for n in names:
-        if is_judge_scorer(n):
-            rubric_of(n)
-        else:
-            get_scorer(n)
-    wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
-    if wants_recall and "retrieval_recall" not in names:
-        names.append("retrieval_recall")
+        get_scorer(n)
+    retrieves = any(registry.get("strategy", s.name).needs_retrieval for s in strategies)
+    if retrieves and any(q.evidence for q in suite.questions):
+        names.extend(n for n in auto_retrieval_scorers() if n not in names)
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
                    system_prompt=system_prompt, judge=judge.public() if judge is not None else None,
@@ -146,10 +141,11 @@ class Engine:
         if retrieval_env is None:
             retrieval_env = RetrievalEnv.from_embedder(embedder) if embedder is not None else RetrievalEnv()
         self.retrieval_env = retrieval_env
-        self.judge_scorers = [n for n in spec.scorers if is_judge_scorer(n)]
+        self.scorers: dict[str, Scorer] = {n: get_scorer(n) for n in spec.scorers}
+        self.judge_scorers = [s for s in self.scorers.values() if s.needs_model]
         if self.judge_scorers and judge is None:
-            raise UserInputError(f"the scorers {', '.join(self.judge_scorers)} need a judge endpoint; give one "
-                                 "('judge' in the run file)", field="judge")
+            raise UserInputError(f"the scorers {', '.join(s.name for s in self.judge_scorers)} need a judge "
+                                 "endpoint; give one ('judge' in the run file)", field="judge")
         self.judge = Judge(judge, transport=transport, cache=cache) if judge is not None and self.judge_scorers else None
         self._judge_slots = asyncio.Semaphore(judge.concurrency if judge is not None else 1)
         self.clients = {name: ModelClient(ep, transport=transport) for name, ep in endpoints.items()}
@@ -256,12 +252,11 @@ class Engine:
 
     def _score(self, result: CaseResult) -> None:
         """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
-        from evals.scorers import score_case
-
         if result.outcome == Outcome.error:
             result.scores = {name: None for name in self.spec.scorers}
             return
-        result.scores = score_case(result, self.questions[result.question_id], self.spec.scorers)
+        question = self.questions[result.question_id]
+        result.scores = {s.name: s.score(result, question) for s in self.scorers.values() if not s.needs_model}
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's
@@ -270,12 +265,14 @@ class Engine:
         question = self.questions[result.question_id]
         verdicts: dict[str, Any] = {}
         usage, cost, failure = Usage(), None, None
-        for name in self.judge_scorers:
+        for scorer in self.judge_scorers:
+            name = scorer.name
             try:
                 async with self._judge_slots:
-                    verdict, calls = await self.judge.grade(name, question, result)
+                    verdict, calls = await self.judge.grade(scorer, question, result)
             except EndpointError as e:
-                verdict, calls = Verdict(rubric=rubric_of(name), score=None, error=str(e)), []
+                rubric = str(getattr(scorer.params, "rubric", name))
+                verdict, calls = Verdict(rubric=rubric, score=None, error=str(e)), []
                 failure = failure or (f"judge_{e.error_class}", f"judge call failed: {e}")
             if verdict.error and failure is None:
                 failure = ("judge_unparseable", f"{name}: {verdict.error}")

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
+from evals import registry
 from evals.cache import ResponseCache, request_key
 from evals.client import ChatResponse, ModelClient
 from evals.domain import (
@@ -29,7 +30,7 @@ from evals.domain import (
     Truncation,
     Usage,
 )
-from evals.errors import UserInputError
+from evals.registry import NoParams
 from evals.retrieval.base import IndexCache, RetrievalEnv
 from evals.tokens import Tokenizer
 
@@ -123,12 +124,12 @@ class StrategyOutput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class Strategy(ABC):
+    """A strategy registers with ``@evals.registry.strategy()``; its name, label, ``Params`` model and
+    whether it retrieves are declared here once and read by the registry."""
+
     name: ClassVar[str]
+    label: ClassVar[str | None] = None
     retrieval: ClassVar[bool] = False
     Params: ClassVar[type[BaseModel]] = NoParams
 
@@ -146,24 +147,9 @@ class Strategy(ABC):
         return [{"role": "system", "content": ctx.system_prompt or default}]
 
 
-STRATEGIES: dict[str, type[Strategy]] = {}
-
-
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    STRATEGIES[cls.name] = cls
-    return cls
-
-
 def build_strategy(spec: StrategySpec, *, index: int | None = None) -> Strategy:
+    """The strategy a spec names, built through the registry with validated parameters."""
     where = f"strategies[{index}]" if index is not None else "strategy"
-    if spec.name not in STRATEGIES:
-        raise UserInputError(f"unknown strategy '{spec.name}'; known: {', '.join(sorted(STRATEGIES))}",
-                             field=f"{where}.name")
-    cls = STRATEGIES[spec.name]
-    try:
-        params = cls.Params(**spec.params)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise UserInputError(f"{first['msg']}", field=f"{where}.params.{loc}") from e
-    return cls(params)
+    registry.get("strategy", spec.name, field_name=f"{where}.name")
+    built: Strategy = registry.build("strategy", spec.name, spec.params, field_prefix=f"{where}.params")
+    return built

@@ -7,15 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals import prompts
+from evals import prompts, registry
 from evals.domain import Outcome, Question, Suite, Truncation, stable_hash
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.strategies.base import CaseContext, Strategy, StrategyOutput
 from evals.tokens import truncate_tokens
 
 MESSAGE_OVERHEAD = 8  # chat-template tokens per message, a conservative estimate
 
 
-@register_strategy
+@registry.strategy(order=0, control=True)
 class NoContext(Strategy):
     """The question alone: does the model know the answer already?"""
 
@@ -71,7 +71,7 @@ async def build_long_context(ctx: CaseContext, params: LongContextParams) -> Lon
     return LongContextPrompt(messages, block_tokens + frame_tokens, truncation)
 
 
-@register_strategy
+@registry.strategy(order=1, baseline=True, preselected=True)
 class LongContext(Strategy):
     """All of the question's documents in a stable order, documents first and the question last."""
 

@@ -6,19 +6,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evals import prompts
+from evals import prompts, registry
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
-from evals.retrieval.base import build_retriever
+from evals.retrieval.base import RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.strategies.base import CaseContext, Strategy, StrategyOutput
 from evals.strategies.context import LongContextParams, build_long_context
 
 
 class RagParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    retriever: str = "bm25"
+    retriever: RetrieverName = Field(default="bm25", description="how chunks are found")
     retriever_params: dict[str, Any] = Field(default_factory=dict)
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
@@ -101,7 +101,7 @@ async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerabl
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
 
 
-@register_strategy
+@registry.strategy(order=2, preselected=True)
 class Rag(Strategy):
     """Retrieve chunks of the question's documents and answer from them."""
 
@@ -121,7 +121,7 @@ class SelfRouteParams(RagParams):
     margin_tokens: int = Field(default=64, ge=0)
 
 
-@register_strategy
+@registry.strategy(order=3)
 class SelfRoute(Strategy):
     """RAG first with the option to decline; declined questions go to long context (Li et al. 2024)."""
 
