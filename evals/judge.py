@@ -189,7 +189,7 @@ def parse_verdict(text: str, rubric: str) -> Verdict:
 
 
 # ------------------------------------------------------------------------------------------- scorer
-@registry.scorer(order=30, arg="rubric", needs_model=True, label="LLM judge", family="model")
+@registry.scorer(order=40, arg="rubric", needs_model=True, label="LLM judge", family="model")
 class LlmJudge(Scorer):
     """A judge model grades each case with a rubric (correctness, niah or faithfulness)."""
 

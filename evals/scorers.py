@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals import benchmark_metrics as bm
 from evals import registry
 from evals.domain import CaseResult, Question
 from evals.errors import UserInputError
@@ -248,6 +249,61 @@ def auto_retrieval_scorers() -> list[str]:
     return [c.name for c in registry.components("scorer") if c.extra.get("auto_for_retrieval")]
 
 
+# ------------------------------------------------------------------- benchmark metrics (LongBench, …)
+def _classes(question: Question | None, all_classes: Sequence[str] | None) -> Sequence[str] | None:
+    if all_classes is not None:
+        return all_classes
+    value = question.metadata.get("all_classes") if question is not None else None
+    return value if isinstance(value, list) else None
+
+
+def _longbench_metric(name: str) -> Callable[..., float]:
+    def metric(prediction: str, references: Sequence[str], question: Question | None = None, *,
+               all_classes: Sequence[str] | None = None) -> float:
+        _need_refs(references)
+        return bm.max_over(bm.LONGBENCH_METRICS[name], prediction, references,
+                           all_classes=_classes(question, all_classes))
+    metric.__name__ = name
+    return metric
+
+
+def longbench(prediction: str, references: Sequence[str], question: Question | None = None, *,
+              dataset: str | None = None, all_classes: Sequence[str] | None = None) -> float:
+    """LongBench's metric for the question's dataset (``metadata.dataset``), first-line rule included."""
+    _need_refs(references)
+    ds = dataset or (question.metadata.get("dataset") or question.metadata.get("task") if question else None)
+    if not isinstance(ds, str):
+        raise UserInputError("the 'longbench' scorer needs the question's dataset (metadata.dataset)",
+                             field="dataset")
+    try:
+        return bm.longbench_score(ds, prediction, references, _classes(question, all_classes))
+    except ValueError as e:
+        raise UserInputError(str(e), field="dataset") from None
+
+
+def infinitebench(prediction: str, references: Sequence[str], question: Question | None = None, *,
+                  task: str | None = None, **_: object) -> float:
+    """InfiniteBench's metric for the question's task (``metadata.task``)."""
+    _need_refs(references)
+    name = task or (question.metadata.get("task") if question is not None else None)
+    if name not in bm.INFINITEBENCH_METRICS:
+        raise UserInputError(f"the 'infinitebench' scorer has no metric for task {name!r}; tasks: "
+                             f"{', '.join(bm.INFINITEBENCH_METRICS)}", field="task")
+    return bm.INFINITEBENCH_METRICS[name](prediction, references)
+
+
+_LONGBENCH_DESCRIPTIONS = {
+    "longbench_qa_f1": "LongBench qa_f1_score", "longbench_qa_f1_zh": "LongBench qa_f1_zh_score (jieba)",
+    "longbench_rouge": "LongBench rouge_score (rouge package ROUGE-L F)",
+    "longbench_rouge_zh": "LongBench rouge_zh_score (jieba, rouge package)",
+    "longbench_classification": "LongBench classification_score (needs all_classes)",
+    "longbench_retrieval": "LongBench retrieval_score", "longbench_retrieval_zh": "LongBench retrieval_zh_score",
+    "longbench_count": "LongBench count_score", "longbench_code_sim": "LongBench code_sim_score (fuzz.ratio)",
+}
+
+
+
+
 def answer_scorer(name: str, description: str, *, order: int = 100,
                   **meta: Any) -> Callable[[AnswerMetric], AnswerMetric]:
     """Register a plain answer metric ``fn(prediction, references) -> float`` as scorer ``name``."""
@@ -277,9 +333,37 @@ answer_scorer("subspan_em", "a normalised reference occurs in the normalised pre
 answer_scorer("ruler_all", "RULER string_match_all: share of references found", order=3)(ruler_all)
 answer_scorer("ruler_part", "RULER string_match_part: any reference found", order=4)(ruler_part)
 answer_scorer("rouge_l", "ROUGE-L F-measure (rouge-score), best over references", order=5)(rouge_l)
+answer_scorer("best_subspan_em", "Lost in the Middle best_subspan_em (same as subspan_em)", order=6)(subspan_em)
 
 
-@registry.scorer(order=20, description="share of gold evidence covered by the retrieved chunks",
+QuestionMetric = Callable[[str, Sequence[str], Question], float]
+
+
+def question_scorer(name: str, description: str, *, order: int = 100,
+                    **meta: Any) -> Callable[[QuestionMetric], QuestionMetric]:
+    """Register a metric that also reads the question (``fn(prediction, references, question)``), such
+    as a benchmark's per-dataset metric, as scorer ``name``."""
+
+    def wrap(fn: QuestionMetric) -> QuestionMetric:
+        class _WithQuestion(Scorer):
+            kind = "answer"
+
+            def score(self, case: CaseResult, question: Question) -> float | None:
+                return fn(case.answer, question.answers, question) if question.answers else None
+
+            def metric(self) -> AnswerMetric:
+                return fn  # type: ignore[return-value]  (the question is optional)
+
+        _WithQuestion.name = name
+        _WithQuestion.__name__ = _WithQuestion.__qualname__ = f"QuestionScorer_{name}"
+        registry.register("scorer", name, _WithQuestion, label=name, description=description, order=order,
+                          family="answer", **meta)
+        return fn
+
+    return wrap
+
+
+@registry.scorer(order=30, description="share of gold evidence covered by the retrieved chunks",
                  needs_retrieval=True, family="retrieval", auto_for_retrieval=True)
 class RetrievalRecall(Scorer):
     name = "retrieval_recall"
@@ -307,7 +391,7 @@ class _Ranking(Scorer):
         return type(self)._metric(retrieved_doc_ranking(case), gold, self.params.k)  # type: ignore[attr-defined]
 
 
-@registry.scorer(order=21, arg="k", needs_retrieval=True, family="retrieval",
+@registry.scorer(order=31, arg="k", needs_retrieval=True, family="retrieval",
                  description="share of gold documents among the top k retrieved documents")
 class RecallAtK(_Ranking):
     name = "recall_at_k"
@@ -320,7 +404,7 @@ class MrrParams(BaseModel):
     k: int | None = Field(default=None, ge=1, description="look at the top k only (default: the whole ranking)")
 
 
-@registry.scorer(order=22, arg="k", needs_retrieval=True, family="retrieval",
+@registry.scorer(order=32, arg="k", needs_retrieval=True, family="retrieval",
                  description="reciprocal rank of the first gold document retrieved")
 class Mrr(_Ranking):
     name = "mrr"
@@ -328,7 +412,7 @@ class Mrr(_Ranking):
     _metric = staticmethod(mrr)
 
 
-@registry.scorer(order=23, arg="k", needs_retrieval=True, family="retrieval",
+@registry.scorer(order=33, arg="k", needs_retrieval=True, family="retrieval",
                  description="nDCG@k of the retrieved documents, binary relevance")
 class Ndcg(_Ranking):
     name = "ndcg"
@@ -382,3 +466,9 @@ def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]
     model are left out: the engine grades them with its judge endpoint after these."""
     scorers = [get_scorer(n) for n in scorer_names]
     return {s.name: s.score(case, question) for s in scorers if not s.needs_model}
+
+
+for _i, (_name, _desc) in enumerate(_LONGBENCH_DESCRIPTIONS.items()):
+    question_scorer(_name, _desc + ", best over references", order=10 + _i)(_longbench_metric(_name))
+question_scorer("longbench", "LongBench: the dataset's own metric (eval.py dataset2metric)", order=19)(longbench)
+question_scorer("infinitebench", "InfiniteBench: the task's own metric (compute_scores.py)", order=20)(infinitebench)
