@@ -41,7 +41,7 @@ BUILTIN_MODULES: dict[Kind, tuple[str, ...]] = {
     "chunker": ("evals.retrieval.chunking",),
     "scorer": ("evals.scorers", "evals.judge"),
     "generator": (),  # imported one by one, see LAZY
-    "preset": (),
+    "preset": ("evals.presets",),
 }
 _RULER = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery")
 LAZY: dict[Kind, dict[str, str]] = {
@@ -203,6 +203,12 @@ def components(kind: Kind) -> list[Component]:
 
 def names(kind: Kind) -> list[str]:
     return [c.name for c in components(kind)]
+
+
+def known_names(kind: Kind) -> list[str]:
+    """The names of ``kind`` without importing slow built-in modules (for help texts), sorted."""
+    _load(kind)
+    return sorted(set(_registry[kind]) | set(LAZY.get(kind, {})))
 
 
 def split_name(name: str) -> tuple[str, str | None]:
