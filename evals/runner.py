@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -332,6 +333,35 @@ class Engine:
             result.metadata["attribution"] = label
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class PrefixWaves(Generic[T]):
+    """Cases in prefix waves: ``first`` starts at once (every case without a prefix group, and the first
+    case of each group, its leader); ``followers[group]`` start when that group's leader has warmed the
+    server's prefix cache (first token or finished). Plan order is kept within each list."""
+
+    first: list[T]
+    leaders: dict[str, T]
+    followers: dict[str, list[T]]
+
+
+def prefix_waves(items: Iterable[T], group: Callable[[T], str | None]) -> PrefixWaves[T]:
+    """The one case ordering of both runners (in memory here, durable in the service)."""
+    waves: PrefixWaves[T] = PrefixWaves([], {}, {})
+    for item in items:
+        g = group(item)
+        if g is None:
+            waves.first.append(item)
+        elif g not in waves.leaders:
+            waves.leaders[g] = item
+            waves.first.append(item)
+        else:
+            waves.followers.setdefault(g, []).append(item)
+    return waves
+
+
 async def run_all(engine: Engine, plans: list[CasePlan], *,
                   skip: Iterable[str] = ()) -> AsyncIterator[CaseResult]:
     """Execute ``plans`` and yield each result as it finishes.
@@ -343,12 +373,9 @@ async def run_all(engine: Engine, plans: list[CasePlan], *,
     done = set(skip)
     todo = [p for p in plans if p.case_id not in done]
     sems = {name: asyncio.Semaphore(ep.concurrency) for name, ep in engine.endpoints.items()}
-    warm: dict[str, asyncio.Event] = {}
-    leaders: set[str] = set()
-    for p in todo:
-        if p.prefix_group and p.prefix_group not in warm:
-            warm[p.prefix_group] = asyncio.Event()
-            leaders.add(p.case_id)
+    waves = prefix_waves(todo, lambda p: p.prefix_group)
+    warm: dict[str, asyncio.Event] = {g: asyncio.Event() for g in waves.leaders}
+    leaders: set[str] = {p.case_id for p in waves.leaders.values()}
 
     async def one(plan: CasePlan) -> CaseResult:
         event = warm.get(plan.prefix_group) if plan.prefix_group else None

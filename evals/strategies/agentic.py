@@ -29,8 +29,8 @@ from evals.client import ChatResponse
 from evals.domain import Document, Outcome, RetrievedChunk
 from evals.retrieval.base import RetrieverName
 from evals.retrieval.chunking import Chunk, Chunking, token_windows
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput
-from evals.strategies.rag import RagParams, overlaps_evidence, retrieve
+from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
+from evals.strategies.rag import RagParams, overlaps_evidence, retrieval_estimate, retrieve
 
 MAX_LISTED_DOCUMENTS = 200
 SYSTEM_NATIVE = (
@@ -222,6 +222,11 @@ class Agentic(Strategy):
     name = "agentic"
     retrieval = True
     Params = AgenticParams
+    estimate_note = "agentic counted as one search's chunks; every further step resends its history"
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """One search's worth of chunks over the frame: a lower bound (each step resends the history)."""
+        return retrieval_estimate(est, self.params)
 
     def native(self, ctx: CaseContext) -> bool:
         mode = self.params.tool_mode  # type: ignore[attr-defined]

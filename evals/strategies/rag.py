@@ -12,7 +12,7 @@ from evals.errors import UserInputError
 from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
 from evals.retrieval.base import RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput
+from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
 from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
 
 
@@ -44,6 +44,15 @@ class RagParams(BaseModel):
     def chunking_params(self) -> ChunkingParams:
         return ChunkingParams(chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
                               title_prefix=self.title_prefix, chunking=self.chunking)
+
+
+def retrieval_estimate(est: EstimateContext, params: RagParams | Any) -> tuple[int, bool]:
+    """The long-context frame plus ``k`` chunks of ``chunk_tokens`` (or ``budget_tokens``), never more
+    than the documents hold."""
+    context = est.context_tokens()
+    budget = getattr(params, "budget_tokens", None)
+    sent = min(budget, context) if budget else min(params.k * params.chunk_tokens, context)
+    return est.frame_tokens() + sent, True
 
 
 def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
@@ -122,6 +131,9 @@ class Rag(Strategy):
     retrieval = True
     Params = RagParams
 
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        return retrieval_estimate(est, self.params)
+
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         task = ctx.preset.prompt_for(ctx.question)
         if task is not None:
@@ -147,6 +159,11 @@ class SelfRoute(Strategy):
     name = "self_route"
     retrieval = True
     Params = SelfRouteParams
+    estimate_note = "self_route counted as its retrieval pass; questions it routes to long context cost more"
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """Its retrieval pass; questions it routes to long context cost more."""
+        return retrieval_estimate(est, self.params)
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         p: SelfRouteParams = self.params  # type: ignore[assignment]
