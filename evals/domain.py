@@ -174,6 +174,8 @@ class Endpoint(_Strict):
         v = v.strip().rstrip("/")
         if not v.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        if "?" in v or "#" in v:  # the request paths are appended to it: a query would swallow them
+            raise ValueError("base_url must not contain a query (?) or a fragment (#)")
         return v
 
     @model_validator(mode="after")

@@ -252,3 +252,12 @@ def test_a_strategy_label_or_key_over_the_column_limit_is_refused() -> None:
     with pytest.raises(ValidationError, match="shorter 'label'"):
         StrategySpec(name="rag", params={"retriever": "x" * 300})
     assert StrategySpec(name="no_context", label="L" * STRATEGY_KEY_MAX).key == "L" * STRATEGY_KEY_MAX
+
+
+def test_a_base_url_with_a_query_is_refused() -> None:
+    """``http://host/api/endpoints?x=`` would turn the probe's fixed paths into a query string."""
+    from pydantic import ValidationError
+
+    for url in ("http://127.0.0.1:8310/api/endpoints?x=", "http://127.0.0.1:8310/#frag"):
+        with pytest.raises(ValidationError, match="query"):
+            Endpoint(name="e", base_url=url, model="m")
