@@ -53,6 +53,7 @@ MAX_ANSWER_CHARS = 4 * 1024 * 1024
 ANSWER_CHARS_PER_TOKEN = 32
 MIN_ANSWER_CHARS = 64 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # of a non-2xx body, the most that is read
+EMBEDDING_BODY_BYTES = 256 * 1024 * 1024  # an embeddings answer may be large (a batch of vectors), not endless
 STREAM_LINE_BYTES = 1024 * 1024  # one event-stream line longer than this (beyond the answer limit) is refused
 
 
@@ -613,14 +614,17 @@ class ModelClient:
         attempt = 0
         while True:
             try:
-                r = await asyncio.wait_for(self._pool().post("/v1/embeddings", json=body),
-                                           timeout=self.endpoint.deadline_s)
-                if r.status_code >= 300:
-                    err = classify_http_error(r.status_code, r.text, secrets=self._secrets)
+                status, headers, raw = await asyncio.wait_for(self._post_bounded("/v1/embeddings", body),
+                                                              timeout=self.endpoint.deadline_s)
+                if status >= 300:
+                    err = classify_http_error(status, raw[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
+                                              secrets=self._secrets)
                     if not err.retryable:
                         raise err
-                    raise _Retry(err, retry_after_seconds(r.headers))
-                data = r.json()
+                    raise _Retry(err, retry_after_seconds(headers))
+                if len(raw) > EMBEDDING_BODY_BYTES:
+                    raise MalformedResponseError(f"embeddings: the answer passed {EMBEDDING_BODY_BYTES:,} bytes")
+                data = json.loads(raw)
                 rows = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
                 vectors = [list(map(float, d["embedding"])) for d in rows]
                 if len(vectors) != len(texts):
@@ -643,6 +647,10 @@ class ModelClient:
                 raise err2
             await self._sleep(backoff_seconds(attempt, ra, rng=self._rng))
             attempt += 1
+
+    async def _post_bounded(self, path: str, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
+        async with self._pool().stream("POST", path, json=body) as r:
+            return r.status_code, r.headers, await read_at_most(r, EMBEDDING_BODY_BYTES + 1)
 
     # ---------------------------------------------------------------- raw helpers for probe/tokenize
     async def get_json(self, path: str) -> Any:
