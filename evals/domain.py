@@ -232,6 +232,12 @@ class Outcome(StrEnum):
     no_answer = "no_answer"  # the stream ended without content (e.g. reasoning used the whole budget)
     error = "error"  # any other failure; ``error_class`` says which
     judge_error = "judge_error"  # the answer is fine but a judge's verdict could not be parsed
+    cancelled = "cancelled"  # the run was cancelled before the case finished
+
+
+# Outcomes of a case that got no answer: its answer scores are 0 by definition and it counts as
+# unanswered in the summary (``declined`` and ``judge_error`` cases have an answer).
+UNANSWERED = frozenset({Outcome.over_window, Outcome.error, Outcome.no_answer, Outcome.cancelled})
 
 
 class Usage(_Strict):
@@ -318,6 +324,11 @@ class CaseResult(_Strict):
     steps: list[dict[str, Any]] = Field(default_factory=list)  # agentic steps
     metadata: dict[str, Any] = Field(default_factory=dict)
     from_cache: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """False for over_window, error, no_answer and cancelled cases (see ``UNANSWERED``)."""
+        return self.outcome not in UNANSWERED
 
 
 def case_id_for(question_id: str, endpoint: str, strategy_key: str) -> str:

@@ -62,13 +62,14 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     names = list(scorers) if scorers is not None else list(suite.default_scorers)
     if not names:
         names = ["exact_match", "f1"]
-    from evals.scorers import get_scorer
+    from evals.scorers import check_references, get_scorer
 
     for n in names:
         if is_judge_scorer(n):
             rubric_of(n)
         else:
             get_scorer(n)
+    check_references(suite.questions, names)
     wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
     if wants_recall and "retrieval_recall" not in names:
         names.append("retrieval_recall")
@@ -204,7 +205,7 @@ class Engine:
             except CtxevalError:
                 result.context_tokens = None
         self._score(result)
-        if self.judge is not None and result.outcome != Outcome.error:
+        if self.judge is not None and result.answered:
             await self._judge(result)
         self._attribute(result)
         return result
@@ -255,13 +256,16 @@ class Engine:
         )
 
     def _score(self, result: CaseResult) -> None:
-        """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
+        """Scores every case. A case without an answer (over_window, error, no_answer) gets 0 from every
+        answer scorer and judge scorer by definition, never a score of the empty string; retrieval
+        scorers still score what was retrieved."""
         from evals.scorers import score_case
 
-        if result.outcome == Outcome.error:
-            result.scores = {name: None for name in self.spec.scorers}
-            return
-        result.scores = score_case(result, self.questions[result.question_id], self.spec.scorers)
+        question = self.questions[result.question_id]
+        result.scores = score_case(result, question, self.spec.scorers)
+        if not result.answered:
+            for name in self.judge_scorers:
+                result.scores[name] = 0.0
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's
