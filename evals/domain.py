@@ -331,6 +331,8 @@ class CaseResult(_Strict):
         return self.outcome not in UNANSWERED
 
 
-def case_id_for(question_id: str, endpoint: str, strategy_key: str) -> str:
-    """Deterministic id of a case inside a run."""
-    return stable_hash([question_id, endpoint, strategy_key])[:24]
+def case_id_for(question_id: str, endpoint: str, strategy_key: str, identity: str | None = None) -> str:
+    """Deterministic id of a case inside a run. ``identity`` (the hash of the case's full identity, see
+    ``evals.runner.case_identity``) makes a changed model, strategy, question or scorer a new case."""
+    parts = [question_id, endpoint, strategy_key] + ([identity] if identity is not None else [])
+    return stable_hash(parts)[:24]

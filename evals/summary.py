@@ -485,7 +485,7 @@ def health_of(outcomes: dict[str, int], errors: Sequence[ErrorClassCount], *,
     where = f" (endpoint {', '.join(urls)})" if urls else ""
     detail = "; ".join(f"{e.error_class} × {e.count}" + (f": {e.example}" if e.example else "") for e in top[:3])
     if n and answered == 0:
-        reasons = ", ".join(f"{v} {k}" for k, v in unanswered.items())
+        reasons = ", ".join(f"{k}: {v}" for k, v in unanswered.items())
         status = "failed"
         reason = f"no case got an answer ({reasons}){where}" + (f": {detail}" if detail else "")
     elif n_errors:
@@ -592,8 +592,13 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
         outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
     urls = sorted({(endpoint_urls or {}).get(g.endpoint, "") for g in groups} - {""})
     summary.health = health_of(outcomes, error_classes(rows), urls=urls)
-    summary.recommendation = recommend(summary, by_group, bucket_rows, buckets, margin=margin, alpha=alpha,
-                                       n_boot=n_boot, seed=seed)
+    if summary.health.status == "failed":
+        summary.recommendation = Recommendation(
+            scorer=primary, margin=margin, alpha=alpha, cost_basis=_cost_basis(groups), overall=None,
+            sentence="No recommendation: no case got an answer, so the run says nothing about the strategies.")
+    else:
+        summary.recommendation = recommend(summary, by_group, bucket_rows, buckets, margin=margin, alpha=alpha,
+                                           n_boot=n_boot, seed=seed)
     return summary
 
 
