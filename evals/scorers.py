@@ -214,8 +214,23 @@ def choice(prediction: str, references: Sequence[str], choices: Sequence[str] = 
     return float(extract_choice(prediction, n, choices) in gold)
 
 
+def question_choices(question: Question) -> list[str]:
+    """The options a question carries: ``metadata["choices"]``, else LongBench v2's ``choice_A``…
+    values among its ``metadata["template_vars"]``."""
+    texts = choice_texts(question.metadata.get("choices"))
+    if texts:
+        return texts
+    tv = question.metadata.get("template_vars") or {}
+    out = []
+    for letter in _LETTERS:
+        if f"choice_{letter}" not in tv:
+            break
+        out.append(str(tv[f"choice_{letter}"]))
+    return out
+
+
 def _choice_for(prediction: str, references: Sequence[str], question: Question) -> float:
-    return choice(prediction, references, choice_texts(question.metadata.get("choices")))
+    return choice(prediction, references, question_choices(question))
 
 
 # ------------------------------------------------------------------------------- retrieval metrics
@@ -468,7 +483,7 @@ def reference_problem(name: str, question: Question) -> str | None:
         empty = [r for r in question.answers if not r]
         norm = "RULER matching"
     elif name == "choice":
-        if gold_letters(question.answers, choice_texts(question.metadata.get("choices"))):
+        if gold_letters(question.answers, question_choices(question)):
             return None
         return (f"question '{question.id}': no reference names an option ({question.answers!r}); give the "
                 "option letter, or the text of one of the question's 'choices'")
