@@ -61,8 +61,9 @@ def summary(session: Session, run_id: int, *, primary: str | None = None,
             if key in _summaries:
                 _summaries.move_to_end(key)
                 return _summaries[key]
+    urls = {e.get("name"): e.get("base_url") for e in record.spec.get("endpoints", [])}
     result = summarize(rows if rows is not None else case_rows(session, run_id), primary=chosen,
-                       length_edges=length_edges)
+                       length_edges=length_edges, endpoint_urls={k: v for k, v in urls.items() if k and v})
     if key is not None:
         with _summaries_lock:
             _summaries[key] = result
