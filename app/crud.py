@@ -232,15 +232,24 @@ def outcome_counts(session: Session, *, run_id: int) -> dict[str, int]:
     return {str(o): int(n) for o, n in rows}
 
 
-def error_classes(session: Session, *, run_id: int, limit: int = 5) -> list[tuple[str, int, str | None]]:
-    """(error class, cases, one example message) of the run's errored cases, most frequent first."""
+def error_classes(session: Session, *, run_id: int,
+                  limit: int = 5) -> list[tuple[str, int, str | None, list[str]]]:
+    """(error class, cases, one example message, endpoints) of the run's errored cases, most frequent
+    first."""
     errored = col(CaseRecord.outcome).in_(("error", "judge_error"))
     rows = session.execute(
-        sa.select(col(CaseRecord.error_class), func.count(), func.min(col(CaseRecord.error_message)))
+        sa.select(col(CaseRecord.error_class), col(CaseRecord.endpoint), func.count(),
+                  func.min(col(CaseRecord.error_message)))
         .where(col(CaseRecord.run_id) == run_id, errored)
-        .group_by(col(CaseRecord.error_class))
-        .order_by(func.count().desc(), col(CaseRecord.error_class)).limit(limit)).all()
-    return [(str(c or "unknown"), int(n), m) for c, n, m in rows]
+        .group_by(col(CaseRecord.error_class), col(CaseRecord.endpoint))).all()
+    merged: dict[str, list[Any]] = {}
+    for c, endpoint, n, m in rows:
+        item = merged.setdefault(str(c or "unknown"), [0, m, []])
+        item[0] += int(n)
+        item[1] = item[1] or m
+        item[2].append(str(endpoint))
+    ordered = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    return [(c, n, m, sorted(eps)) for c, (n, m, eps) in ordered]
 
 
 def delete_cases(session: Session, *, run_id: int, case_ids: Sequence[str]) -> int:

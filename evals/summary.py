@@ -214,6 +214,7 @@ class ErrorClassCount(BaseModel):
     error_class: str
     count: int
     example: str | None = None
+    endpoints: list[str] = Field(default_factory=list)  # endpoint names whose cases had it
 
 
 class RunHealth(BaseModel):
@@ -505,6 +506,8 @@ def error_classes(rows: Iterable[CaseRow]) -> list[ErrorClassCount]:
             key = r.error_class or "unknown"
             item = counts.setdefault(key, ErrorClassCount(error_class=key, count=0, example=r.error_message))
             item.count += 1
+            if r.endpoint not in item.endpoints:
+                item.endpoints.append(r.endpoint)
             if item.example is None and r.error_message:
                 item.example = r.error_message
     return sorted(counts.values(), key=lambda e: (-e.count, e.error_class))
@@ -590,8 +593,10 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
     outcomes: dict[str, int] = {}
     for r in rows:
         outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
-    urls = sorted({(endpoint_urls or {}).get(g.endpoint, "") for g in groups} - {""})
-    summary.health = health_of(outcomes, error_classes(rows), urls=urls)
+    errors = error_classes(rows)
+    failing = {name for e in errors for name in e.endpoints} or {g.endpoint for g in groups}
+    urls = sorted({(endpoint_urls or {}).get(name, "") for name in failing} - {""})
+    summary.health = health_of(outcomes, errors, urls=urls)
     if summary.health.status == "failed":
         summary.recommendation = Recommendation(
             scorer=primary, margin=margin, alpha=alpha, cost_basis=_cost_basis(groups), overall=None,
@@ -680,6 +685,7 @@ def _crossover_verdict(co: Crossover, bucket_rows: dict[tuple[str, str], dict[in
 
 # ----------------------------------------------------------------------------------- recommendation
 def _cost_basis(groups: Sequence[GroupSummary]) -> str:
+    groups = [g for g in groups if g.answered] or list(groups)  # a group without answers says nothing of cost
     priced = all(g.cost_usd.n and not g.cost_usd.unknown for g in groups) and any(g.cost_usd.sum for g in groups)
     return "cost_usd" if priced else "prompt_tokens"
 
@@ -702,8 +708,10 @@ def _scope(members: dict[tuple[str, str], list[CaseRow]], primary: str, basis: s
         cands.append(Candidate(endpoint=ep, strategy=st, n=len(vals),
                                mean=float(np.mean(list(vals.values()))) if vals else None,
                                cost=_mean_of(rows, basis), latency_p50=percentile(
-                                   [r.latency_s for r in rows if r.latency_s is not None], 50)))
-    scored = [c for c in cands if c.mean is not None]
+                                   [r.latency_s for r in rows if r.latency_s is not None], 50),
+                               verdict="" if any(r.answered for r in rows) else "unanswered"))
+    # a group that answered nothing (an endpoint that was down) is shown, never recommended
+    scored = [c for c in cands if c.mean is not None and c.verdict != "unanswered"]
     where = f"at {bucket.label} tokens" if bucket is not None else "over all questions"
     if not scored:
         return RecommendationScope(bucket=bucket, n_questions=0, best=None, pick=None, outcome="no_data",

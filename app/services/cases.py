@@ -22,9 +22,11 @@ def run_verdict(session: Session, record: RunRecord) -> tuple[str, str | None]:
     ``completed``; the reason names the error share, the top error classes with an example message
     and the endpoints' base URLs."""
     outcomes = crud.outcome_counts(session, run_id=record.id or 0)
-    errors = [ErrorClassCount(error_class=c, count=n, example=m)
-              for c, n, m in crud.error_classes(session, run_id=record.id or 0)]
-    urls = sorted({str(e.get("base_url")) for e in record.spec.get("endpoints", []) if e.get("base_url")})
+    errors = [ErrorClassCount(error_class=c, count=n, example=m, endpoints=eps)
+              for c, n, m, eps in crud.error_classes(session, run_id=record.id or 0)]
+    failing = {name for e in errors for name in e.endpoints}
+    urls = sorted({str(e.get("base_url")) for e in record.spec.get("endpoints", [])
+                   if e.get("base_url") and (not failing or e.get("name") in failing)})
     health = health_of(outcomes, errors, urls=urls)
     return health.status, health.reason
 

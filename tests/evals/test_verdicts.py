@@ -188,3 +188,16 @@ def test_suite_validation_refuses_a_letter_under_exact_match():
         parse_suite(text, "yaml", source="mc.yaml")
     assert "mc-3" in str(info.value) and "choice" in str(info.value) and "mc.yaml" in str(info.value)
     parse_suite(text.replace("exact_match", "choice"), "yaml")
+
+
+def test_a_group_that_answered_nothing_is_never_recommended():
+    ok = rows_for("long_context", [1.0] * 20 + [0.0] * 10, endpoint="up", cost=0.01)
+    down = rows_for("long_context", [0.0] * 30, endpoint="down", outcomes=[Outcome.error] * 30, prompt=None,
+                    errors={i: "connection_error" for i in range(30)})
+    s = summarize(ok + down, primary="exact_match", n_boot=200, endpoint_urls={"up": "http://a", "down": "http://b"})
+    rec = s.recommendation
+    assert rec.cost_basis == "cost_usd"  # the down endpoint's unknown costs do not decide the basis
+    assert rec.overall.pick.endpoint == "up"
+    assert next(c for c in rec.overall.candidates if c.endpoint == "down").verdict == "unanswered"
+    assert s.health.status == "completed_with_errors"
+    assert "http://b" in s.health.reason and "http://a" not in s.health.reason  # the URL that failed
