@@ -388,13 +388,18 @@ def _answer_names(scorers: Sequence[str]) -> set[str]:
 
 
 def _zero_unanswered(rows: Sequence[CaseRow], answer_names: set[str]) -> list[CaseRow]:
-    """A case without an answer scores 0 on every answer scorer, whatever was stored for it (rows
-    stored before this rule may carry a score of the empty string)."""
+    """A case without an answer scores 0 on every answer scorer, whatever was stored for it: rows
+    stored before this rule may carry a score of the empty string, or None for an errored case of a
+    question that scorer scores (it scored another case of the same question)."""
+    scorable = {(r.question_id, k) for r in rows if r.answered for k, v in r.scores.items()
+                if v is not None and k in answer_names}
     out = []
     for r in rows:
-        if not r.answered and any(r.scores.get(n) for n in answer_names):
-            r = r.model_copy(update={"scores": {k: (0.0 if k in answer_names and v is not None else v)
-                                                for k, v in r.scores.items()}})
+        if not r.answered:
+            fixed = {k: (0.0 if k in answer_names and (v is not None or (r.question_id, k) in scorable) else v)
+                     for k, v in r.scores.items()}
+            if fixed != r.scores:
+                r = r.model_copy(update={"scores": fixed})
         out.append(r)
     return out
 

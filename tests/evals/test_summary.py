@@ -81,10 +81,13 @@ def test_outcome_counts(summary):
     assert group(summary, "no_context").outcomes["no_answer"] == 1
 
 
-def test_scores_exclude_none_and_carry_n(summary):
+def test_scores_count_unanswered_as_wrong_and_carry_n(summary):
+    # rag errored on q2 (stored score None): the other strategies scored q2, so it counts 0
     rag = group(summary, "rag").scores["exact_match"]
-    assert (rag.mean, rag.n) == (pytest.approx(2 / 3), 3)  # the errored case has no score
+    assert (rag.mean, rag.n) == (pytest.approx(2 / 4), 4)
     assert rag.low <= rag.mean <= rag.high
+    answered = group(summary, "rag").scores_answered["exact_match"]
+    assert (answered.mean, answered.n) == (pytest.approx(2 / 3), 3)
     lc = group(summary, "long_context").scores["f1"]
     assert (lc.mean, lc.n) == (pytest.approx(2.5 / 4), 4)
 
@@ -129,7 +132,7 @@ def test_length_buckets_and_grid(summary):
     cells = [(c.strategy, c.bucket.label, c.n, c.scores["exact_match"].mean, c.scores["exact_match"].n)
              for c in summary.by_length if c.endpoint == "e1" and c.strategy in ("long_context", "rag")]
     assert cells == [("long_context", "≤4K", 2, 1.0, 2), ("long_context", "≤32K", 2, 0.0, 2),
-                     ("rag", "≤4K", 2, 0.0, 1), ("rag", "≤32K", 2, 1.0, 2)]
+                     ("rag", "≤4K", 2, 0.0, 2), ("rag", "≤32K", 2, 1.0, 2)]
     grid = {(c.bucket.hi, c.depth): (c.n, c.scores["exact_match"].mean)
             for c in summary.grid if c.endpoint == "e1" and c.strategy == "self_route"}
     assert grid == {(4096, 0.0): (1, 1.0), (4096, 50.0): (1, 1.0), (32768, 0.0): (1, 1.0),

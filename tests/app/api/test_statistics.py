@@ -44,8 +44,13 @@ def test_summary_matches_hand_computed_values(client, run_id):
     lc, rag = groups["long_context"], groups["rag"]
     assert lc["n"] == 4 and lc["scores"]["exact_match"]["mean"] == pytest.approx(0.75)
     assert lc["scores"]["exact_match"]["n"] == 4
-    assert rag["scores"]["exact_match"]["mean"] == pytest.approx(1 / 3)  # the error case is not scored
-    assert rag["scores"]["exact_match"]["n"] == 3
+    # the errored case has no answer: it counts as wrong (0), and the answered-only figure leaves it out
+    assert rag["scores"]["exact_match"]["mean"] == pytest.approx(1 / 4)
+    assert rag["scores"]["exact_match"]["n"] == 4
+    assert rag["scores_answered"]["exact_match"]["mean"] == pytest.approx(1 / 3)
+    assert (rag["answered"], rag["unanswered"]) == (3, {"error": 1})
+    assert body["health"]["status"] == "completed_with_errors" and body["health"]["errors"] == 1
+    assert body["recommendation"]["sentence"]
     assert rag["outcomes"]["error"] == 1 and rag["outcomes"]["ok"] == 3
     assert lc["prompt_tokens"]["sum"] == 4000 and lc["prompt_tokens"]["mean"] == 1000
     assert lc["cost_usd"]["sum"] == pytest.approx(0.016)
@@ -58,12 +63,12 @@ def test_compare_matches_hand_computed_values(client, run_id):
     r = client.get(f"/api/runs/{run_id}/compare", params={"a": "long_context", "b": "rag"})
     assert r.status_code == 200, r.text
     body = r.json()
-    # q3 has no rag score: three pairs, (1,1) (1,0) (0,0)
-    assert (body["n"], body["wins"], body["losses"], body["ties"]) == (3, 0, 1, 2)
-    assert body["mean_a"] == pytest.approx(2 / 3) and body["mean_b"] == pytest.approx(1 / 3)
-    assert body["difference"]["mean"] == pytest.approx(-1 / 3)
-    assert body["disagreements"] == ["q1"]
-    assert body["mcnemar_p"] == pytest.approx(1.0)  # one discordant pair: two-sided exact p = 1
+    # rag errored on q3: no answer counts 0, so four pairs (1,1) (1,0) (0,0) (1,0)
+    assert (body["n"], body["wins"], body["losses"], body["ties"]) == (4, 0, 2, 2)
+    assert body["mean_a"] == pytest.approx(3 / 4) and body["mean_b"] == pytest.approx(1 / 4)
+    assert body["difference"]["mean"] == pytest.approx(-1 / 2)
+    assert body["disagreements"] == ["q1", "q3"]
+    assert body["mcnemar_p"] == pytest.approx(0.5)  # two discordant pairs one way: 2 · 1/4
     assert body["scorer"] == "exact_match" and body["endpoints"] == ["fake"]
 
 
