@@ -209,8 +209,8 @@ def test_ranking_metrics_reject_empty_gold_and_bad_k(fn):
 
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_and_kinds():
-    assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l", "choice",
-                             "best_subspan_em", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
+    assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
+                             "best_subspan_em", "choice", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
                              "longbench_rouge_zh", "longbench_classification", "longbench_retrieval",
                              "longbench_retrieval_zh", "longbench_count", "longbench_code_sim", "longbench",
                              "infinitebench", "retrieval_recall", "recall_at_k", "mrr", "ndcg"]

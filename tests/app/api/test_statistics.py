@@ -106,3 +106,12 @@ def test_export_csv_and_jsonl(client, run_id):
     lines = [json.loads(line) for line in r.text.splitlines()]
     assert len(lines) == 8 and lines[1]["strategy"] == "rag" and lines[1]["usage"]["prompt_tokens"] == 100
     assert client.get(f"/api/runs/{run_id}/export", params={"format": "xml"}).status_code == 422
+
+
+def test_summary_takes_alpha_margin_and_threshold(client, run_id):
+    body = client.get(f"/api/runs/{run_id}/summary", params={"alpha": 0.1, "margin": 0.6}).json()
+    rec = body["recommendation"]
+    assert (rec["alpha"], rec["margin"]) == (0.1, 0.6)
+    # rag is 0.5 behind on four questions: within a 60-point margin it is the cheaper pick … or undecided
+    assert rec["overall"]["outcome"] in ("cheaper_within_margin", "too_few_data")
+    assert client.get(f"/api/runs/{run_id}/summary", params={"alpha": 0.7}).status_code == 422
