@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from app import crud
 from app.db import make_engine, session_scope
 from evals.domain import Outcome
 from tests.app.helpers import case_result, store, stored_run
@@ -115,3 +116,37 @@ def test_summary_takes_alpha_margin_and_threshold(client, run_id):
     # rag is 0.5 behind on four questions: within a 60-point margin it is the cheaper pick … or undecided
     assert rec["overall"]["outcome"] in ("cheaper_within_margin", "too_few_data")
     assert client.get(f"/api/runs/{run_id}/summary", params={"alpha": 0.7}).status_code == 422
+
+
+def test_resume_drops_stored_cases_whose_identity_left_the_plan(settings):
+    """A stored case whose id does not cover the run's current case identity (here: stored without one,
+    as by an older version) and an errored case are never reused: resume deletes them so they run again."""
+    from app.services import runs as run_service
+
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as s:
+        run = stored_run(s, n_questions=2, strategies=("long_context",), status="failed")
+        store(s, run, [case_result("q0", "long_context"), case_result("q1", "long_context")])
+        errored, stale = run_service.reusable_cases(s, run)
+        assert (errored, stale) == (0, 2)
+        assert crud.stored_case_ids(s, run_id=run.id) == set()
+    engine.dispose()
+
+
+def test_resume_keeps_planned_cases_and_reruns_errored_ones(settings):
+    from app.services import runs as run_service
+    from evals.runner import plan_cases
+
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as s:
+        run = stored_run(s, n_questions=2, strategies=("long_context",), status="completed_with_errors")
+        from evals.domain import RunSpec
+
+        plans = plan_cases(RunSpec.model_validate(run.spec), crud.load_suite(s, record=crud.get_suite(s, suite_id=run.suite_id)))
+        good = case_result(plans[0].question_id, "long_context", case_id=plans[0].case_id)
+        bad = case_result(plans[1].question_id, "long_context", case_id=plans[1].case_id, outcome=Outcome.error,
+                          error_class="timeout")
+        store(s, run, [good, bad])
+        assert run_service.reusable_cases(s, run) == (1, 0)
+        assert crud.stored_case_ids(s, run_id=run.id) == {plans[0].case_id}
+    engine.dispose()
