@@ -36,7 +36,8 @@ PLURAL: dict[Kind, str] = {"strategy": "strategies", "retriever": "retrievers", 
                            "scorer": "scorers", "generator": "generators", "preset": "presets"}
 
 BUILTIN_MODULES: dict[Kind, tuple[str, ...]] = {
-    "strategy": ("evals.strategies.context", "evals.strategies.rag", "evals.strategies.agentic"),
+    "strategy": ("evals.strategies.context", "evals.strategies.rag", "evals.strategies.agentic",
+                 "evals.strategies.http"),
     "retriever": ("evals.retrieval.bm25", "evals.retrieval.dense", "evals.retrieval.hybrid"),
     "chunker": ("evals.retrieval.chunking",),
     "scorer": ("evals.scorers", "evals.judge"),

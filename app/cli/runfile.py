@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals.domain import Endpoint, StrategySpec, Suite
+from evals.domain import Endpoint, RunSpec, StrategySpec, Suite
 from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
 from evals.suites.io import yaml_line
@@ -132,6 +132,19 @@ def resolve_embeddings(run: RunFile, source: str = "run file") -> EmbeddingSetti
     data = run.embeddings.model_dump(exclude={"endpoint"})
     ep = run.embeddings.endpoint
     return EmbeddingSettings(**data, endpoint=_resolve(ep, source, "embeddings.endpoint") if ep else None)
+
+
+def resolve_secrets(spec: RunSpec) -> dict[str, str]:
+    """The pipeline tokens the run's strategies name (``token_env``), read from the environment."""
+    from evals.runner import required_secrets
+
+    out = {}
+    for name in required_secrets(spec):
+        value = os.environ.get(name)
+        if not value:
+            raise UserInputError(f"environment variable {name} is not set", field="strategies.params.token_env")
+        out[name] = value
+    return out
 
 
 def load_suite_for(run: RunFile, base: Path) -> Suite:

@@ -105,6 +105,12 @@ async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, a
     """A preset's prompt with the retrieved chunks in place of the documents (the benchmark's retrieval
     template when it has one); Self-Route's instruction closes the user turn."""
     retrieved, chunks = await retrieve(ctx, params)
+    return await native_from_chunks(ctx, task, chunks, retrieved, allow_unanswerable=allow_unanswerable)
+
+
+async def native_from_chunks(ctx: CaseContext, task: TaskPrompt, chunks: list[Chunk],
+                             retrieved: list[RetrievedChunk], *, allow_unanswerable: bool
+                             ) -> tuple[Rendered, list[RetrievedChunk], int]:
     block, template = presets.render_chunks(task, [(c.title, c.text) for c in chunks])
     rendered = presets.render(task, ctx.question, block, template=template)
     if allow_unanswerable:
@@ -115,12 +121,33 @@ async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, a
 async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool
                        ) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     retrieved, chunks = await retrieve(ctx, params)
+    return await messages_from_chunks(ctx, chunks, retrieved, allow_unanswerable=allow_unanswerable)
+
+
+async def messages_from_chunks(ctx: CaseContext, chunks: list[Chunk], retrieved: list[RetrievedChunk], *,
+                               allow_unanswerable: bool) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     system = ctx.system_prompt or prompts.SYSTEM
     user = prompts.passages_user(render_chunks(chunks), ctx.question.question,
                                  allow_unanswerable=allow_unanswerable)
     estimate = sum(c.tokens for c in chunks) + await ctx.count(system + prompts.passages_user(
         "", ctx.question.question, allow_unanswerable=allow_unanswerable))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
+
+
+async def answer_from_chunks(ctx: CaseContext, chunks: list[Chunk], retrieved: list[RetrievedChunk]
+                             ) -> StrategyOutput:
+    """``rag``'s answer from chunks found elsewhere (an HTTP retriever): the same prompt (the preset's
+    when the suite has one), one model call."""
+    task = ctx.preset.prompt_for(ctx.question)
+    if task is not None:
+        rendered, retrieved, estimate = await native_from_chunks(ctx, task, chunks, retrieved,
+                                                                 allow_unanswerable=False)
+        return await send_rendered(ctx, rendered, StrategyOutput(
+            retrieved=retrieved, metadata={"retrieval": True, "estimated_prompt_tokens": estimate}))
+    messages, retrieved, estimate = await messages_from_chunks(ctx, chunks, retrieved, allow_unanswerable=False)
+    resp = await ctx.llm.chat(messages)
+    return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages, retrieved=retrieved,
+                          metadata={"retrieval": True, "estimated_prompt_tokens": estimate})
 
 
 @registry.strategy(order=2, preselected=True)
