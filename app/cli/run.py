@@ -20,11 +20,18 @@ from app.cli.runfile import (
     resolve_judge,
     resolve_secrets,
 )
-from evals.cache import SqliteCache
-from evals.domain import CaseResult
-from evals.errors import UserInputError
-from evals.runner import Engine, make_spec, plan_cases, run_all
-from evals.summary import CaseRow, RunSummary, summarize
+from evals import (
+    CaseResult,
+    CaseRow,
+    Engine,
+    RunSummary,
+    SqliteCache,
+    UserInputError,
+    make_spec,
+    plan_cases,
+    run_all,
+    summarize,
+)
 
 
 def read_finished(path: Path, *, repair: bool = False) -> dict[str, CaseRow]:

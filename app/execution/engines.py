@@ -23,8 +23,7 @@ from app import crud
 from app.db import session_scope
 from app.errors import NotFoundError
 from app.services.cache import DbResponseCache
-from evals.domain import Endpoint, RunSpec, Suite
-from evals.embeddings import EmbeddingSettings
+from evals import EmbeddingSettings, Endpoint, RunSpec, Suite
 
 
 @dataclass
@@ -74,7 +73,7 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
 
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> RunEngine:
-    from evals.runner import Engine, plan_cases, required_secrets
+    from evals import Engine, plan_cases, required_secrets
 
     inputs = load_run_inputs(db, run_id)
     plans = plan_cases(inputs.spec, inputs.suite)

@@ -10,7 +10,7 @@ from app import crud
 from app.errors import NotFoundError
 from app.models import CaseDetailRecord, CaseRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
-from evals.domain import CaseResult
+from evals import CaseResult
 
 ERROR_MESSAGE_CHARS = 2000
 
