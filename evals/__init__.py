@@ -18,8 +18,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     # errors
     **{n: ("evals.errors", n) for n in ("CtxevalError", "EndpointError", "UserInputError")},
     # running
-    **{n: ("evals.runner", n) for n in ("Engine", "make_spec", "plan_cases", "prefix_waves", "required_secrets",
-                                        "run_all")},
+    **{n: ("evals.runner", n) for n in ("CasePlan", "Engine", "make_spec", "plan_cases", "prefix_waves",
+                                        "required_secrets", "run_all")},
     "SqliteCache": ("evals.cache", "SqliteCache"),
     "EmbeddingSettings": ("evals.embeddings", "EmbeddingSettings"),
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
@@ -31,8 +31,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "uses_embeddings": ("evals.retrieval.base", "uses_embeddings"),
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
-    **{n: ("evals.summary", n) for n in ("CaseRow", "GroupSummary", "PairedComparison", "RunSummary", "compare",
-                                         "summarize")},
+    **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
+                                         "RunSummary", "compare", "health_of", "summarize")},
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
     # suites
@@ -91,7 +91,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.probe import ProbeResult
     from evals.probe import probe as probe_endpoint
     from evals.retrieval.base import uses_embeddings
-    from evals.runner import Engine, make_spec, plan_cases, prefix_waves, required_secrets, run_all
+    from evals.runner import CasePlan, Engine, make_spec, plan_cases, prefix_waves, required_secrets, run_all
     from evals.scorers import SCORERS, AnswerMetric, get_scorer, is_judge_scorer
     from evals.stats import pareto_frontier
     from evals.strategies.base import EstimateContext, build_strategy
@@ -105,5 +105,14 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.suites.summary import render as render_suite_summary
     from evals.suites.summary import summarize as summarize_suite
     from evals.suites.sweep import parse_depths, parse_lengths, sweep
-    from evals.summary import CaseRow, GroupSummary, PairedComparison, RunSummary, compare, summarize
+    from evals.summary import (
+        CaseRow,
+        ErrorClassCount,
+        GroupSummary,
+        PairedComparison,
+        RunSummary,
+        compare,
+        health_of,
+        summarize,
+    )
     from evals.tokens import local_tokenizer
