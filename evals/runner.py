@@ -148,10 +148,13 @@ def case_identity(spec: RunSpec, endpoint: dict[str, Any], strategy: StrategySpe
     }
 
 
-def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
+def plan_cases(spec: RunSpec, suite: Suite, *, strategies: Mapping[str, Strategy] | None = None
+               ) -> list[CasePlan]:
     """Every case of the run in a deterministic order: endpoint, then question, then strategy. A case's
-    id covers its full identity (``case_identity``), so a changed model or question is a new case."""
-    built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    id covers its full identity (``case_identity``), so a changed model or question is a new case.
+    ``strategies`` (by spec key, e.g. an engine's) saves building them again."""
+    built = [(s, strategies[s.key] if strategies is not None and s.key in strategies
+              else build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
     doc_hashes: dict[str, str] = {}
 
     def doc_hash(d: Any) -> str:

@@ -76,11 +76,11 @@ def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | No
     from evals import Engine, plan_cases, required_secrets
 
     inputs = load_run_inputs(db, run_id)
-    plans = plan_cases(inputs.spec, inputs.suite)
     # pipeline tokens (http_retriever/http_app token_env) come from this process's environment
     secrets = {n: os.environ[n] for n in required_secrets(inputs.spec) if os.environ.get(n)}
     engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec, cache=DbResponseCache(db),
                     transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets)
+    plans = plan_cases(inputs.spec, inputs.suite, strategies=engine.strategies)  # built once, by the engine
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)})
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from evals import presets, prompts, registry
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
 from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
-from evals.retrieval.base import RetrieverName, build_retriever
+from evals.retrieval.base import Retriever, RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
 from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
 from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
@@ -29,16 +29,24 @@ class RagParams(BaseModel):
     budget_tokens: int | None = Field(default=None, ge=1, description="fill chunks up to this many tokens instead of k")
     order: Literal["score", "position"] = Field(default="score",
                                                 description="position keeps the documents' order (OP-RAG)")
+    _retriever: Retriever | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> RagParams:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError("overlap_tokens must be smaller than chunk_tokens")
         try:
-            build_retriever(self.retriever, self.retriever_params)
+            self._retriever = build_retriever(self.retriever, self.retriever_params)
         except UserInputError as e:
             raise ValueError(e.detail) from e
         return self
+
+    def built_retriever(self) -> Retriever:
+        """The retriever, built once with these parameters (at validation) and shared by every case: the
+        index cache keeps the built index per corpus."""
+        if self._retriever is None:
+            self._retriever = build_retriever(self.retriever, self.retriever_params)
+        return self._retriever
 
     @property
     def chunking_params(self) -> ChunkingParams:
@@ -68,7 +76,7 @@ async def retrieve(ctx: CaseContext, params: RagParams, query: str | None = None
                    ) -> tuple[list[RetrievedChunk], list[Chunk]]:
     """Chunks for the question (or ``query``): best first by score, then cut by k or the token
     budget, then ordered."""
-    retriever = build_retriever(params.retriever, params.retriever_params)
+    retriever = params.built_retriever()
     corpus: list[Document] = ctx.suite.documents
     index = await ctx.indexes.get(corpus, params.chunking_params, retriever, ctx.chunk_tokenizer, ctx.retrieval_env)
     doc_ids = [d.id for d in ctx.documents] if ctx.question.doc_ids is not None else None
