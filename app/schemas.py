@@ -174,6 +174,21 @@ class RunCreate(BaseModel):
                                                                     "checks compare with")
 
 
+class RunImport(BaseModel):
+    """A finished ``ctxeval run`` stored as a run of the service: its suite (stored first with
+    ``POST /api/suites``), the spec the CLI built, and its results file as it was written, one case per
+    line. Cases are checked against the spec's plan; a case the plan does not have is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite_id: DbId
+    spec: RunSpec
+    results: str = Field(description="the CLI's results JSONL: one case result per line")
+    name: str | None = Field(default=None, max_length=200)
+    checks: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=100)
+    baseline_run_id: DbId | None = None
+
+
 class RunEstimate(BaseModel):
     cases: int
     prompt_tokens: int = Field(description="input tokens of all cases, estimated with the local tokenizer")

@@ -11,12 +11,12 @@ from sqlmodel import Session
 from app import crud
 from app.errors import ConflictError, NotFoundError, UnavailableError
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
-from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
+from app.schemas import RunCreate, RunImport, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
 from app.services.dispatch import Dispatcher
 from evals.checks import CheckResult, evaluate_checks, parse_checks, validate_checks
-from evals.domain import Endpoint, RunSpec, Suite
+from evals.domain import CaseResult, Endpoint, RunSpec, Suite
 from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError
 from evals.runner import make_spec, plan_cases
@@ -106,6 +106,58 @@ def create(session: Session, dispatcher: Dispatcher, body: RunCreate) -> RunPubl
         total_cases=total, checks=checks or None, baseline_run_id=body.baseline_run_id))
     session.commit()
     _dispatch(session, dispatcher, record)
+    return get(session, record.id or 0)
+
+
+def import_run(session: Session, body: RunImport) -> RunPublic:
+    """Store a finished CLI run (spec and results JSONL) as a run with its cases.
+
+    Every line must be a case of the spec's plan on the given suite; a case written twice keeps its last
+    line (as ``ctxeval run --resume`` does). A run with every planned case is ``completed``; one with
+    fewer is ``cancelled`` (resumable here), its error saying how many are missing."""
+    from app.services import cases as case_service
+
+    suite_record = suite_service.get_record(session, body.suite_id)
+    if body.spec.suite_hash != suite_record.content_hash:
+        raise UserInputError(f"the spec is for suite content {body.spec.suite_hash[:12]}, but suite "
+                             f"{body.suite_id} is {suite_record.content_hash[:12]}: push the suite the run used",
+                             field="spec.suite_hash")
+    suite = crud.load_suite(session, record=suite_record)
+    plans = plan_cases(body.spec, suite)
+    position = {p.case_id: i for i, p in enumerate(plans)}
+    results: dict[str, CaseResult] = {}
+    for n, line in enumerate(body.results.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            result = CaseResult.model_validate_json(line)
+        except ValueError as e:
+            errors = getattr(e, "errors", lambda: [])()
+            where = ".".join(str(x) for x in errors[0]["loc"]) if errors else None
+            why = errors[0]["msg"] if errors else str(e)
+            raise UserInputError(f"not a case result: {why}", source="results", line=n, field=where) from e
+        if result.case_id not in position:
+            raise UserInputError(f"case {result.case_id} ({result.endpoint} · {result.strategy} · question "
+                                 f"{result.question_id}) is not a case of this spec on suite {body.suite_id}",
+                                 source="results", line=n)
+        results[result.case_id] = result
+    if not results:
+        raise UserInputError("the results hold no case", field="results")
+    checks = validated_checks(session, body.spec, body.checks, body.baseline_run_id)
+    now = utcnow()
+    missing = len(plans) - len(results)
+    record = crud.create_run(session, run=RunRecord(
+        name=body.name, suite_id=body.suite_id, spec=body.spec.model_dump(mode="json"),
+        spec_hash=body.spec.spec_hash, total_cases=len(plans), started_at=now, finished_at=now,
+        status=RunStatus.completed.value if not missing else RunStatus.cancelled.value,
+        error=None if not missing else f"imported {len(results)} of {len(plans)} planned cases; resume to "
+                                       "execute the rest",
+        checks=checks or None, baseline_run_id=body.baseline_run_id))
+    for case_id, result in results.items():
+        crud.upsert_case(session, light=case_service.light_fields(result, run_id=record.id or 0,
+                                                                  position=position[case_id]),
+                         detail=case_service.detail_fields(result))
+    session.commit()
     return get(session, record.id or 0)
 
 
