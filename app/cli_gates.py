@@ -19,7 +19,15 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from evals.checks import Check, CheckResult, evaluate_checks, parse_checks, render_junit, render_markdown, validate_checks
+from evals.checks import (
+    Check,
+    CheckResult,
+    evaluate_checks,
+    parse_checks,
+    render_junit,
+    render_markdown,
+    validate_checks,
+)
 from evals.domain import CaseResult, Outcome, RunSpec
 from evals.errors import UserInputError
 from evals.summary import CaseRow, RunSummary

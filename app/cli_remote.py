@@ -9,6 +9,7 @@ writes the service's export, which is the CLI's own results format, and exits as
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,8 @@ class ServiceClient:
                                  "CTXEVAL_TOKEN) with a token from `ctxeval token create NAME`")
         if r.status_code >= 400:
             detail: dict[str, Any] = {}
-            try:
+            with contextlib.suppress(ValueError):
                 detail = r.json().get("error") or {}
-            except ValueError:
-                pass
             message = detail.get("message") or r.text[:300] or r.reason_phrase
             where = [w for w in (f"line {detail['line']}" if detail.get("line") else None,
                                  f"field '{detail['field']}'" if detail.get("field") else None) if w]
