@@ -53,6 +53,7 @@ class Gate:
     baseline: Baseline | None = None
     junit: Path | None = None
     markdown: Path | None = None
+    results: list[CheckResult] = field(default_factory=list)  # set by :func:`finish`
 
     @property
     def texts(self) -> list[str]:
@@ -104,7 +105,7 @@ def load_baseline(ref: str, *, server: str | None, token: str | None) -> Baselin
         if not rows:
             raise UserInputError("the baseline results file holds no case", source=str(target), field="baseline")
         return Baseline(rows=rows, label=str(target))
-    from app.cli_remote import ServiceClient
+    from app.cli.remote import ServiceClient
 
     url, run_id = target
     with ServiceClient(url, token=token) as client:
@@ -164,6 +165,7 @@ def finish(gate: Gate, rows: Sequence[CaseRow], summary: RunSummary, *, console:
     ``$GITHUB_STEP_SUMMARY`` when that is set) and return the exit code."""
     results = evaluate_checks(gate.checks, list(rows), summary,
                               baseline=gate.baseline.rows if gate.baseline else None)
+    gate.results = results
     print_results(results, console)
     if gate.baseline is not None and any(c.against_baseline for c in gate.checks):
         console.print(f"baseline: {escape(gate.baseline.label)}")
@@ -182,8 +184,9 @@ def finish(gate: Gate, rows: Sequence[CaseRow], summary: RunSummary, *, console:
             fh.write(md + "\n")
     failed = [r for r in results if not r.passed]
     if failed or run_failure:
-        console.print(f"[red bold]FAILED[/]: {len(failed)} of {len(results)} checks failed"
-                      + (", and the run failed" if run_failure else ""))
+        why = [f"{len(failed)} of {len(results)} checks failed"] if failed else []
+        why += ["the run failed"] if run_failure else []
+        console.print(f"[red bold]FAILED[/]: {' and '.join(why)}")
         return EXIT_FAILED
     if results:
         console.print(f"[green bold]PASSED[/]: all {len(results)} checks")

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evals.domain import CaseResult, Endpoint, RunSpec, Suite
 from evals.errors import UserInputError
-from evals.summary import CaseRow
+from evals.summary import CaseRow, RunSummary, summarize
 
 ACTIVE = ("queued", "running")
 POLL_S = 1.0
@@ -177,3 +177,72 @@ def push(results: Path, spec: RunSpec, suite: Suite, client: ServiceClient, *, n
 
 def describe(run: dict[str, Any], client: ServiceClient) -> str:
     return f"run {run['id']} {escape(run['status'])}: {dashboard_url(client, run['id'])}"
+
+
+def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | None, name: str | None,
+                   console: Console) -> tuple[RunSummary, list[CaseRow], str, str | None]:
+    """``ctxeval run --server``: queue the run file's run on the service, wait for it, write its export
+    to ``out`` and summarise it as a local run would. Returns (summary, rows, status, failure)."""
+    from app.cli.report import print_diagnostics, print_summary
+
+    with ServiceClient(server, token=token) as client:
+        suite_id = client.store_suite(p.suite)
+        body = run_body(p.run, client, p.endpoints, p.judge, p.embeddings, suite_id, name=name,
+                        checks=gate.texts, baseline_run_id=gate.baseline.run_id if gate.baseline else None)
+        run = client.json("POST", "/api/runs", json=body)
+        console.print(f"suite [bold]{escape(p.suite.name)}[/] ({len(p.suite.questions)} questions) → "
+                      f"{run['total_cases']} cases, run {run['id']} on {escape(client.server)}")
+        console.print(f"dashboard: {dashboard_url(client, run['id'])}")
+        try:
+            run = wait(client, run["id"], console)
+        except KeyboardInterrupt:
+            console.print(f"stopped waiting; the run goes on: {dashboard_url(client, run['id'])}")
+            raise
+        text = client.export_text(run["id"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    rows = [CaseRow.from_result(CaseResult.model_validate_json(line)) for line in text.splitlines() if line.strip()]
+    summary = summarize(rows, primary=p.spec.scorers[0] if p.spec.scorers else None)
+    print_summary(summary, console)
+    print_diagnostics(summary, console)
+    console.print(f"results: {out}")
+    console.print(describe(run, client))
+    failure = None
+    if run["status"] in ("failed", "cancelled"):
+        failure = f"the service run ended {run['status']}" + (f": {run['error']}" if run.get("error") else "")
+    else:
+        from app.cli.gates import local_run_failure
+
+        failure = local_run_failure(rows)
+    return summary, rows, run["status"], failure
+
+
+def register(cli: Any) -> None:
+    import typer
+
+    @cli.command("push")
+    def push_cmd(
+        results: Path = typer.Argument(..., help="results JSONL written by `ctxeval run`"),
+        spec: Path = typer.Option(..., "--spec", help="the run file the results came from"),
+        server: str = typer.Option(..., "--server", envvar="CTXEVAL_SERVER", help="the ctxeval service's URL"),
+        token: str | None = typer.Option(None, "--token", envvar="CTXEVAL_TOKEN", help="API token"),
+        name: str | None = typer.Option(None, "--name", help="the run's name on the service"),
+    ) -> None:
+        """Store a finished CLI run (results file + run file) on a service, with its checks."""
+        from app.cli.report import report_console
+        from app.cli.run import prepare
+
+        console = report_console()
+        try:
+            p = prepare(spec, keys=False)
+            from evals.checks import parse_checks
+
+            checks = [c.text for c in parse_checks(p.run.checks, source=str(spec))]
+            with ServiceClient(server, token=token) as client:
+                run = push(results, p.spec, p.suite, client, name=name, checks=checks, baseline_run_id=None)
+                console.print(f"pushed {run['progress']['done']} cases as {describe(run, client)}")
+        except UserInputError as e:
+            console.print(f"[red]error:[/] {escape(str(e))}")
+            raise typer.Exit(2) from e
+        if run.get("error"):
+            console.print(escape(run["error"]))
