@@ -39,6 +39,14 @@ def _base(url: str) -> str:
     return url[:-3] if url.endswith("/v1") else url
 
 
+class ServiceRefused(UserInputError):
+    """A 4xx answer; ``detail`` is the service's error body (message, field, line, source)."""
+
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.error = detail
+
+
 class ServiceClient:
     """JSON calls to the service's API; every failure becomes a one-line :class:`UserInputError`."""
 
@@ -69,9 +77,10 @@ class ServiceClient:
                 detail = r.json().get("error") or {}
             message = detail.get("message") or r.text[:300] or r.reason_phrase
             where = [w for w in (f"line {detail['line']}" if detail.get("line") else None,
-                                 f"field '{detail['field']}'" if detail.get("field") else None) if w]
-            raise UserInputError(f"the service refused {method} {path} (HTTP {r.status_code}): {message}"
-                                 + (f" [{', '.join(where)}]" if where else ""))
+                                 f"field '{detail['field']}'" if detail.get("field") else None)
+                     if w and w not in message]
+            raise ServiceRefused(f"the service refused {method} {path} (HTTP {r.status_code}): {message}"
+                                 + (f" [{', '.join(where)}]" if where else ""), detail)
         return r
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
@@ -170,9 +179,16 @@ def push(results: Path, spec: RunSpec, suite: Suite, client: ServiceClient, *, n
     except UnicodeDecodeError as e:
         raise UserInputError(f"not UTF-8 text (byte {e.start})", source=str(results)) from e
     suite_id = client.store_suite(suite)
-    return client.json("POST", "/api/runs/import", json={  # type: ignore[no-any-return]
-        "suite_id": suite_id, "spec": spec.model_dump(mode="json"), "results": text, "name": name,
-        "checks": checks, "baseline_run_id": baseline_run_id})
+    try:
+        return client.json("POST", "/api/runs/import", json={  # type: ignore[no-any-return]
+            "suite_id": suite_id, "spec": spec.model_dump(mode="json"), "results": text, "name": name,
+            "checks": checks, "baseline_run_id": baseline_run_id})
+    except ServiceRefused as e:
+        if e.error.get("source") == "results":  # the service names the line: say which file it is
+            message = str(e.error.get("message", ""))
+            raise UserInputError(message.removeprefix("results").lstrip(", ").split(": ", 1)[-1],
+                                 source=str(results), line=e.error.get("line"), field=e.error.get("field")) from e
+        raise
 
 
 def describe(run: dict[str, Any], client: ServiceClient) -> str:
