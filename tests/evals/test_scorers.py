@@ -206,7 +206,10 @@ def test_ranking_metrics_reject_empty_gold_and_bad_k(fn):
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_and_kinds():
     assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
-                             "retrieval_recall", "recall_at_k", "mrr", "ndcg"]
+                             "best_subspan_em", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
+                             "longbench_rouge_zh", "longbench_classification", "longbench_retrieval",
+                             "longbench_retrieval_zh", "longbench_count", "longbench_code_sim", "longbench",
+                             "infinitebench", "retrieval_recall", "recall_at_k", "mrr", "ndcg"]
     retrieval = {"retrieval_recall", "recall_at_k", "mrr", "ndcg"}
     assert {s.kind for n, s in SCORERS.items() if n not in retrieval} == {"answer"}
     assert {SCORERS[n].kind for n in retrieval} == {"retrieval"}
