@@ -240,7 +240,7 @@ def register(cli: Any) -> None:
     def push_cmd(
         results: Path = typer.Argument(..., help="results JSONL written by `ctxeval run`"),
         spec: Path = typer.Option(..., "--spec", help="the run file the results came from"),
-        server: str = typer.Option(..., "--server", envvar="CTXEVAL_SERVER", help="the ctxeval service's URL"),
+        server: str = typer.Option(..., "--server", help="the ctxeval service's URL"),
         token: str | None = typer.Option(None, "--token", envvar="CTXEVAL_TOKEN", help="API token"),
         name: str | None = typer.Option(None, "--name", help="the run's name on the service"),
     ) -> None:

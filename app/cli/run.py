@@ -159,7 +159,7 @@ def register(cli: typer.Typer) -> None:
         junit: Path | None = typer.Option(None, "--junit", help="write the checks as JUnit XML"),
         markdown: Path | None = typer.Option(None, "--markdown", help="write a Markdown summary (also appended "
                                              "to $GITHUB_STEP_SUMMARY when set)"),
-        server: str | None = typer.Option(None, "--server", envvar="CTXEVAL_SERVER", help="run on this ctxeval "
+        server: str | None = typer.Option(None, "--server", help="run on this ctxeval "
                                           "service (stored, in its dashboard) and wait for it"),
         token: str | None = typer.Option(None, "--token", envvar="CTXEVAL_TOKEN", help="API token for --server"),
         name: str | None = typer.Option(None, "--name", help="the run's name on the service"),
