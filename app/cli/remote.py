@@ -219,7 +219,8 @@ def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | No
     out.write_text(text, encoding="utf-8")
     rows = [CaseRow.from_result(CaseResult.model_validate_json(line)) for line in text.splitlines() if line.strip()]
     summary = summarize(rows, primary=p.spec.scorers[0] if p.spec.scorers else None)
-    print_summary(summary, console)
+    print_summary(summary, console, strategies=[s.key for s in p.spec.strategies],
+                  endpoints=[e["name"] for e in p.spec.endpoints])
     print_diagnostics(summary, console)
     console.print(f"results: {out}")
     console.print(describe(run, client))

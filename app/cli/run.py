@@ -125,7 +125,8 @@ async def run_prepared(p: Prepared, out: Path, *, resume: bool, console: Console
     if cache is not None:
         cache.close()
     summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None)
-    print_summary(summary, console)
+    print_summary(summary, console, strategies=[s.key for s in spec.strategies],
+                  endpoints=[e["name"] for e in spec.endpoints])
     print_diagnostics(summary, console)
     console.print(f"results: {out}")
     return summary, list(rows.values())
