@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
@@ -140,7 +140,7 @@ def validate_checks(checks: Sequence[Check], *, strategies: Sequence[str], score
     """Refuse checks that name a strategy, scorer or endpoint the run does not have, or a baseline
     when none is given. Runs before any case does, so a typo costs nothing."""
     for i, c in enumerate(checks):
-        where = {"source": source, "field": f"{field}[{i}]"}
+        where: dict[str, Any] = {"source": source, "field": f"{field}[{i}]"}
         names = [c.strategy] + ([c.versus] if c.versus and not c.against_baseline else [])
         for name in names:
             if name not in strategies:
@@ -173,7 +173,7 @@ def _result(c: Check, endpoint: str, *, mean: float | None, low: float | None, h
             what: str, empty: str) -> CheckResult:
     observed = {"mean": mean, "lower": low, "upper": high}[c.stat]
     label = {"mean": "mean", "lower": "95% CI lower bound", "upper": "95% CI upper bound"}[c.stat]
-    common = {"check": c.text, "endpoint": endpoint, "kind": c.kind, "threshold": c.threshold, "op": c.op,
+    common: dict[str, Any] = {"check": c.text, "endpoint": endpoint, "kind": c.kind, "threshold": c.threshold, "op": c.op,
               "stat": c.stat, "mean": mean, "low": low, "high": high, "n": n}
     if observed is None:
         return CheckResult(**common, status="error", observed=None,

@@ -132,7 +132,7 @@ def import_run(session: Session, body: RunImport) -> RunPublic:
         try:
             result = CaseResult.model_validate_json(line)
         except ValueError as e:
-            errors = getattr(e, "errors", lambda: [])()
+            errors: list[Any] = list(getattr(e, "errors", lambda: [])())
             where = ".".join(str(x) for x in errors[0]["loc"]) if errors else None
             why = errors[0]["msg"] if errors else str(e)
             raise UserInputError(f"not a case result: {why}", source="results", line=n, field=where) from e
