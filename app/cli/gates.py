@@ -28,7 +28,7 @@ from evals.checks import (
     render_markdown,
     validate_checks,
 )
-from evals.domain import CaseResult, Outcome, RunSpec
+from evals.domain import CaseResult, RunSpec
 from evals.errors import UserInputError
 from evals.summary import CaseRow, RunSummary
 
@@ -134,17 +134,16 @@ def prepare(spec: RunSpec, *, file_checks: Sequence[str], cli_checks: Sequence[s
     return gate
 
 
-def local_run_failure(rows: Sequence[CaseRow]) -> str | None:
-    """Why a CLI run failed: no case to score, or every case ended in an error."""
-    if not rows:
-        return "the run has no case"
-    errors = [r for r in rows if r.outcome == Outcome.error]
-    if len(errors) == len(rows):
-        classes: dict[str, int] = {}
-        for r in errors:
-            classes[r.error_class or "error"] = classes.get(r.error_class or "error", 0) + 1
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1]))
-        return f"every case failed ({len(rows)} of {len(rows)}; {top})"
+def run_failure(summary: RunSummary, max_error_rate: float = 0.0) -> str | None:
+    """Why the run fails its job, from the summary's run health: no case got an answer (``failed``), or
+    more cases errored than ``max_error_rate`` allows; None when it did not fail."""
+    h = summary.health
+    if h is None or h.n == 0:
+        return "the run has no case" if summary.n == 0 else None
+    if h.status == "failed":
+        return h.reason or "no case got an answer"
+    if (h.error_share or 0.0) > max_error_rate:
+        return f"{h.reason or 'cases errored'}; above --max-error-rate {max_error_rate:g}"
     return None
 
 

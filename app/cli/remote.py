@@ -198,8 +198,9 @@ def describe(run: dict[str, Any], client: ServiceClient) -> str:
 def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | None, name: str | None,
                    console: Console) -> tuple[RunSummary, list[CaseRow], str, str | None]:
     """``ctxeval run --server``: queue the run file's run on the service, wait for it, write its export
-    to ``out`` and summarise it as a local run would. Returns (summary, rows, status, failure)."""
-    from app.cli.report import print_diagnostics, print_summary
+    to ``out`` and summarise it as a local run would. Returns (summary, rows, status, failure), failure
+    saying why when the service run ended failed or cancelled."""
+    from app.cli.report import print_diagnostics, print_summary, print_verdict
 
     with ServiceClient(server, token=token) as client:
         suite_id = client.store_suite(p.suite)
@@ -218,19 +219,17 @@ def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | No
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     rows = [CaseRow.from_result(CaseResult.model_validate_json(line)) for line in text.splitlines() if line.strip()]
-    summary = summarize(rows, primary=p.spec.scorers[0] if p.spec.scorers else None)
+    summary = summarize(rows, primary=p.spec.scorers[0] if p.spec.scorers else None,
+                        endpoint_urls={e.name: e.base_url for e in p.endpoints})
     print_summary(summary, console, strategies=[s.key for s in p.spec.strategies],
                   endpoints=[e["name"] for e in p.spec.endpoints])
     print_diagnostics(summary, console)
+    print_verdict(summary, console)
     console.print(f"results: {out}")
     console.print(describe(run, client))
     failure = None
     if run["status"] in ("failed", "cancelled"):
         failure = f"the service run ended {run['status']}" + (f": {run['error']}" if run.get("error") else "")
-    else:
-        from app.cli.gates import local_run_failure
-
-        failure = local_run_failure(rows)
     return summary, rows, run["status"], failure
 
 

@@ -177,6 +177,33 @@ def print_diagnostics(summary: RunSummary, console: Console | None = None) -> No
         console.print(agreement_table(summary.judge_agreement))
 
 
+def print_verdict(summary: RunSummary, console: Console | None = None) -> None:
+    """The run's status when it is not clean, the crossovers, effective lengths and the recommendation."""
+    console = console or Console()
+    h = summary.health
+    if h is not None and h.status != "completed":
+        colour = "red" if h.status == "failed" else "yellow"
+        console.print(f"[{colour}]status: {h.status}[/] — {escape(h.reason or '')}")
+    for g in summary.groups:
+        if g.unanswered:
+            parts = ", ".join(f"{v} {k}" for k, v in g.unanswered.items())
+            console.print(f"unanswered: {escape(g.strategy)} on {escape(g.endpoint)}: {parts} "
+                          f"({g.unanswered_share:.0%}; they score 0)")
+    for co in summary.crossovers:
+        console.print(f"crossover: {escape(co.verdict)}")
+    for g in summary.groups:
+        el = g.effective_length
+        if el is not None and el.n_buckets > 1:
+            point = "none" if el.length is None else str(el.length)
+            console.print(f"effective length of {escape(g.strategy)} on {escape(g.endpoint)} ({el.scorer} ≥ "
+                          f"{el.threshold:g}): {point} (from {el.low or 'none'} to {el.high or 'none'})")
+    rec = summary.recommendation
+    if rec is not None:
+        console.print(f"[bold]Recommendation:[/] {escape(rec.sentence)}")
+        for scope in rec.by_length:
+            console.print(f"  {escape(scope.sentence)}")
+
+
 def register(cli: Any) -> None:
     """``ctxeval report RESULTS.jsonl``: the summary of a finished run, as a table, a self-contained
     HTML file (``--html``) and Markdown, gated by checks like ``ctxeval run``."""
@@ -195,8 +222,11 @@ def register(cli: Any) -> None:
                                             "-vs-baseline checks"),
         junit: Path | None = typer.Option(None, "--junit", help="write the checks as JUnit XML"),
         markdown: Path | None = typer.Option(None, "--markdown", help="write a Markdown summary"),
+        max_error_rate: float = typer.Option(0.0, "--max-error-rate", min=0.0, max=1.0,
+                                             help="the share of errored cases tolerated (as for `ctxeval run`)"),
     ) -> None:
-        """Summarise a results file; exit 1 when a check fails, 2 on a usage error."""
+        """Summarise a results file; exit 1 when a check fails or the run failed (as `ctxeval run` would
+        exit), 2 on a usage error."""
         from app.cli import gates
         from evals.checks import parse_checks, validate_checks
         from evals.errors import UserInputError
@@ -236,7 +266,8 @@ def register(cli: Any) -> None:
             raise typer.Exit(gates.EXIT_USAGE) from e
         print_summary(summary, console, strategies=strategies, endpoints=endpoints)
         print_diagnostics(summary, console)
-        failure = gates.local_run_failure(rows)
+        print_verdict(summary, console)
+        failure = gates.run_failure(summary, max_error_rate)
         name = title or f"ctxeval report {results.name}"
         code = gates.finish(gate, rows, summary, console=console, title=name, run_failure=failure)
         if html is not None:
@@ -244,8 +275,8 @@ def register(cli: Any) -> None:
 
             page = render_report_html(ReportInput(
                 title=name, summary=summary, rows=rows, strategies=strategies, endpoints=endpoints, facts=facts,
-                status="failed" if failure else None, error=failure, checks=gate.results,
-                recommendation=getattr(summary, "recommendation", None)))
+                status=summary.health.status if summary.health else None, error=failure, checks=gate.results,
+                recommendation=summary.recommendation))
             html.parent.mkdir(parents=True, exist_ok=True)
             html.write_text(page, encoding="utf-8")
             console.print(f"report: {html}")

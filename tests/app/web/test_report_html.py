@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from app.services.report_html import ReportInput, plotly_js, render_report_html
 from evals.checks import evaluate_checks, parse_checks
@@ -37,7 +38,7 @@ def render(tmp_path: Path) -> Path:
     checks = evaluate_checks(parse_checks(["rag[k=3]:exact_match>=0.9"]), rows, summary, n_boot=200)
     html = render_report_html(ReportInput(
         title=f"nightly {HOSTILE}", summary=summary, rows=rows, facts=[("suite", f"handbook {HOSTILE}")],
-        status="completed", checks=checks, recommendation=["Use rag[k=3] up to 8K tokens."]))
+        status="completed", checks=checks))
     path = tmp_path / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
@@ -52,7 +53,9 @@ def test_report_is_one_file_with_nothing_external(tmp_path):
     assert not re.search(r"@import|url\(\s*['\"]?https?:", html)
     for chart in ("chart-length", "chart-cost", "chart-latency_s", "chart-ttft_s", "chart-depth-0"):
         assert f'data-figure="{chart}-data"' in html
-    assert "Recommendation" in html and "Use rag[k=3] up to 8K tokens." in html
+    summary = summarize(case_rows(), primary="exact_match", n_boot=200)
+    assert summary.recommendation is not None
+    assert 'data-field="recommendation"' in html and str(escape(summary.recommendation.sentence)) in html
     assert 'data-check="rag[k=3]:exact_match&gt;=0.9"' in html and ">failed<" in html
     assert HOSTILE not in html and "&lt;img src=x" in html  # run text is escaped everywhere
 
