@@ -19,7 +19,7 @@ def pushed(client):
     suite_id = client.post("/api/suites", json=suite.model_dump(mode="json")).json()["id"]
     spec = make_spec(suite, [Endpoint(name="fake", base_url="http://127.0.0.1:9", model="m")],
                      [StrategySpec(name="long_context"), StrategySpec(name="no_context")], ["exact_match"])
-    results = [case_result(p.question_id, p.strategy.key, scores={"exact_match": float(i % 2)})
+    results = [case_result(p.question_id, p.strategy.key, scores={"exact_match": float(i % 2)}, case_id=p.case_id)
                for i, p in enumerate(plan_cases(spec, suite))]
     assert [r.case_id for r in results] == [p.case_id for p in plan_cases(spec, suite)]
     jsonl = "".join(r.model_dump_json() + "\n" for r in results)

@@ -1,7 +1,7 @@
 """run checks: the CI checks a run was created with, and the baseline run they compare against
 
-Revision ID: 0002_run_checks
-Revises: 0001
+Revision ID: 0003_run_checks
+Revises: 0002_i11
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0002_run_checks'
-down_revision: str | None = '0001'
+revision: str = '0003_run_checks'
+down_revision: str | None = '0002_i11'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
