@@ -137,6 +137,15 @@ def test_push_imports_a_finished_local_run_with_its_spec(tmp_path, fake_server, 
     assert run["name"] == "local" and run["checks_passed"] is True
     back = [CaseResult.model_validate_json(line) for line in exported.splitlines()]
     assert sorted(back, key=lambda r: r.case_id) == sorted(results(out), key=lambda r: r.case_id)
+    # a local run gates against the stored run by its URL (the dashboard's address works too)
+    for ref in (f"{service.url}/runs/1", f"{service.url}/api/runs/1"):
+        res = invoke("run", spec, "--out", tmp_path / "again.jsonl", "--baseline", ref, "--token", service.token,
+                     "--check", "long_context-vs-baseline:f1>=0")
+        assert res.exit_code == 0, res.output
+        assert f"baseline: run 1 on {service.url}" in " ".join(res.output.split())
+    res = invoke("run", spec, "--out", tmp_path / "again.jsonl", "--baseline", f"{service.url}/runs/99",
+                 "--token", service.token, "--check", "long_context-vs-baseline:f1>=0")
+    assert res.exit_code == 2 and "run 99 not found" in res.output
     # a line that is not a case result: which file, line and field
     lines = out.read_text().splitlines()
     out.write_text(lines[0] + "\n" + '{"case_id": 5}\n')
