@@ -19,18 +19,20 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from evals.checks import (
+from evals import (
+    CaseResult,
+    CaseRow,
     Check,
     CheckResult,
+    RunSpec,
+    RunSummary,
+    UserInputError,
     evaluate_checks,
     parse_checks,
     render_junit,
     render_markdown,
     validate_checks,
 )
-from evals.domain import CaseResult, RunSpec
-from evals.errors import UserInputError
-from evals.summary import CaseRow, RunSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

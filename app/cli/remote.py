@@ -19,9 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from evals.domain import CaseResult, Endpoint, RunSpec, Suite
-from evals.errors import UserInputError
-from evals.summary import CaseRow, RunSummary, summarize
+from evals import CaseResult, CaseRow, Endpoint, RunSpec, RunSummary, Suite, UserInputError, summarize
 
 ACTIVE = ("queued", "running")
 POLL_S = 1.0
@@ -251,7 +249,7 @@ def register(cli: Any) -> None:
         console = report_console()
         try:
             p = prepare(spec, keys=False)
-            from evals.checks import parse_checks
+            from evals import parse_checks
 
             checks = [c.text for c in parse_checks(p.run.checks, source=str(spec))]
             with ServiceClient(server, token=token) as client:

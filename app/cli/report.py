@@ -13,9 +13,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from evals.diagnostics import AttributionRow, JudgeAgreement
-from evals.stats import Estimate
-from evals.summary import GroupSummary, RunSummary
+from evals import AttributionRow, Estimate, GroupSummary, JudgeAgreement, RunSummary
 
 PLAIN_WIDTH = 160  # columns of the tables when the output is a file or a pipe, not a terminal
 
@@ -228,9 +226,7 @@ def register(cli: Any) -> None:
         """Summarise a results file; exit 1 when a check fails or the run failed (as `ctxeval run` would
         exit), 2 on a usage error."""
         from app.cli import gates
-        from evals.checks import parse_checks, validate_checks
-        from evals.errors import UserInputError
-        from evals.summary import summarize
+        from evals import UserInputError, parse_checks, summarize, validate_checks
 
         console = report_console()
         try:

@@ -18,8 +18,7 @@ from typing import Any
 from app.services import report
 from app.web import charts
 from app.web.render import STATIC_DIR, templates
-from evals.checks import CheckResult
-from evals.summary import LONG_CONTEXT, NO_CONTEXT, CaseRow, RunSummary
+from evals import LONG_CONTEXT, NO_CONTEXT, CaseRow, CheckResult, RunSummary
 
 TEMPLATE = "report_standalone.html"
 

@@ -15,12 +15,21 @@ from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
 from app.schemas import RunCreate, RunImport, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
-from evals.checks import CheckResult, evaluate_checks, parse_checks, validate_checks
-from evals.domain import CaseResult, Endpoint, RunSpec, Suite
-from evals.embeddings import EmbeddingSettings
-from evals.errors import UserInputError
-from evals.runner import make_spec, plan_cases
-from evals.scorers import is_judge_scorer
+from evals import (
+    CaseResult,
+    CheckResult,
+    EmbeddingSettings,
+    Endpoint,
+    RunSpec,
+    Suite,
+    UserInputError,
+    evaluate_checks,
+    is_judge_scorer,
+    make_spec,
+    parse_checks,
+    plan_cases,
+    validate_checks,
+)
 
 
 def get_record(session: Session, run_id: int) -> RunRecord:
