@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from evals.redact import scrub
+from evals import scrub
 
 _KNOWN: set[str] = set()
 _KNOWN_MAX = 10_000

@@ -22,8 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
-from evals.errors import UserInputError
-from evals.limits import loads_json
+from evals import UserInputError, loads_json
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -136,6 +136,8 @@ class RunRecord(SQLModel, table=True):
     total_cases: int = 0
     rerun_of: int | None = None
     error: str | None = None
+    checks: list[str] | None = _json(nullable=True)  # CI checks (evals.checks syntax), judged when it ends
+    baseline_run_id: int | None = None  # the run that ``-vs-baseline`` checks compare with
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)

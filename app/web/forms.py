@@ -16,10 +16,7 @@ from typing import Any, Literal
 from starlette.datastructures import FormData
 
 from app.schemas import RunCreate, RunEmbeddings
-from evals import registry
-from evals.domain import Endpoint, StrategySpec
-from evals.errors import UserInputError
-from evals.limits import load_yaml, loads_json
+from evals import Endpoint, StrategySpec, UserInputError, load_yaml, loads_json, registry
 
 MAX_STRATEGIES = 64
 
