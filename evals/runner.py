@@ -315,6 +315,7 @@ class Engine:
     def _scrub(self, result: CaseResult) -> None:
         """No key (of any endpoint of this engine) nor anything shaped like one stays in error text."""
         secrets = [ep.api_key.get_secret_value() for ep in self._all_endpoints() if ep.api_key is not None]
+        secrets += list(self.secrets.values())  # pipeline tokens of http strategies
         if result.error_message:
             result.error_message = scrub(result.error_message, secrets)
         judged = result.metadata.get("judged_outcome")

@@ -261,3 +261,17 @@ def test_a_base_url_with_a_query_is_refused() -> None:
     for url in ("http://127.0.0.1:8310/api/endpoints?x=", "http://127.0.0.1:8310/#frag"):
         with pytest.raises(ValidationError, match="query"):
             Endpoint(name="e", base_url=url, model="m")
+
+
+async def test_pipeline_tokens_are_scrubbed_from_case_errors_too() -> None:
+    from evals.domain import CaseResult
+
+    suite = tiny_suite()
+    ep = endpoint("http://127.0.0.1:9")
+    spec = make_spec(suite, [ep], [StrategySpec(name="no_context")], ["exact_match"])
+    async with Engine(suite=suite, endpoints={ep.name: ep}, spec=spec,
+                      secrets={"PIPE_TOKEN": "plainpipelinetoken42"}) as engine:
+        result = CaseResult(case_id="c", question_id="q", endpoint="hostile", strategy="s", strategy_name="s",
+                            outcome="error", error_message=f"pipeline said plainpipelinetoken42 and {KEY}")
+        engine._scrub(result)
+    assert result.error_message == "pipeline said *** and ***"
