@@ -183,8 +183,11 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 
 def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: str | None = None,
-              suite_id: int | None = None) -> tuple[list[RunRecord], int]:
+              suite_id: int | None = None, tag: str | None = None) -> tuple[list[RunRecord], int]:
     conds = []
+    if tag is not None:  # tags hold no quotes or backslashes, so the JSON text holds "tag" exactly
+        escaped = tag.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        conds.append(sa.cast(col(RunRecord.tags), sa.String).like(f'%"{escaped}"%', escape="!"))
     if status is not None:
         conds.append(col(RunRecord.status) == status)
     if suite_id is not None:
@@ -223,6 +226,17 @@ def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
                   func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
         .where(col(CaseRecord.run_id).in_(run_ids))
         .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
+    ).all())
+
+
+def headline_rows(session: Session, *, run_ids: Sequence[int], scorer: str) -> list[Any]:
+    """Per (run, endpoint, strategy): mean of score ``scorer`` over the cases that have it, and their number."""
+    value = CaseRecord.scores[scorer].as_float()  # type: ignore[index]
+    return list(session.execute(
+        sa.select(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy),
+                  func.avg(value), func.count(value), func.min(CaseRecord.position))
+        .where(col(CaseRecord.run_id).in_(run_ids))
+        .group_by(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy))
     ).all())
 
 

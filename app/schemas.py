@@ -17,7 +17,7 @@ from evals.probe import ProbeResult
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
-    "base_url": "http://127.0.0.1:8001/v1",
+    "base_url": "http://127.0.0.1:8001",
     "model": "Qwen/Qwen2.5-7B-Instruct",
     "api_key": "sk-local",
     "context_window": 32768,
@@ -73,6 +73,19 @@ EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
 
+class EndpointProbe(BaseModel):
+    """The endpoint's last probe, kept on the endpoint."""
+
+    result: ProbeResult = Field(description="what the probe found")
+    probed_at: datetime = Field(description="when it ran (UTC)")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields whose value comes "
+                                    "from a probe (a field the user sets is never overwritten)")
+    kept: dict[str, Any] = Field(default_factory=dict, description="findings not applied because the user "
+                                 "set the field: the user's value")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+
+
 EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointPublic",
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
@@ -80,6 +93,7 @@ EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     has_api_key=(bool, ...),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
+    probe=(EndpointProbe | None, Field(default=None, description="the last probe's findings, if any")),
     **{name: (f.annotation, f) for name, f in _ENDPOINT_FIELDS.items()},
 )
 
@@ -90,8 +104,12 @@ class EndpointsPublic(BaseModel):
 
 
 class ProbePublic(BaseModel):
-    endpoint_id: int
-    result: ProbeResult
+    endpoint_id: int = Field(description="the endpoint probed")
+    result: ProbeResult = Field(description="what the probe found")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields now set from "
+                                    "the probe's findings")
 
 
 # --------------------------------------------------------------------------------------------- suites
@@ -188,9 +206,23 @@ class RunProgress(BaseModel):
     eta_s: float | None = Field(default=None, description="seconds left at the rate of this attempt")
 
 
+class RunHeadline(BaseModel):
+    """One endpoint × strategy of a run: the mean of the run's primary scorer over its scored cases."""
+
+    endpoint: str = Field(description="endpoint name")
+    strategy: str = Field(description="strategy key, e.g. rag[k=5]")
+    scorer: str = Field(description="the run's primary (first) scorer")
+    mean: float | None = Field(description="mean score over the cases scored so far; null when none is")
+    n: int = Field(description="cases with this score")
+
+
 class RunPublic(BaseModel):
     id: int
     name: str | None
+    tags: list[str] = Field(default_factory=list, description="labels to find and group runs by")
+    notes: str | None = Field(default=None, description="free-text annotation")
+    headline: list[RunHeadline] = Field(default_factory=list, description="primary score per endpoint × "
+                                        "strategy, in the spec's order")
     suite_id: int
     status: Literal["queued", "running", "completed", "failed", "cancelled"]
     attempt: int
@@ -203,6 +235,21 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     progress: RunProgress
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r'^[^\s,"\\][^,"\\]*$',
+                           description="a label: no commas, quotes or backslashes")]
+
+
+class RunUpdate(BaseModel):
+    """Labels of a run to change; fields left out stay as they are. Results and spec never change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "rag k=5 baseline", "tags": ["baseline", "qwen"], "notes": "before the chunker change"}]})
+
+    name: str | None = Field(default=None, max_length=200, description="display name; null or empty clears it")
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="replaces the run's tags")
+    notes: str | None = Field(default=None, max_length=10_000, description="replaces the notes; null clears")
 
 
 class RunsPublic(BaseModel):

@@ -192,6 +192,28 @@ def endpoint_from_form(form: FormData) -> Endpoint:
     return EndpointCreate.model_validate(data)
 
 
+def endpoint_changes_from_form(form: FormData) -> dict[str, Any]:
+    """The ``PATCH /api/endpoints/{id}`` body of the edit form: every listed field (an empty one goes
+    back to its default, e.g. an unknown window); the key only when one is typed (a new key) or
+    ``remove_api_key`` is ticked, so an untouched key field keeps the stored key."""
+    changes: dict[str, Any] = {}
+    for name in ENDPOINT_FORM_FIELDS:
+        raw = str(form.get(name, "")).strip()
+        if raw:
+            changes[name] = raw
+        else:
+            info = Endpoint.model_fields[name]
+            if info.is_required():
+                raise UserInputError(f"{name} is required", field=name)
+            changes[name] = info.get_default(call_default_factory=True)
+    key = str(form.get("api_key", "")).strip()
+    if key:
+        changes["api_key"] = key
+    elif form.get("remove_api_key"):
+        changes["api_key"] = None
+    return changes
+
+
 def params_from_text(text: str) -> dict[str, Any]:
     """Generator parameters typed as JSON or YAML (``key: value`` lines)."""
     text = text.strip()

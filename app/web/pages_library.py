@@ -18,6 +18,7 @@ from app.services import suites as suite_service
 from app.web.auth import PageUser
 from app.web.forms import (
     ENDPOINT_FORM_FIELDS,
+    endpoint_changes_from_form,
     endpoint_from_form,
     form_values,
     params_from_text,
@@ -26,6 +27,7 @@ from app.web.forms import (
 from app.web.pages_runs import redirect
 from app.web.render import page
 from evals.errors import CtxevalError
+from evals.probe import ProbeResult
 
 router = APIRouter(include_in_schema=False)
 
@@ -116,9 +118,15 @@ async def add_endpoint(request: Request, session: SessionDep, _: PageUser) -> An
 
 def _endpoint_page(request: Request, session: Any, endpoint_id: int, *, probe: dict[str, Any] | None = None,
                    probe_error: str | None = None) -> HTMLResponse:
-    endpoint = endpoint_service.get(session, endpoint_id)
-    return page(request, "endpoint.html", nav="endpoints", endpoint=endpoint.model_dump(mode="json"),
-                probe=probe, probe_error=probe_error)
+    endpoint = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+    saved = endpoint.get("probe") or {}
+    if probe is None and probe_error is None:
+        probe = saved.get("result")
+    found = endpoint_service.probe_findings(ProbeResult.model_validate(saved["result"])) if saved else {}
+    kept = saved.get("kept") or {}
+    return page(request, "endpoint.html", nav="endpoints", endpoint=endpoint, probe=probe, probe_error=probe_error,
+                unreachable=saved.get("unreachable"), probed_at=saved.get("probed_at"),
+                applied=saved.get("applied") or {}, kept=kept, kept_found={k: found.get(k) for k in kept})
 
 
 @router.get("/endpoints/{endpoint_id}", response_class=HTMLResponse)
@@ -135,6 +143,43 @@ async def probe_endpoint(request: Request, endpoint_id: int, session: SessionDep
     except (CtxevalError, ServiceError) as e:
         report, error = None, _message(e)
     return _endpoint_page(request, session, endpoint_id, probe=report, probe_error=error)
+
+
+def _edit_page(request: Request, session: Any, endpoint_id: int, *, values: dict[str, Any] | None = None,
+               error: str | None = None, field: str | None = None, status_code: int = 200) -> HTMLResponse:
+    endpoint = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+    if values is None:
+        values = {k: ("" if endpoint.get(k) is None else endpoint[k]) for k in ENDPOINT_FORM_FIELDS}
+    return page(request, "endpoint_edit.html", status_code=status_code, nav="endpoints", endpoint=endpoint,
+                values=values, error=error, field=field)
+
+
+@router.get("/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+def edit_endpoint_page(request: Request, endpoint_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
+    return _edit_page(request, session, endpoint_id)
+
+
+@router.post("/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep, _: PageUser) -> Any:
+    """The same change as ``PATCH /api/endpoints/{id}`` (``endpoint_service.update``): its rules apply."""
+    form = await request.form()
+    try:
+        changes = endpoint_changes_from_form(form)
+        updated = endpoint_service.update(session, endpoint_id, changes)
+    except (CtxevalError, ServiceError, ValidationError) as e:
+        return _edit_page(request, session, endpoint_id, values=form_values(form), error=_message(e),
+                          field=getattr(e, "field", None) or _validation_field(e), status_code=422)
+    dispatcher = request.app.state.dispatcher
+    if dispatcher is not None and "concurrency" in changes:  # queued cases follow the new limit
+        dispatcher.register_endpoint_queue(updated.name, updated.concurrency)  # type: ignore[attr-defined]
+    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.")  # type: ignore[attr-defined]
+
+
+def _validation_field(e: Exception) -> str | None:
+    if isinstance(e, ValidationError) and e.errors():
+        loc = e.errors()[0].get("loc") or ()
+        return str(loc[0]) if loc else None
+    return None
 
 
 @router.post("/endpoints/{endpoint_id}/delete")

@@ -41,13 +41,15 @@ def home(_: PageUser) -> RedirectResponse:
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request, session: SessionDep, _: PageUser, status: str | None = Query(None),
-              suite_id: str | None = Query(None), offset: int = Query(0, ge=0)) -> HTMLResponse:
+              suite_id: str | None = Query(None), tag: str | None = Query(None, max_length=50),
+              offset: int = Query(0, ge=0)) -> HTMLResponse:
     status = status if status in STATUSES else None
     suite = int(suite_id) if suite_id and suite_id.isdigit() else None
-    runs = run_service.list_public(session, offset=offset, limit=50, status=status, suite_id=suite)
+    tag = (tag or "").strip() or None
+    runs = run_service.list_public(session, offset=offset, limit=50, status=status, suite_id=suite, tag=tag)
     suites, _count = suite_service.list_public(session, offset=0, limit=1000, name=None)
     return page(request, "runs.html", nav="runs", runs=runs.data, count=runs.count, offset=offset, limit=50,
-                statuses=STATUSES, status=status, suite_id=suite, suites=suites)
+                statuses=STATUSES, status=status, suite_id=suite, suites=suites, tag=tag)
 
 
 # ----------------------------------------------------------------------------------------- new run
