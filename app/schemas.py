@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 from evals.domain import Endpoint, RunSpec, StrategySpec
 from evals.probe import ProbeResult
+from evals.run_comparison import RunPairComparison
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
@@ -304,3 +305,30 @@ class HealthPublic(BaseModel):
     execution: str
     auth_required: bool
     version: str
+
+
+# ------------------------------------------------------------------------------------ run comparison
+class RunBrief(BaseModel):
+    id: int = Field(description="run id")
+    name: str | None = Field(description="the run's name, if any")
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    suite_id: int = Field(description="the stored suite version the run used")
+    suite_name: str = Field(description="the suite's name")
+    suite_hash: str = Field(description="content hash of that suite version")
+    n_cases: int = Field(description="cases stored so far")
+
+
+class RunAgainstBaseline(BaseModel):
+    run: RunBrief
+    same_suite: bool = Field(description="true when both runs used the same suite content; otherwise "
+                                         "questions are paired by id where both suites have it")
+    notes: list[str] = Field(description="what to keep in mind reading the numbers")
+    comparison: RunPairComparison
+
+
+class RunsComparison(BaseModel):
+    """Two or more runs against one baseline run."""
+
+    baseline: RunBrief
+    scorer: str = Field(description="the score compared (default: the baseline's primary scorer)")
+    runs: list[RunAgainstBaseline] = Field(description="every other run, in the order asked for")

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import IdPath, SessionDep
-from app.schemas import ERROR_RESPONSES
+from app.schemas import ERROR_RESPONSES, MAX_ID, RunsComparison
 from app.services import statistics as service
 from evals.summary import PairedComparison, RunSummary
 
@@ -32,3 +32,23 @@ def run_compare(session: SessionDep, run_id: IdPath,
                 scorer: str | None = Query(None, description="default: the run's first scorer"),
                 endpoint: str | None = Query(None, description="pair within this endpoint only")) -> PairedComparison:
     return service.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint)
+
+
+compare_router = APIRouter(tags=["statistics"], responses=ERROR_RESPONSES)
+
+
+@compare_router.get("/compare", response_model=RunsComparison,
+                    summary="Two or more runs against a baseline run, per endpoint × strategy")
+def compare_runs(session: SessionDep,
+                 runs: Annotated[list[Annotated[int, Query(ge=1, le=MAX_ID)]], Query(
+                     description="run ids: ?runs=3&runs=5 (two to ten)")],
+                 baseline: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                                       description="the run the others are measured "
+                                                                   "against; default: the first of runs")] = None,
+                 scorer: str | None = Query(None, description="default: the baseline's first scorer"),
+                 ) -> RunsComparison:
+    """On the questions both runs scored: the paired difference (other − baseline) with its paired
+    bootstrap 95% interval, wins/losses/ties and exact McNemar p-value for 0/1 scores; where the
+    questions differ also the unpaired difference, labelled; cost and latency deltas; fixed and broken
+    questions."""
+    return service.compare_runs(session, runs, baseline=baseline, scorer=scorer)
