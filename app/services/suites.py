@@ -12,7 +12,10 @@ from app.errors import ConflictError, NotFoundError
 from app.models import SuiteRecord, as_utc
 from app.schemas import QuestionPublic, QuestionsPublic, SuitePublic
 from evals.domain import Suite
+from evals.errors import UserInputError
 from evals.suites.io import format_of, parse_suite
+
+IMPORTED_EXTENSIONS = (".csv", ".zip", ".txt", ".md", ".html", ".htm", ".pdf")
 
 
 def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:
@@ -66,6 +69,10 @@ def parse_upload(filename: str, data: bytes) -> Suite:
     """Read an uploaded suite file (its extension says yaml, json or jsonl); errors name the file,
     line and field as the client sent them."""
     name = Path(filename or "").name or "upload"
+    if Path(name).suffix.lower() in IMPORTED_EXTENSIONS:
+        raise UserInputError(f"{name} is a questions or document file, not a suite file: import it with "
+                             "your documents and a suite name (Suites → Import your documents and questions, "
+                             "POST /api/suites/import, or ctxeval suite import)", source=name)
     fmt = format_of(name)
     return parse_suite(data, fmt, source=name, default_name=Path(name).stem)
 

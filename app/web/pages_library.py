@@ -12,8 +12,8 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from app.api.deps import SessionDep
 from app.errors import ServiceError
 from app.services import endpoints as endpoint_service
+from app.services import imports, suite_views
 from app.services import runs as run_service
-from app.services import suite_views
 from app.services import suites as suite_service
 from app.web.auth import PageUser
 from app.web.forms import (
@@ -38,10 +38,39 @@ def _message(e: Exception) -> str:
 
 # --------------------------------------------------------------------------------------------- suites
 def _suites_page(request: Request, session: Any, *, error: str | None = None, values: dict[str, Any] | None = None,
-                 status_code: int = 200) -> HTMLResponse:
+                 status_code: int = 200, field: str | None = None) -> HTMLResponse:
     suites, count = suite_service.list_public(session, offset=0, limit=500, name=None)
     return page(request, "suites.html", status_code=status_code, nav="suites", suites=suites, count=count,
-                kinds=suite_views.generator_kinds(), error=error, values=values or {})
+                kinds=suite_views.generator_kinds(), error=error, values=values or {}, field=field)
+
+
+@router.post("/suites/import", response_class=HTMLResponse)
+async def import_suite(request: Request, session: SessionDep, _: PageUser) -> Any:
+    """Documents + questions, or a LongBench-style file: the same importers as the API and the CLI."""
+    form = await request.form()
+    name = str(form.get("name", ""))
+    values = {"import_name": name, "default_question": str(form.get("default_question", ""))}
+
+    def upload(item: Any) -> tuple[str, bytes] | None:
+        return (item.filename or "", item.file.read()) if getattr(item, "filename", None) else None
+
+    longbench = upload(form.get("longbench"))
+    try:
+        if longbench is not None:
+            values["mode"] = "longbench"
+            suite = imports.import_longbench_file(name=name, upload=longbench,
+                                                  default_question=values["default_question"])
+        else:
+            docs = [u for u in (upload(d) for d in form.getlist("documents")) if u is not None]
+            suite = imports.import_documents_and_questions(name=name, questions=upload(form.get("questions")),
+                                                           documents=docs)
+        stored = suite_service.store(session, suite)
+    except (CtxevalError, ServiceError, ValidationError) as e:
+        return _suites_page(request, session, error=_message(e), values=values, status_code=422,
+                            field=getattr(e, "field", None))
+    verb = "Imported" if stored.created else "Already stored:"
+    return redirect(f"/suites/{stored.id}", f"{verb} suite {stored.name} v{stored.version}: "
+                                           f"{stored.n_documents} documents, {stored.n_questions} questions.")
 
 
 @router.get("/suites", response_class=HTMLResponse)
