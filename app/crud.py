@@ -147,12 +147,50 @@ def count_runs_by_suite(session: Session, *, suite_ids: Sequence[int]) -> dict[i
     return {sid: n for sid, n in rows}
 
 
-def list_questions(session: Session, *, suite_id: int, offset: int = 0,
-                   limit: int = 100) -> list[QuestionRecord]:
+def _contains(columns: Sequence[Any], text: str) -> Any:
+    """Case-insensitive substring match on any of ``columns`` (LIKE with escaped wildcards)."""
+    pattern = "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return sa.or_(*[func.lower(c).like(pattern, escape="!") for c in columns])
+
+
+def _question_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(QuestionRecord.suite_id) == suite_id]
+    if search:
+        body = QuestionRecord.body
+        conds.append(_contains([col(QuestionRecord.question_id), body["question"].as_string(),  # type: ignore[index]
+                                sa.cast(body["answers"], sa.String)], search))  # type: ignore[index]
+    return conds
+
+
+def list_questions(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> list[QuestionRecord]:
     return list(session.exec(
-        select(QuestionRecord).where(QuestionRecord.suite_id == suite_id)
+        select(QuestionRecord).where(*_question_conds(suite_id, search))
         .order_by(col(QuestionRecord.position)).offset(offset).limit(limit)
     ).all())
+
+
+def count_questions(session: Session, *, suite_id: int, search: str | None = None) -> int:
+    return int(session.exec(select(func.count()).select_from(QuestionRecord)
+                            .where(*_question_conds(suite_id, search))).one())
+
+
+def _document_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(DocumentRecord.suite_id) == suite_id]
+    if search:
+        body = DocumentRecord.body
+        conds.append(_contains([col(DocumentRecord.doc_id), body["title"].as_string(),  # type: ignore[index]
+                                body["text"].as_string()], search))  # type: ignore[index]
+    return conds
+
+
+def list_documents(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> tuple[list[DocumentRecord], int]:
+    conds = _document_conds(suite_id, search)
+    rows = session.exec(select(DocumentRecord).where(*conds).order_by(col(DocumentRecord.position))
+                        .offset(offset).limit(limit)).all()
+    count = session.exec(select(func.count()).select_from(DocumentRecord).where(*conds)).one()
+    return list(rows), int(count)
 
 
 def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:

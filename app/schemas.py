@@ -145,8 +145,22 @@ class QuestionPublic(BaseModel):
 
 
 class QuestionsPublic(BaseModel):
-    data: list[QuestionPublic]
-    count: int
+    data: list[QuestionPublic] = Field(description="this page of questions, in suite order")
+    count: int = Field(description="questions in the suite (matching the search, when one is given)")
+
+
+class DocumentPublic(BaseModel):
+    position: int = Field(description="index of the document in the suite")
+    id: str = Field(description="the document's id, cited by questions' evidence")
+    title: str = Field(description="its title (may be empty)")
+    n_chars: int = Field(description="characters of its text")
+    preview: str = Field(description="the start of its text")
+    metadata: dict[str, Any] = Field(description="free-form fields of the document")
+
+
+class DocumentsPublic(BaseModel):
+    data: list[DocumentPublic] = Field(description="this page of documents, in suite order")
+    count: int = Field(description="documents in the suite (matching the search, when one is given)")
 
 
 # ----------------------------------------------------------------------------------------------- runs

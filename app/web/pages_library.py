@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse
 
@@ -112,6 +112,24 @@ def suite_page(request: Request, suite_id: int, session: SessionDep, _: PageUser
     runs = run_service.list_public(session, offset=0, limit=20, status=None, suite_id=suite_id)
     return page(request, "suite.html", nav="suites", suite=suite, info=suite_views.inspect(session, suite_id),
                 runs=runs.data)
+
+
+BROWSE_PER_PAGE = 50
+
+
+@router.get("/suites/{suite_id}/browse", response_class=HTMLResponse)
+def browse_suite(request: Request, suite_id: int, session: SessionDep, _: PageUser,
+                 what: str = Query("questions"), search: str = Query("", max_length=200),
+                 offset: int = Query(0, ge=0)) -> HTMLResponse:
+    """Every question or document of a suite, 50 a page, with a search over ids, text and answers."""
+    suite = suite_service.get(session, suite_id)
+    what = "documents" if what == "documents" else "questions"
+    if what == "documents":
+        listed: Any = suite_service.documents(session, suite_id, offset=offset, limit=BROWSE_PER_PAGE, search=search)
+    else:
+        listed = suite_service.questions(session, suite_id, offset=offset, limit=BROWSE_PER_PAGE, search=search)
+    return page(request, "suite_browse.html", nav="suites", suite=suite, what=what, search=search.strip(),
+                items=listed.data, count=listed.count, offset=offset, limit=BROWSE_PER_PAGE)
 
 
 @router.post("/suites/{suite_id}/delete")

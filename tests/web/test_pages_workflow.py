@@ -118,3 +118,20 @@ def test_api_docs_load_nothing_from_another_site(client: Any) -> None:
         assert r.status_code == 200 and len(r.content) > 100_000
     assert client.get("/assets/api-docs/swagger-ui.css").status_code == 200
     assert '"validatorUrl": null' in client.get("/docs").text
+
+
+def test_import_documents_and_questions_from_the_suites_page(client: Any) -> None:
+    from tests.service.api.test_suite_import import QUESTIONS_CSV, _files
+
+    html = client.get("/suites").text
+    assert 'id="import-suite"' in html and 'name="documents"' in html and "multiple" in html
+    r = client.post("/suites/import", data={"name": "handbook"}, files=_files())
+    assert r.status_code == 303, r.text
+    assert "Imported suite handbook v1: 3 documents, 3 questions." in client.get(r.headers["location"]).text
+    bad = QUESTIONS_CSV.replace("leave.txt", "leave.text")
+    r = client.post("/suites/import", data={"name": "handbook"}, files=_files(("questions.csv", bad.encode())))
+    assert r.status_code == 422
+    assert "questions.csv, line 2, field &#39;evidence[0]&#39;: unknown document &#39;leave.text&#39;" in r.text
+    assert 'value="handbook"' in r.text  # the name is kept
+    r = client.post("/suites/upload", files={"file": ("questions.csv", QUESTIONS_CSV.encode())})
+    assert r.status_code == 422 and "Import your documents and questions" in r.text

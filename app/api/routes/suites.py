@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
 
 from app.api.deps import IdPath, Limit, Offset, SessionDep
-from app.schemas import ERROR_RESPONSES, QuestionsPublic, SuitePublic, SuitesPublic
+from app.schemas import ERROR_RESPONSES, DocumentsPublic, QuestionsPublic, SuitePublic, SuitesPublic
 from app.services import imports
 from app.services import suites as service
 from evals.domain import Suite
@@ -89,9 +89,19 @@ def get_suite(session: SessionDep, suite_id: IdPath) -> SuitePublic:
 
 
 @router.get("/{suite_id}/questions", response_model=QuestionsPublic, summary="A suite's questions, paginated")
-def list_questions(session: SessionDep, suite_id: IdPath, offset: Offset = 0,
-                   limit: Limit = 100) -> QuestionsPublic:
-    return service.questions(session, suite_id, offset=offset, limit=limit)
+def list_questions(session: SessionDep, suite_id: IdPath, offset: Offset = 0, limit: Limit = 100,
+                   search: str | None = Query(None, max_length=200, description="only questions whose id, "
+                                              "text or answers contain this (case-insensitive)"),
+                   ) -> QuestionsPublic:
+    return service.questions(session, suite_id, offset=offset, limit=limit, search=search)
+
+
+@router.get("/{suite_id}/documents", response_model=DocumentsPublic, summary="A suite's documents, paginated")
+def list_documents(session: SessionDep, suite_id: IdPath, offset: Offset = 0, limit: Limit = 100,
+                   search: str | None = Query(None, max_length=200, description="only documents whose id, "
+                                              "title or text contain this (case-insensitive)"),
+                   ) -> DocumentsPublic:
+    return service.documents(session, suite_id, offset=offset, limit=limit, search=search)
 
 
 @router.delete("/{suite_id}", status_code=status.HTTP_204_NO_CONTENT,

@@ -87,3 +87,19 @@ def test_import_longbench_jsonl(client):
 def test_a_csv_sent_to_the_suite_file_upload_points_at_the_import(client):
     r = client.post("/api/suites/upload", files={"file": ("questions.csv", QUESTIONS_CSV.encode())})
     assert r.status_code == 422 and "POST /api/suites/import" in r.json()["error"]["message"]
+
+
+def test_browse_questions_and_documents_with_search(client):
+    sid = client.post("/api/suites/import", data={"name": "handbook"}, files=_files()).json()["id"]
+    r = client.get(f"/api/suites/{sid}/questions", params={"search": "REVENUE"})
+    assert r.status_code == 200 and [q["id"] for q in r.json()["data"]] == ["q2"] and r.json()["count"] == 1
+    assert client.get(f"/api/suites/{sid}/questions", params={"search": "oslo"}).json()["count"] == 1  # an answer
+    assert client.get(f"/api/suites/{sid}/questions", params={"search": "100%_"}).json()["count"] == 0
+    assert client.get(f"/api/suites/{sid}/questions").json()["count"] == 3
+    docs = client.get(f"/api/suites/{sid}/documents", params={"search": "leave days"}).json()
+    assert [d["id"] for d in docs["data"]] == ["leave.txt"] and docs["data"][0]["n_chars"] > 20
+    assert client.get(f"/api/suites/{sid}/documents").json()["count"] == 3
+    page = client.get(f"/suites/{sid}/browse", params={"search": "revenue"}).text
+    assert 'data-question="q2"' in page and 'data-question="q1"' not in page
+    page = client.get(f"/suites/{sid}/browse", params={"what": "documents", "search": "office"}).text
+    assert 'data-document="office.html"' in page and "leave.txt" not in page
