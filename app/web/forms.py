@@ -75,18 +75,16 @@ def _field(name: str, info: Any) -> FieldSpec | None:
 
 def strategy_forms() -> list[StrategyForm]:
     """Every registered strategy with the parameters a form can set."""
+    from app.services.catalogue import strategy_names
     from evals.strategies import STRATEGIES
 
     out = []
-    for name in sorted(STRATEGIES, key=lambda n: (_ORDER.get(n, 99), n)):
+    for name in strategy_names():  # the catalogue's order, from the same Params models
         cls = STRATEGIES[name]
         fields = [f for n, info in cls.Params.model_fields.items() if (f := _field(n, info)) is not None]
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         out.append(StrategyForm(name, doc, fields))
     return out
-
-
-_ORDER = {"no_context": 0, "long_context": 1, "rag": 2, "self_route": 3}
 
 
 def _values(raw: str, spec: FieldSpec, where: str) -> list[Any]:
