@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import IdPath, SessionDep
 from app.schemas import ERROR_RESPONSES, MAX_ID, RunsComparison
+from app.services import export
+from app.services import runs as run_service
 from app.services import statistics as service
 from evals.summary import PairedComparison, RunSummary
 
@@ -22,6 +24,22 @@ def run_summary(session: SessionDep, run_id: IdPath,
                 ) -> RunSummary:
     """Computed from the cases stored so far, so it also works while the run is going."""
     return service.summary(session, run_id, primary=primary, length_edges=length_edges)
+
+
+@router.get("/summary/export", summary="The summary table as CSV or Markdown",
+            responses={200: {"content": {"text/csv": {}, "text/markdown": {}},
+                             "description": "one row per endpoint × strategy: each scorer's mean, 95% "
+                                            "interval and n, outcomes, tokens, cost, token share, latency"}})
+def export_summary(session: SessionDep, run_id: IdPath,
+                   format: Literal["csv", "markdown"] = Query("csv", description="csv or markdown")) -> Response:
+    summary = service.summary(session, run_id)
+    run = run_service.get_record(session, run_id)
+    if format == "csv":
+        return Response(export.summary_csv(summary), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-summary.csv"'})
+    title = f"Run {run_id}" + (f": {run.name}" if run.name else "")
+    return Response(export.summary_markdown(title, summary), media_type="text/markdown; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="run-{run_id}-summary.md"'})
 
 
 @router.get("/compare", response_model=PairedComparison,

@@ -101,3 +101,26 @@ def test_compare_refuses_what_it_cannot_compare(client, settings):
     r = client.get("/api/compare", params={"runs": [a, b], "scorer": "f1"})
     assert r.status_code == 422 and "not scored with 'f1'" in r.json()["error"]["message"]
     assert client.get("/api/compare", params={"runs": [a, 999]}).status_code == 404
+
+
+def test_summary_export_as_csv_and_markdown(client, settings):
+    import csv
+    import io
+
+    a, _ = _runs(settings)
+    summary = client.get(f"/api/runs/{a}/summary").json()
+    r = client.get(f"/api/runs/{a}/summary/export", params={"format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    (row,) = rows
+    est = summary["groups"][0]["scores"]["exact_match"]
+    assert (row["endpoint"], row["strategy"], row["n"]) == ("fake", "rag", "6")
+    assert float(row["exact_match_mean"]) == pytest.approx(est["mean"])
+    assert float(row["exact_match_ci_low"]) == pytest.approx(est["low"])
+    assert float(row["cost_usd_per_case"]) == pytest.approx(0.002)
+    md = client.get(f"/api/runs/{a}/summary/export", params={"format": "markdown"})
+    assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+    lines = md.text.splitlines()
+    assert lines[0] == f"## Run {a}" and "| endpoint | strategy | n | exact_match |" in md.text
+    assert f"| fake | rag | 6 | {est['mean']:.3f} [{est['low']:.3f}, {est['high']:.3f}] |" in md.text
+    assert client.get(f"/api/runs/{a}/summary/export", params={"format": "xls"}).status_code == 422
