@@ -3,19 +3,21 @@
 FastAPI's own pages load Swagger UI and ReDoc from a CDN, a blank page on an offline cluster. Here the
 JavaScript and CSS come from the installed ``fastapi-offline`` package (its ``static/`` folder holds
 ``swagger-ui-bundle.js``, ``swagger-ui.css`` and ``redoc.standalone.js``), served under
-``/assets/api-docs/``; the favicon is the dashboard's, Google fonts are off and Swagger UI's online
-validator badge is disabled, so opening the docs sends no request beyond this service.
+``/assets/api-docs/``; the favicon is the dashboard's, Google fonts are off, Swagger UI's online
+validator badge is disabled and ReDoc's footer logo (its one remote image) points at the favicon, so
+opening the docs sends no request beyond this service.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 ASSETS_URL = "/assets/api-docs"
 FAVICON_URL = "/static/favicon.svg"
@@ -32,9 +34,24 @@ def assets_dir() -> Path:
     return folder
 
 
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"  # the "API docs by Redocly" badge
+
+
+@lru_cache(maxsize=1)
+def redoc_js() -> bytes:
+    """ReDoc's bundle with its one remote asset, the footer logo, pointed at this service's favicon."""
+    text = (assets_dir() / "redoc.standalone.js").read_text(encoding="utf-8")
+    return text.replace(REDOC_LOGO, FAVICON_URL).encode("utf-8")
+
+
 def install(app: FastAPI) -> None:
     """Serve ``/docs``, ``/docs/oauth2-redirect`` and ``/redoc`` from the packaged assets. The app must be
     created with ``docs_url=None, redoc_url=None`` so FastAPI's CDN pages are not registered."""
+
+    async def redoc_bundle() -> Response:
+        return Response(redoc_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    app.add_api_route(f"{ASSETS_URL}/redoc.standalone.js", redoc_bundle, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="api-docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_url = "/docs/oauth2-redirect"

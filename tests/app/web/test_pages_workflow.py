@@ -118,6 +118,8 @@ def test_api_docs_load_nothing_from_another_site(client: Any) -> None:
         assert r.status_code == 200 and len(r.content) > 100_000
     assert client.get("/assets/api-docs/swagger-ui.css").status_code == 200
     assert '"validatorUrl": null' in client.get("/docs").text
+    redoc = client.get("/assets/api-docs/redoc.standalone.js").text
+    assert "cdn.redoc.ly" not in redoc and "/static/favicon.svg" in redoc
 
 
 def test_import_documents_and_questions_from_the_suites_page(client: Any) -> None:
