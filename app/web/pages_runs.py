@@ -25,7 +25,6 @@ from evals.errors import CtxevalError
 router = APIRouter(include_in_schema=False)
 
 STATUSES = [s.value for s in RunStatus]
-DEFAULT_STRATEGIES = ("long_context", "rag")
 
 
 def redirect(url: str, notice: str | None = None) -> RedirectResponse:
@@ -65,15 +64,15 @@ def _new_run_page(request: Request, session: Any, *, values: dict[str, Any], err
                   from_notes: list[str] | None = None) -> HTMLResponse:
     suites, _ = suite_service.list_public(session, offset=0, limit=1000, name=None)
     endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
-    from evals.scorers import SCORERS
+    from evals import registry
 
     return page(request, "run_new.html", status_code=status_code, nav="new", suites=suites, endpoints=endpoints,
-                strategies=strategy_forms(), scorers=list(SCORERS.values()), values=values, error=error,
+                strategies=strategy_forms(), scorers=registry.components("scorer"), values=values, error=error,
                 field=field, estimate=estimate, estimate_error=None, from_run=from_run, from_notes=from_notes or [])
 
 
 def _defaults(request: Request) -> dict[str, Any]:
-    values: dict[str, Any] = {f"s.{name}.on": "on" for name in DEFAULT_STRATEGIES}
+    values: dict[str, Any] = {f"s.{sf.name}.on": "on" for sf in strategy_forms() if sf.preselected}
     suite_id = request.query_params.get("suite_id")
     if suite_id:
         values["suite_id"] = suite_id
@@ -86,13 +85,13 @@ def new_run_page(request: Request, session: SessionDep, _: PageUser,
     """The form; ``?from=ID`` fills it with run ID's spec ("Edit and re-run")."""
     if from_run is None:
         return _new_run_page(request, session, values=_defaults(request))
-    from evals.scorers import SCORERS
+    from evals import registry
 
     run = run_service.get(session, from_run)
     endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
     values, notes = values_from_spec(run.spec, suite_id=run.suite_id,
                                      endpoint_ids={e.name: e.id for e in endpoints},  # type: ignore[attr-defined]
-                                     scorer_names=set(SCORERS))
+                                     scorer_names={c.name for c in registry.components("scorer")})
     values["name"] = f"{run.name or 'run ' + str(run.id)} (edited)"
     return _new_run_page(request, session, values=values, from_run=run.id, from_notes=notes)
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import IdPath, SessionDep
 from app.schemas import ERROR_RESPONSES, SuitePublic
-from app.services import catalogue, suite_views
+from app.services import suite_views
+from evals import registry
 
 router = APIRouter(tags=["suites"], responses=ERROR_RESPONSES)
 
@@ -46,7 +47,8 @@ class GeneratorsPublic(CatalogPublic):
 
 
 def _catalogue(kind: Any) -> dict[str, Any]:
-    data = catalogue.catalogue(kind)
+    """The registry's catalogue: the same components and parameter models as the engine and the form."""
+    data = registry.catalogue(kind)
     return {"data": data, "count": len(data)}
 
 

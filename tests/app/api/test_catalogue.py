@@ -6,7 +6,7 @@ from __future__ import annotations
 import jsonschema_rs
 
 from app.web.forms import strategy_forms
-from evals.strategies import STRATEGIES
+from evals import registry
 
 
 def test_strategies_list_each_ones_parameters_as_json_schema(client):
@@ -14,12 +14,14 @@ def test_strategies_list_each_ones_parameters_as_json_schema(client):
     assert r.status_code == 200, r.text
     body = r.json()
     names = [c["name"] for c in body["data"]]
-    assert names == [sf.name for sf in strategy_forms()] and set(names) == set(STRATEGIES)
+    assert names == [sf.name for sf in strategy_forms()] == registry.names("strategy")
     assert body["count"] == len(names)
     for entry in body["data"]:
         schema = entry["params"]
         assert jsonschema_rs.meta.is_valid(schema)
-        assert schema == STRATEGIES[entry["name"]].Params.model_json_schema()
+        component = registry.get("strategy", entry["name"])
+        assert schema == component.json_schema()  # the model the engine validates a spec with
+        assert set(schema.get("properties", {})) == set(component.params.model_fields)
         form = next(sf for sf in strategy_forms() if sf.name == entry["name"])
         assert {f.name for f in form.fields} <= set(schema.get("properties", {}))  # the form's fields
     rag = next(c for c in body["data"] if c["name"] == "rag")
@@ -33,6 +35,7 @@ def test_scorers_and_their_name_arguments(client):
     assert {"exact_match", "f1", "retrieval_recall", "recall_at_k", "llm_judge"} <= set(data)
     assert data["recall_at_k"]["arg"] == "k" and data["recall_at_k"]["params"]["properties"]["k"]["default"] == 5
     assert data["llm_judge"]["needs_model"] and "faithfulness" in data["llm_judge"]["params"]["properties"]["rubric"]["enum"]
+    assert data["llm_judge"]["arg"] == "rubric"
     assert data["exact_match"]["params"]["properties"] == {} and data["exact_match"]["description"]
 
 
