@@ -23,6 +23,7 @@ _COLUMNS = [getattr(CaseRecord, name) for name in _NAMES]
 SUMMARY_CACHE_SIZE = 16
 _summaries: OrderedDict[Hashable, RunSummary] = OrderedDict()
 _summaries_lock = Lock()
+_comparisons: OrderedDict[Hashable, RunsComparison] = OrderedDict()  # finished runs' comparisons
 
 
 def case_rows(session: Session, run_id: int) -> list[CaseRow]:
@@ -114,6 +115,26 @@ def compare_runs(session: Session, run_ids: Sequence[int], *, baseline: int | No
         if chosen not in (record.spec.get("scorers") or []):
             raise UserInputError(f"run {i} was not scored with '{chosen}'; its scorers: "
                                  f"{', '.join(record.spec.get('scorers') or []) or 'none'}", field="scorer")
+    key: Hashable | None = None
+    if all(r.status not in ACTIVE_STATUSES for r in records.values()):  # finished runs no longer change
+        key = ("compare", base_id, chosen, tuple((i, records[i].name, records[i].created_at, records[i].attempt,
+                                                 records[i].status,
+                                                 records[i].finished_at) for i in ids))
+        with _summaries_lock:
+            if key in _comparisons:
+                _comparisons.move_to_end(key)
+                return _comparisons[key]
+    result = _compare_runs(session, ids, records, base_id, chosen)
+    if key is not None:
+        with _summaries_lock:
+            _comparisons[key] = result
+            while len(_comparisons) > SUMMARY_CACHE_SIZE:
+                _comparisons.popitem(last=False)
+    return result
+
+
+def _compare_runs(session: Session, ids: list[int], records: dict[int, RunRecord], base_id: int,
+                  chosen: str) -> RunsComparison:
     rows = {i: case_rows(session, i) for i in ids}
     base = records[base_id]
     out = []

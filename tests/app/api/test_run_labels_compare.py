@@ -124,3 +124,11 @@ def test_summary_export_as_csv_and_markdown(client, settings):
     assert lines[0] == f"## Run {a}" and "| endpoint | strategy | n | exact_match |" in md.text
     assert f"| fake | rag | 6 | {est['mean']:.3f} [{est['low']:.3f}, {est['high']:.3f}] |" in md.text
     assert client.get(f"/api/runs/{a}/summary/export", params={"format": "xls"}).status_code == 422
+
+
+def test_a_finished_comparison_is_kept_until_a_run_changes(client, settings):
+    a, b = _runs(settings)
+    first = client.get("/api/compare", params={"runs": [a, b]}).json()
+    assert client.get("/api/compare", params={"runs": [a, b]}).json() == first
+    client.patch(f"/api/runs/{b}", json={"name": "renamed"})
+    assert client.get("/api/compare", params={"runs": [a, b]}).json()["runs"][0]["run"]["name"] == "renamed"
