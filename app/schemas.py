@@ -239,7 +239,7 @@ class RunPublic(BaseModel):
     headline: list[RunHeadline] = Field(default_factory=list, description="primary score per endpoint × "
                                         "strategy, in the spec's order")
     suite_id: int
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"]
     attempt: int
     total_cases: int
     rerun_of: int | None

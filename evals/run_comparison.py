@@ -6,8 +6,10 @@ endpoint (or a strategy name) that each run has exactly once is matched with the
 ``qwen`` meets one on ``llama``. Within a matched pair:
 
 * on the questions both scored (same question id): the paired difference other − baseline with its
-  paired-bootstrap interval (:func:`evals.stats.paired_bootstrap`), wins / losses / ties and, when every
-  score is 0 or 1, the exact McNemar p-value (:func:`evals.stats.mcnemar_exact`);
+  paired interval (:func:`evals.stats.paired_difference`: Newcombe for 0/1 scores, BCa otherwise), wins /
+  losses / ties, the paired p-value (:func:`evals.stats.paired_p_value`: exact McNemar for 0/1 scores,
+  the sign-flip test otherwise) and, over every pair of every run compared, its Holm-adjusted value
+  (:func:`adjust_holm`); a case without an answer counts 0 on answer scorers, as in the run summary;
 * when the scored questions differ, also the unpaired difference of the two means over all scored
   cases with an independent-samples bootstrap interval (:func:`evals.stats.unpaired_bootstrap`),
   labelled as such;
@@ -25,8 +27,16 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from evals.stats import Estimate, mcnemar_exact, paired_bootstrap, percentile, unpaired_bootstrap
-from evals.summary import CaseRow
+from evals.stats import (
+    Estimate,
+    holm,
+    mcnemar_exact,
+    paired_difference,
+    paired_p_value,
+    percentile,
+    unpaired_bootstrap,
+)
+from evals.summary import CaseRow, _answer_names, _zero_unanswered
 
 CORRECT = 0.5  # a score at or above this counts as a right answer for fixed / broken
 
@@ -59,13 +69,17 @@ class PairComparison(BaseModel):
     baseline: SideStats
     other: SideStats
     n_paired: int = Field(description="questions both sides scored")
-    paired: Estimate | None = Field(description="mean of other − baseline over the paired questions, "
-                                                "paired-bootstrap 95% interval")
+    paired: Estimate | None = Field(description="mean of other − baseline over the paired questions with "
+                                                "its paired 95% interval (Newcombe for 0/1, else BCa)")
     wins: int = Field(description="paired questions where the other run scored higher")
     losses: int = Field(description="paired questions where it scored lower")
     ties: int = Field(description="paired questions with equal scores")
     mcnemar_p: float | None = Field(description="exact McNemar p-value on the paired questions, only when "
                                                 "every score is 0 or 1")
+    p_value: float | None = Field(description="paired p-value: exact McNemar for 0/1 scores, sign-flip "
+                                              "randomisation test otherwise")
+    p_holm: float | None = Field(default=None, description="p_value Holm-adjusted over every pair of every "
+                                                           "run compared with the baseline")
     unpaired: Estimate | None = Field(description="mean(other) − mean(baseline) over all scored cases, "
                                                   "independent-samples bootstrap; set only when the scored "
                                                   "questions differ")
@@ -171,9 +185,10 @@ def compare_pair(kb: tuple[str, str], base: list[CaseRow], ko: tuple[str, str], 
     same_questions = set(qb) == set(qo)
     return PairComparison(
         label=_label(kb, ko), match=how, baseline=sb, other=so, n_paired=len(shared),
-        paired=paired_bootstrap(xb, xo, n_boot=n_boot, seed=seed) if shared else None,
+        paired=paired_difference(xb, xo, n_boot=n_boot, seed=seed) if shared else None,
         wins=wins, losses=losses, ties=len(shared) - wins - losses,
         mcnemar_p=mcnemar_exact(losses, wins) if binary else None,
+        p_value=paired_p_value(xb, xo, seed=seed) if shared else None,
         unpaired=None if same_questions else unpaired_bootstrap(list(qb.values()), list(qo.values()),
                                                                 n_boot=n_boot, seed=seed),
         cost_per_case_delta=_delta(sb.cost_per_case, so.cost_per_case),
@@ -188,7 +203,8 @@ def compare_pair(kb: tuple[str, str], base: list[CaseRow], ko: tuple[str, str], 
 def compare_runs(baseline: Sequence[CaseRow], other: Sequence[CaseRow], *, scorer: str, n_boot: int = 2000,
                  seed: int = 0) -> RunPairComparison:
     """``other`` against ``baseline`` (the case rows of two runs) on ``scorer``."""
-    gb, go = _groups(baseline), _groups(other)
+    answer = _answer_names([scorer])  # a case without an answer is wrong on answer scorers
+    gb, go = _groups(_zero_unanswered(baseline, answer)), _groups(_zero_unanswered(other, answer))
     matched = match_groups(gb, go)
     used_b = Counter(p[0] for p in matched)
     used_o = Counter(p[1] for p in matched)
@@ -199,3 +215,11 @@ def compare_runs(baseline: Sequence[CaseRow], other: Sequence[CaseRow], *, score
         only_in_baseline=[f"{k[1]} @ {k[0]}" for k in gb if k not in used_b],
         only_in_other=[f"{k[1]} @ {k[0]}" for k in go if k not in used_o],
     )
+
+
+def adjust_holm(comparisons: Sequence[RunPairComparison]) -> None:
+    """Set ``p_holm`` on every pair of ``comparisons``: Holm's step-down adjustment
+    (:func:`evals.stats.holm`) over all their paired p-values together, one family per page."""
+    pairs = [p for c in comparisons for p in c.pairs if p.p_value is not None]
+    for pair, adjusted in zip(pairs, holm([p.p_value for p in pairs]), strict=True):  # type: ignore[misc]
+        pair.p_holm = float(adjusted)

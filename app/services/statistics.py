@@ -15,6 +15,7 @@ from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord
 from app.schemas import RunAgainstBaseline, RunBrief, RunsComparison
 from app.services import runs as run_service
 from evals.domain import Outcome
+from evals.run_comparison import adjust_holm
 from evals.run_comparison import compare_runs as compare_runs_rows
 from evals.summary import CaseRow, PairedComparison, RunSummary, compare, summarize
 
@@ -52,20 +53,23 @@ def primary_scorer(session: Session, run_id: int) -> str | None:
 
 
 def summary(session: Session, run_id: int, *, primary: str | None = None,
-            length_edges: Sequence[int] | None = None, rows: list[CaseRow] | None = None) -> RunSummary:
+            length_edges: Sequence[int] | None = None, rows: list[CaseRow] | None = None,
+            alpha: float = 0.05, margin: float = 0.02, threshold: float = 0.856) -> RunSummary:
     """The run's summary; ``rows`` when the caller has read them already."""
     record = run_service.get_record(session, run_id)
     chosen = primary or _primary(record)
     key: Hashable | None = None
     if record.status not in ACTIVE_STATUSES:
         key = (run_id, record.created_at, record.attempt, record.status, record.finished_at, chosen,
-               tuple(length_edges or ()))
+               tuple(length_edges or ()), alpha, margin, threshold)
         with _summaries_lock:
             if key in _summaries:
                 _summaries.move_to_end(key)
                 return _summaries[key]
+    urls = {e.get("name"): e.get("base_url") for e in record.spec.get("endpoints", [])}
     result = summarize(rows if rows is not None else case_rows(session, run_id), primary=chosen,
-                       length_edges=length_edges)
+                       length_edges=length_edges, endpoint_urls={k: v for k, v in urls.items() if k and v},
+                       alpha=alpha, margin=margin, threshold=threshold)
     if key is not None:
         with _summaries_lock:
             _summaries[key] = result
@@ -152,4 +156,5 @@ def _compare_runs(session: Session, ids: list[int], records: dict[int, RunRecord
                 notes.append(f"run {r.id} is still {r.status}: its numbers cover the cases stored so far")
         out.append(RunAgainstBaseline(run=_brief(record, len(rows[i])), same_suite=same, notes=notes,
                                       comparison=compare_runs_rows(rows[base_id], rows[i], scorer=chosen)))
+    adjust_holm([item.comparison for item in out])
     return RunsComparison(baseline=_brief(base, len(rows[base_id])), scorer=chosen, runs=out)

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from app.db import make_engine, session_scope
 from app.models import CaseRecord, RunRecord
-from evals.stats import mcnemar_exact, paired_bootstrap
+from evals.stats import holm, mcnemar_exact, paired_difference
 from tests.app.helpers import case_result, store, stored_run
 
 BASE = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
@@ -74,11 +74,12 @@ def test_compare_two_runs_paired_on_shared_questions(client, settings):
     (item,) = out["runs"]
     assert item["run"]["id"] == b and item["same_suite"]
     (pair,) = item["comparison"]["pairs"]
-    expected = paired_bootstrap(BASE, OTHER)
+    expected = paired_difference(BASE, OTHER)
     assert pair["n_paired"] == 6 and pair["paired"]["mean"] == pytest.approx(np.mean(OTHER) - np.mean(BASE))
     assert pair["paired"]["low"] == pytest.approx(expected.low) and pair["paired"]["high"] == pytest.approx(expected.high)
     assert (pair["wins"], pair["losses"], pair["ties"]) == (2, 1, 3)
-    assert pair["mcnemar_p"] == pytest.approx(mcnemar_exact(1, 2))
+    assert pair["mcnemar_p"] == pytest.approx(mcnemar_exact(1, 2)) == pytest.approx(pair["p_value"])
+    assert pair["paired"]["method"] == "newcombe" and pair["p_holm"] == pytest.approx(pair["p_value"])
     assert pair["unpaired"] is None
     assert [q["question_id"] for q in pair["fixed"]] == ["q1", "q3"]
     assert [q["question_id"] for q in pair["broken"]] == ["q4"]
@@ -132,3 +133,13 @@ def test_a_finished_comparison_is_kept_until_a_run_changes(client, settings):
     assert client.get("/api/compare", params={"runs": [a, b]}).json() == first
     client.patch(f"/api/runs/{b}", json={"name": "renamed"})
     assert client.get("/api/compare", params={"runs": [a, b]}).json()["runs"][0]["run"]["name"] == "renamed"
+
+
+def test_holm_adjusts_over_every_run_compared(client, settings):
+    a, b = _runs(settings)
+    _, c = _runs(settings, other_questions=5)
+    out = client.get("/api/compare", params={"runs": [a, b, c]}).json()
+    pairs = [p for item in out["runs"] for p in item["comparison"]["pairs"]]
+    assert len(pairs) == 2
+    expected = holm([p["p_value"] for p in pairs])
+    assert [p["p_holm"] for p in pairs] == pytest.approx(list(expected))
