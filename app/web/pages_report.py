@@ -98,7 +98,7 @@ def render_run(request: Request, session: Any, run_id: int, *, label_error: str 
     run = run_service.get(session, run_id)
     data = report_data(session, run)
     return page(request, "run_report.html", status_code=422 if label_error else 200, nav="runs", run=run,
-                label_error=label_error, summary=data.summary, charts=data.charts,
+                label_error=label_error, executes_runs=request.app.state.settings.execution != "none", summary=data.summary, charts=data.charts,
                 comparison=data.comparison, outcomes=[o.value for o in Outcome],
                 strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints])
 

@@ -137,3 +137,11 @@ def test_import_documents_and_questions_from_the_suites_page(client: Any) -> Non
     assert 'value="handbook"' in r.text  # the name is kept
     r = client.post("/suites/upload", files={"file": ("questions.csv", QUESTIONS_CSV.encode())})
     assert r.status_code == 422 and "Import your documents and questions" in r.text
+
+
+def test_a_queued_run_on_a_service_that_executes_nothing_says_a_worker_is_needed(client: Any, db: Any) -> None:
+    run_id = seed(db, status="queued", with_cases=False)
+    html = client.get(f"/runs/{run_id}").text  # the client's service runs with execution none
+    assert 'id="no-executor"' in html and "ctxeval worker" in html
+    done = seed(db, status="completed")
+    assert 'id="no-executor"' not in client.get(f"/runs/{done}").text
