@@ -26,7 +26,7 @@ from app.web.forms import (
 )
 from app.web.pages_runs import redirect
 from app.web.render import page
-from evals.errors import CtxevalError
+from evals.errors import CtxevalError, UserInputError
 from evals.probe import ProbeResult
 
 router = APIRouter(include_in_schema=False)
@@ -56,6 +56,9 @@ async def import_suite(request: Request, session: SessionDep, _: PageUser) -> An
 
     longbench = upload(form.get("longbench"))
     try:
+        if longbench is not None and (upload(form.get("questions")) or any(upload(d) for d in form.getlist("documents"))):
+            raise UserInputError("upload either a LongBench file or questions with documents, not both",
+                                 field="longbench")
         if longbench is not None:
             values["mode"] = "longbench"
             suite = imports.import_longbench_file(name=name, upload=longbench,

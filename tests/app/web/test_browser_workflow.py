@@ -232,6 +232,7 @@ def _flow(b: Browser, service: dict[str, Any], fake: Any, outside: list[str]) ->
     page.click("#run-labels button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "rag k=2 baseline" in page.inner_text("h1")
+    _shot(b, "run-labelled")
     b.go("/runs?tag=baseline")
     assert page.locator("[data-run-row]").count() == 1
     assert "harbour" in page.locator(f"[data-run-row='{first}']").inner_text()
