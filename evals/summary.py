@@ -838,3 +838,39 @@ def compare(rows: Sequence[CaseRow], a: str, b: str, *, scorer: str, endpoint: s
         wins=wins, losses=losses, ties=len(keys) - wins - losses,
         mcnemar_p=mcnemar_exact(losses, wins) if binary else None, p_value=p_value,
         disagreements=list(dict.fromkeys(k[1] for k, x, y in zip(keys, xa, xb, strict=True) if x != y)))
+
+
+# ---------------------------------------------------------------------------------------- exports
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def verdict_markdown(summary: RunSummary) -> str:
+    """The verdict as Markdown, for exports and CI summaries: the run's status when not clean, the
+    Recommendation sentence (overall and per length bucket) with its numbers, and the crossovers."""
+    lines: list[str] = []
+    h = summary.health
+    if h is not None and h.status != "completed":
+        lines += [f"**Status: {h.status.replace('_', ' ')}** — {_md(h.reason or '')}", ""]
+    rec = summary.recommendation
+    if rec is not None:
+        lines += ["### Recommendation", "", _md(rec.sentence), ""]
+        lines += [f"- {_md(s.sentence)}" for s in rec.by_length]
+        if rec.by_length:
+            lines.append("")
+        if rec.overall is not None and len(rec.overall.candidates) > 1:
+            basis = "cost" if rec.cost_basis == "cost_usd" else "input tokens"
+            lines += [f"| endpoint | strategy | n | {rec.scorer} | vs best [{1 - 2 * rec.alpha:.0%} CI] | verdict | "
+                      f"{basis} / best | latency / best |", "|---|---|---:|---:|---:|---|---:|---:|"]
+            for c in rec.overall.candidates:
+                d = c.difference
+                diff = (f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d is not None and d.mean is not None
+                        and d.low is not None and d.high is not None else "–")
+                ratio = lambda x: "–" if x is None else f"{x:.0%}"  # noqa: E731
+                mean = "–" if c.mean is None else f"{c.mean:.3f}"
+                lines.append(f"| {_md(c.endpoint)} | {_md(c.strategy)} | {c.n} | {mean} | {diff} | {c.verdict} | "
+                             f"{ratio(c.cost_ratio)} | {ratio(c.latency_ratio)} |")
+            lines.append("")
+    for co in summary.crossovers:
+        lines.append(f"- Crossover: {_md(co.verdict)}")
+    return "\n".join(lines).rstrip() + "\n"

@@ -67,6 +67,21 @@ COMMON: dict[str, str] = {
     "model": "model name",
     "usage": "token counts reported by the server",
     "status": "status",
+    "difference": "mean difference with its interval",
+    "p_value": "two-sided p-value (exact McNemar for 0/1 scores, sign-flip test otherwise)",
+    "p_adjusted": "p_value Holm-adjusted across the family of tests it belongs to",
+    "answered": "cases that got an answer",
+    "unanswered": "cases without an answer, per reason (outcome)",
+    "unanswered_share": "share of cases without an answer",
+    "scores_answered": "per scorer: mean with its interval over the answered cases only",
+    "effective_length": "RULER effective context length of the group",
+    "alpha": "significance level of the tests",
+    "threshold": "score the length must exceed",
+    "length": "tokens",
+    "n_buckets": "length buckets considered",
+    "verdict": "the conclusion in words",
+    "more_questions": "questions more that would be needed to decide",
+    "sentence": "the conclusion as one sentence",
 }
 
 # by schema and field, where the name alone is not enough
@@ -150,7 +165,8 @@ SPECIFIC: dict[str, dict[str, str]] = {
                     "the first streamed token", "cached_tokens": "cached tokens on a repeated prompt",
                     "embeddings_work": "/v1/embeddings returns a vector", "embedding_dim": "its length",
                     "tool_calls_work": "native tool calls work", "errors": "why each failed check failed"},
-    "Estimate": {"mean": "mean (null: no values)", "n": "values behind it"},
+    "Estimate": {"mean": "mean (null: no values)", "n": "values behind it",
+                 "method": "how the interval was computed (wilson, bca, newcombe, ...)"},
     "Total": {"sum": "sum over the cases that report it", "mean": "mean over those cases",
               "n": "cases that report it", "unknown": "cases that do not"},
     "Spread": {"p50": "median", "p95": "95th percentile", "n": "cases that report it"},
@@ -164,14 +180,13 @@ SPECIFIC: dict[str, dict[str, str]] = {
     "LengthCell": {"scores": "per scorer: mean with 95% interval in this bucket"},
     "GridCell": {"scores": "per scorer: mean and n in this depth × length cell"},
     "CellMean": {},
-    "Crossover": {"versus": "the strategy caught up with (long_context)", "length": "tokens from which the "
-                  "strategy scores at least as well at every longer length (null: none)",
-                  "n_buckets": "length buckets compared"},
     "RunSummary": {"primary": "the scorer crossovers and charts use", "n": "cases summarised",
                    "groups": "one per endpoint × strategy", "by_length": "scores per context-length bucket",
                    "grid": "scores per depth × length cell", "crossovers": "where retrieval catches up with "
                    "long context", "attribution": "why retrieval answers are wrong", "judge_agreement":
-                   "each judge scorer against exact metrics"},
+                   "each judge scorer against exact metrics", "health": "how the run went",
+                   "recommendation": "which group to use, and why", "comparisons": "every group against the "
+                   "best, paired, Holm-adjusted"},
     "AttributionRow": {"n": "wrong answers on questions with gold evidence", "correct": "right answers",
                        "wrong": "wrong answers", "not_retrieved": "wrong with evidence not retrieved",
                        "retrieved_wrong": "wrong although the evidence was retrieved",
@@ -189,6 +204,31 @@ SPECIFIC: dict[str, dict[str, str]] = {
     "RunPairComparison": {"pairs": "matched endpoint × strategy groups"},
     "RunAgainstBaseline": {"run": "the run compared", "comparison": "its groups against the baseline's"},
     "RunsComparison": {"baseline": "the run the others are measured against"},
+    "BucketTest": {"difference": "mean of strategy − versus in this bucket, paired interval"},
+    "Crossover": {"versus": "the strategy caught up with (long_context)", "length": "tokens from which the "
+                  "strategy scores at least as well at every longer length (null: none)",
+                  "n_buckets": "length buckets compared", "tests": "the per-bucket paired tests",
+                  "interval_low": "earliest crossover bucket over question resamples",
+                  "interval_high": "latest crossover bucket over question resamples (null: none in that share)",
+                  "no_crossover_share": "share of resamples with no crossover"},
+    "Comparison": {"versus_endpoint": "endpoint of the best group", "versus": "the best group's strategy",
+                   "difference": "mean of this group − the best, paired interval", "test": "mcnemar_exact or "
+                   "sign_flip"},
+    "EffectiveLength": {"length": "longest length bucket up to which the score stays above the threshold "
+                        "(null: none)"},
+    "ErrorClassCount": {"example": "one error message of that class, key scrubbed"},
+    "RunHealth": {"errors": "cases with outcome error or judge_error", "error_share": "errors / cases",
+                  "top_errors": "most frequent error classes", "reason": "why the run failed or completed "
+                  "with errors"},
+    "Candidate": {"cost": "mean cost per question in the recommendation's cost basis",
+                  "latency_p50": "median latency in seconds", "cost_ratio": "cost / the best's cost",
+                  "latency_ratio": "latency / the best's latency", "verdict": "best, within, worse, "
+                  "undecided or costlier", "difference": "mean of this − the best, interval at level 1 − 2α"},
+    "RecommendationScope": {"n_questions": "questions in this scope", "best": "the best-scoring group",
+                            "pick": "the recommended group", "candidates": "every group considered"},
+    "Recommendation": {"margin": "the largest score loss accepted for a cheaper pick",
+                       "cost_basis": "cost_usd, or prompt_tokens when no endpoint has prices",
+                       "overall": "the verdict over every question", "by_length": "the verdict per length bucket"},
 }
 
 

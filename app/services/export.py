@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from app import crud
 from app.db import session_scope
 from app.services import cases as case_service
-from evals.summary import RunSummary
+from evals import RunSummary
 
 CSV_COLUMNS = ["case_id", "question_id", "endpoint", "strategy", "strategy_name", "outcome", "error_class",
                "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",

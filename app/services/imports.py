@@ -13,9 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from evals.domain import Suite
-from evals.errors import UserInputError
-from evals.suites.importers import DOCUMENT_EXTENSIONS, import_longbench, import_questions
+from evals import DOCUMENT_EXTENSIONS, Suite, UserInputError, import_longbench, import_questions
 
 Upload = tuple[str, bytes]  # (file name as sent, content)
 

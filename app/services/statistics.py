@@ -14,10 +14,8 @@ from sqlmodel import Session, col, select
 from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord
 from app.schemas import RunAgainstBaseline, RunBrief, RunsComparison
 from app.services import runs as run_service
-from evals.domain import Outcome
-from evals.run_comparison import adjust_holm
-from evals.run_comparison import compare_runs as compare_runs_rows
-from evals.summary import CaseRow, PairedComparison, RunSummary, compare, summarize
+from evals import CaseRow, Outcome, PairedComparison, RunSummary, adjust_holm, compare, summarize
+from evals import compare_runs as compare_runs_rows
 
 _NAMES = list(CaseRow.model_fields)
 _COLUMNS = [getattr(CaseRecord, name) for name in _NAMES]
@@ -82,7 +80,7 @@ def paired(session: Session, run_id: int, *, a: str, b: str, scorer: str | None 
            endpoint: str | None = None, rows: list[CaseRow] | None = None) -> PairedComparison:
     chosen = scorer or primary_scorer(session, run_id)
     if chosen is None:
-        from evals.errors import UserInputError
+        from evals import UserInputError
 
         raise UserInputError("the run has no scorers; name one", field="scorer")
     return compare(rows if rows is not None else case_rows(session, run_id), a, b, scorer=chosen,
@@ -101,7 +99,7 @@ def _brief(record: RunRecord, n_cases: int) -> RunBrief:
 def compare_runs(session: Session, run_ids: Sequence[int], *, baseline: int | None = None,
                  scorer: str | None = None) -> RunsComparison:
     """Every run of ``run_ids`` against ``baseline`` (default: the first), per endpoint × strategy."""
-    from evals.errors import UserInputError
+    from evals import UserInputError
 
     ids = list(dict.fromkeys(run_ids))
     if baseline is not None and baseline not in ids:

@@ -11,9 +11,7 @@ from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import SuiteRecord, as_utc
 from app.schemas import DocumentPublic, DocumentsPublic, QuestionPublic, QuestionsPublic, SuitePublic
-from evals.domain import Suite
-from evals.errors import UserInputError
-from evals.suites.io import format_of, parse_suite
+from evals import Suite, UserInputError, format_of, parse_suite
 
 IMPORTED_EXTENSIONS = (".csv", ".zip", ".txt", ".md", ".html", ".htm", ".pdf")
 

@@ -12,7 +12,7 @@ from app.services import runs as run_service
 from app.services import statistics
 from app.web.auth import PageUser
 from app.web.render import page
-from evals.errors import CtxevalError
+from evals import CtxevalError
 
 router = APIRouter(include_in_schema=False)
 

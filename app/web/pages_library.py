@@ -26,8 +26,7 @@ from app.web.forms import (
 )
 from app.web.pages_runs import redirect
 from app.web.render import page
-from evals.errors import CtxevalError, UserInputError
-from evals.probe import ProbeResult
+from evals import CtxevalError, ProbeResult, UserInputError
 
 router = APIRouter(include_in_schema=False)
 

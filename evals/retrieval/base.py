@@ -178,6 +178,7 @@ class IndexCache:
                 self._items.move_to_end(key)
                 return self._items[key]
             chunks = await asyncio.to_thread(chunk_documents, docs, chunking, tokenizer)
+            retriever = type(retriever)(retriever.params)  # each index its own state: the caller's is shared
             await retriever.build(chunks, env)
             index = Index(chunks=chunks, retriever=retriever)
             for i, c in enumerate(chunks):

@@ -9,7 +9,7 @@ from app.schemas import ERROR_RESPONSES, MAX_ID, RunsComparison
 from app.services import export
 from app.services import runs as run_service
 from app.services import statistics as service
-from evals.summary import PairedComparison, RunSummary
+from evals import PairedComparison, RunSummary
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["statistics"], responses=ERROR_RESPONSES)
 

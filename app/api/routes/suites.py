@@ -8,8 +8,7 @@ from app.api.deps import IdPath, Limit, Offset, SessionDep
 from app.schemas import ERROR_RESPONSES, DocumentsPublic, QuestionsPublic, SuitePublic, SuitesPublic
 from app.services import imports
 from app.services import suites as service
-from evals.domain import Suite
-from evals.errors import UserInputError
+from evals import Suite, UserInputError
 
 router = APIRouter(prefix="/suites", tags=["suites"], responses=ERROR_RESPONSES)
 
