@@ -26,7 +26,7 @@ from app.web.forms import (
 )
 from app.web.pages_runs import redirect
 from app.web.render import page
-from evals import CtxevalError, ProbeResult, UserInputError
+from evals import CtxevalError, ProbeResult, UserInputError, normalise_base_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -214,6 +214,10 @@ async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep,
     form = await request.form()
     try:
         changes = endpoint_changes_from_form(form)
+        current = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+        for name in list(changes):  # send only what changed, so rules tied to a change (a new URL) see only those
+            if name != "api_key" and _same(name, changes[name], current.get(name)):
+                del changes[name]
         updated = endpoint_service.update(session, endpoint_id, changes)
     except (CtxevalError, ServiceError, ValidationError) as e:
         return _edit_page(request, session, endpoint_id, values=form_values(form), error=_message(e),
@@ -222,6 +226,15 @@ async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep,
     if dispatcher is not None and "concurrency" in changes:  # queued cases follow the new limit
         dispatcher.register_endpoint_queue(updated.name, updated.concurrency)  # type: ignore[attr-defined]
     return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.")  # type: ignore[attr-defined]
+
+
+def _same(name: str, typed: Any, stored: Any) -> bool:
+    if name == "base_url":
+        try:
+            return normalise_base_url(str(typed)) == normalise_base_url(str(stored))
+        except ValueError:
+            return False
+    return str(typed) == str(stored) if typed is not None and stored is not None else typed == stored
 
 
 def _validation_field(e: Exception) -> str | None:

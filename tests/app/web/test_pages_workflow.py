@@ -145,3 +145,17 @@ def test_a_queued_run_on_a_service_that_executes_nothing_says_a_worker_is_needed
     assert 'id="no-executor"' in html and "ctxeval worker" in html
     done = seed(db, status="completed")
     assert 'id="no-executor"' not in client.get(f"/runs/{done}").text
+
+
+def test_endpoint_edit_sends_only_changed_fields(client: Any, db: Any, monkeypatch: Any) -> None:
+    from app.services import endpoints as endpoint_service
+
+    seed(db, with_cases=False)
+    seen: list[dict[str, Any]] = []
+    original = endpoint_service.update
+    monkeypatch.setattr(endpoint_service, "update", lambda s, i, c: (seen.append(dict(c)), original(s, i, c))[1])
+    form = {k: ("" if v is None else str(v)) for k, v in client.get("/api/endpoints/1").json().items()}
+    form["base_url"] = form["base_url"] + "/v1/"  # the same server written OpenAI-style
+    form["concurrency"] = "7"
+    assert client.post("/endpoints/1/edit", data={**form, "api_key": ""}).status_code == 303
+    assert "base_url" not in seen[0] and seen[0]["concurrency"] == "7" and "api_key" not in seen[0]
