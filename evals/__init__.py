@@ -73,51 +73,213 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, for type checkers
-    from evals import domain, plugins, prompts, registry
-    from evals.cache import SqliteCache
-    from evals.diagnostics import AttributionRow, JudgeAgreement
+    from evals import (
+        domain as domain,
+    )
+    from evals import (
+        plugins as plugins,
+    )
+    from evals import (
+        prompts as prompts,
+    )
+    from evals import (
+        registry as registry,
+    )
+    from evals.cache import (
+        SqliteCache as SqliteCache,
+    )
+    from evals.diagnostics import (
+        AttributionRow as AttributionRow,
+    )
+    from evals.diagnostics import (
+        JudgeAgreement as JudgeAgreement,
+    )
     from evals.domain import (
-        ENGINE_VERSION,
-        CaseResult,
-        Endpoint,
-        Evidence,
-        Outcome,
-        Question,
-        RetrievedChunk,
-        RunSpec,
-        StrategySpec,
-        Suite,
-        Usage,
-        normalise_base_url,
+        ENGINE_VERSION as ENGINE_VERSION,
     )
-    from evals.embeddings import EmbeddingSettings
-    from evals.errors import CtxevalError, EndpointError, UserInputError
-    from evals.probe import ProbeResult, unreachable_reason
-    from evals.probe import probe as probe_endpoint
-    from evals.retrieval.base import uses_embeddings
-    from evals.run_comparison import RunPairComparison, adjust_holm, compare_runs
-    from evals.runner import CasePlan, Engine, make_spec, plan_cases, prefix_waves, required_secrets, run_all
-    from evals.scorers import SCORERS, AnswerMetric, get_scorer, is_judge_scorer
-    from evals.stats import pareto_frontier
-    from evals.strategies.base import EstimateContext, build_strategy
-    from evals.suites import io as suite_io
-    from evals.suites import registry as suite_generators
-    from evals.suites.demo import demo_suite
-    from evals.suites.importers import DOCUMENT_EXTENSIONS, import_longbench, import_questions
-    from evals.suites.io import format_of, load_suite, parse_suite, yaml_line
-    from evals.suites.registry import generate as generate_suite
-    from evals.suites.registry import list_kinds as suite_kinds
-    from evals.suites.summary import render as render_suite_summary
-    from evals.suites.summary import summarize as summarize_suite
-    from evals.suites.sweep import parse_depths, parse_lengths, sweep
+    from evals.domain import (
+        CaseResult as CaseResult,
+    )
+    from evals.domain import (
+        Endpoint as Endpoint,
+    )
+    from evals.domain import (
+        Evidence as Evidence,
+    )
+    from evals.domain import (
+        Outcome as Outcome,
+    )
+    from evals.domain import (
+        Question as Question,
+    )
+    from evals.domain import (
+        RetrievedChunk as RetrievedChunk,
+    )
+    from evals.domain import (
+        RunSpec as RunSpec,
+    )
+    from evals.domain import (
+        StrategySpec as StrategySpec,
+    )
+    from evals.domain import (
+        Suite as Suite,
+    )
+    from evals.domain import (
+        Usage as Usage,
+    )
+    from evals.domain import (
+        normalise_base_url as normalise_base_url,
+    )
+    from evals.embeddings import (
+        EmbeddingSettings as EmbeddingSettings,
+    )
+    from evals.errors import (
+        CtxevalError as CtxevalError,
+    )
+    from evals.errors import (
+        EndpointError as EndpointError,
+    )
+    from evals.errors import (
+        UserInputError as UserInputError,
+    )
+    from evals.probe import (
+        ProbeResult as ProbeResult,
+    )
+    from evals.probe import (
+        probe as probe_endpoint,
+    )
+    from evals.probe import (
+        unreachable_reason as unreachable_reason,
+    )
+    from evals.retrieval.base import (
+        uses_embeddings as uses_embeddings,
+    )
+    from evals.run_comparison import (
+        RunPairComparison as RunPairComparison,
+    )
+    from evals.run_comparison import (
+        adjust_holm as adjust_holm,
+    )
+    from evals.run_comparison import (
+        compare_runs as compare_runs,
+    )
+    from evals.runner import (
+        CasePlan as CasePlan,
+    )
+    from evals.runner import (
+        Engine as Engine,
+    )
+    from evals.runner import (
+        make_spec as make_spec,
+    )
+    from evals.runner import (
+        plan_cases as plan_cases,
+    )
+    from evals.runner import (
+        prefix_waves as prefix_waves,
+    )
+    from evals.runner import (
+        required_secrets as required_secrets,
+    )
+    from evals.runner import (
+        run_all as run_all,
+    )
+    from evals.scorers import (
+        SCORERS as SCORERS,
+    )
+    from evals.scorers import (
+        AnswerMetric as AnswerMetric,
+    )
+    from evals.scorers import (
+        get_scorer as get_scorer,
+    )
+    from evals.scorers import (
+        is_judge_scorer as is_judge_scorer,
+    )
+    from evals.stats import (
+        pareto_frontier as pareto_frontier,
+    )
+    from evals.strategies.base import (
+        EstimateContext as EstimateContext,
+    )
+    from evals.strategies.base import (
+        build_strategy as build_strategy,
+    )
+    from evals.suites import (
+        io as suite_io,
+    )
+    from evals.suites import (
+        registry as suite_generators,
+    )
+    from evals.suites.demo import (
+        demo_suite as demo_suite,
+    )
+    from evals.suites.importers import (
+        DOCUMENT_EXTENSIONS as DOCUMENT_EXTENSIONS,
+    )
+    from evals.suites.importers import (
+        import_longbench as import_longbench,
+    )
+    from evals.suites.importers import (
+        import_questions as import_questions,
+    )
+    from evals.suites.io import (
+        format_of as format_of,
+    )
+    from evals.suites.io import (
+        load_suite as load_suite,
+    )
+    from evals.suites.io import (
+        parse_suite as parse_suite,
+    )
+    from evals.suites.io import (
+        yaml_line as yaml_line,
+    )
+    from evals.suites.registry import (
+        generate as generate_suite,
+    )
+    from evals.suites.registry import (
+        list_kinds as suite_kinds,
+    )
+    from evals.suites.summary import (
+        render as render_suite_summary,
+    )
+    from evals.suites.summary import (
+        summarize as summarize_suite,
+    )
+    from evals.suites.sweep import (
+        parse_depths as parse_depths,
+    )
+    from evals.suites.sweep import (
+        parse_lengths as parse_lengths,
+    )
+    from evals.suites.sweep import (
+        sweep as sweep,
+    )
     from evals.summary import (
-        CaseRow,
-        ErrorClassCount,
-        GroupSummary,
-        PairedComparison,
-        RunSummary,
-        compare,
-        health_of,
-        summarize,
+        CaseRow as CaseRow,
     )
-    from evals.tokens import local_tokenizer
+    from evals.summary import (
+        ErrorClassCount as ErrorClassCount,
+    )
+    from evals.summary import (
+        GroupSummary as GroupSummary,
+    )
+    from evals.summary import (
+        PairedComparison as PairedComparison,
+    )
+    from evals.summary import (
+        RunSummary as RunSummary,
+    )
+    from evals.summary import (
+        compare as compare,
+    )
+    from evals.summary import (
+        health_of as health_of,
+    )
+    from evals.summary import (
+        summarize as summarize,
+    )
+    from evals.tokens import (
+        local_tokenizer as local_tokenizer,
+    )
