@@ -222,7 +222,7 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: str | None = None,
               suite_id: int | None = None, tag: str | None = None) -> tuple[list[RunRecord], int]:
-    conds = []
+    conds: list[Any] = []
     if tag is not None:  # tags hold no quotes or backslashes, so the JSON text holds "tag" exactly
         escaped = tag.replace("!", "!!").replace("%", "!%").replace("_", "!_")
         conds.append(sa.cast(col(RunRecord.tags), sa.String).like(f'%"{escaped}"%', escape="!"))

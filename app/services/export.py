@@ -68,7 +68,7 @@ def summary_table(summary: RunSummary) -> tuple[list[str], list[list[object]]]:
 
 def summary_csv(summary: RunSummary) -> str:
     header, rows = summary_table(summary)
-    return "".join(_csv_line(r) for r in [header, *rows])
+    return _csv_line(header) + "".join(_csv_line(r) for r in rows)
 
 
 def _md_cell(v: object, digits: int = 3) -> str:
