@@ -34,7 +34,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
     **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
-                                         "RunSummary", "compare", "health_of", "summarize")},
+                                         "RunSummary", "compare", "health_of", "summarize",
+                                         "verdict_markdown")},
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
     **{n: ("evals.run_comparison", n) for n in ("RunPairComparison", "adjust_holm", "compare_runs")},
@@ -279,6 +280,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.summary import (
         summarize as summarize,
+    )
+    from evals.summary import (
+        verdict_markdown as verdict_markdown,
     )
     from evals.tokens import (
         local_tokenizer as local_tokenizer,

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from app import crud
 from app.db import session_scope
 from app.services import cases as case_service
-from evals import RunSummary
+from evals import RunSummary, verdict_markdown
 
 CSV_COLUMNS = ["case_id", "question_id", "endpoint", "strategy", "strategy_name", "outcome", "error_class",
                "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",
@@ -81,7 +81,8 @@ def _md_cell(v: object, digits: int = 3) -> str:
 
 def summary_markdown(title: str, summary: RunSummary) -> str:
     """The summary table as GitHub-flavoured Markdown: one row per endpoint × strategy, each scorer as
-    ``mean [low, high]``, then cost per case and latency p50."""
+    ``mean [low, high]``, then cost per case and latency p50; then the verdict (status, Recommendation,
+    crossovers) as :func:`evals.summary.verdict_markdown` writes it."""
     lines = [f"## {_md_cell(title)}", "", f"{summary.n} cases; mean with 95% bootstrap interval.", ""]
     head = ["endpoint", "strategy", "n", *summary.scorers, "outcomes", "cost / case", "latency p50"]
     lines.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
@@ -97,4 +98,7 @@ def summary_markdown(title: str, summary: RunSummary) -> str:
         cells.append("–" if per_case is None else f"${per_case:.6f}")
         cells.append("–" if g.latency_s.p50 is None else f"{g.latency_s.p50:.2f} s")
         lines.append("| " + " | ".join(cells) + " |")
+    verdict = verdict_markdown(summary).strip()
+    if verdict:
+        lines += ["", verdict]
     return "\n".join(lines) + "\n"

@@ -124,6 +124,10 @@ def test_summary_export_as_csv_and_markdown(client, settings):
     lines = md.text.splitlines()
     assert lines[0] == f"## Run {a}" and "| endpoint | strategy | n | exact_match |" in md.text
     assert f"| fake | rag | 6 | {est['mean']:.3f} [{est['low']:.3f}, {est['high']:.3f}] |" in md.text
+    from evals.summary import RunSummary, verdict_markdown
+
+    verdict = verdict_markdown(RunSummary.model_validate(summary)).strip()
+    assert verdict and md.text.rstrip().endswith(verdict)  # the verdict follows the table
     assert client.get(f"/api/runs/{a}/summary/export", params={"format": "xls"}).status_code == 422
 
 
