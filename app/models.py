@@ -135,6 +135,8 @@ class RunRecord(SQLModel, table=True):
     error: str | None = None
     tags: list[str] | None = _json(nullable=True)
     notes: str | None = Field(default=None, sa_type=sa.Text)
+    checks: list[str] | None = _json(nullable=True)  # CI checks (evals.checks syntax), judged when it ends
+    baseline_run_id: int | None = None  # the run that ``-vs-baseline`` checks compare with
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from evals import Endpoint, ProbeResult, RunPairComparison, RunSpec, StrategySpec
+from evals import CheckResult, Endpoint, ProbeResult, RunPairComparison, RunSpec, StrategySpec
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
@@ -195,6 +195,28 @@ class RunCreate(BaseModel):
                                                                       "llm_judge scorers")
     embeddings: RunEmbeddings | None = None
     name: str | None = Field(default=None, max_length=200)
+    checks: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=100,
+        description="CI checks judged when the run ends, e.g. `rag:f1>=0.7`, `rag:f1.lower>=0.6`, "
+                    "`rag-vs-long_context:f1>=-0.02`, `rag-vs-baseline:f1>=-0.02` (see docs/ci.md)",
+        examples=[["rag:exact_match>=0.7", "rag-vs-long_context:exact_match>=-0.02"]])
+    baseline_run_id: DbId | None = Field(default=None, description="the stored run that `-vs-baseline` "
+                                                                    "checks compare with")
+
+
+class RunImport(BaseModel):
+    """A finished ``ctxeval run`` stored as a run of the service: its suite (stored first with
+    ``POST /api/suites``), the spec the CLI built, and its results file as it was written, one case per
+    line. Cases are checked against the spec's plan; a case the plan does not have is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite_id: DbId
+    spec: RunSpec
+    results: str = Field(description="the CLI's results JSONL: one case result per line")
+    name: str | None = Field(default=None, max_length=200)
+    checks: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=100)
+    baseline_run_id: DbId | None = None
 
 
 class RunEstimate(BaseModel):
@@ -248,6 +270,14 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     progress: RunProgress
+    checks: list[str] = Field(default_factory=list, description="the run's CI checks as written")
+    baseline_run_id: int | None = None
+    check_results: list[CheckResult] | None = Field(
+        default=None, description="each check on each endpoint, once the run has ended (single-run reads only)")
+    checks_passed: bool | None = Field(
+        default=None, description="true when the run completed and every check passed; false when a check "
+                                  "failed or could not be evaluated, or the run failed or was cancelled; null "
+                                  "while it runs or when it has no checks")
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r'^[^\s,"\\][^,"\\]*$',

@@ -39,6 +39,11 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
     **{n: ("evals.run_comparison", n) for n in ("RunPairComparison", "adjust_holm", "compare_runs")},
+    "Estimate": ("evals.stats", "Estimate"),
+    **{n: ("evals.summary", n) for n in ("LONG_CONTEXT", "NO_CONTEXT")},
+    # CI checks
+    **{n: ("evals.checks", n) for n in ("Check", "CheckResult", "evaluate_checks", "parse_check", "parse_checks",
+                                        "render_junit", "render_markdown", "validate_checks")},
     # suites
     **{n: ("evals.suites.io", n) for n in ("format_of", "load_suite", "parse_suite", "yaml_line")},
     **{n: ("evals.suites.importers", n) for n in ("DOCUMENT_EXTENSIONS", "import_longbench", "import_questions")},
@@ -88,6 +93,30 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.cache import (
         SqliteCache as SqliteCache,
+    )
+    from evals.checks import (
+        Check as Check,
+    )
+    from evals.checks import (
+        CheckResult as CheckResult,
+    )
+    from evals.checks import (
+        evaluate_checks as evaluate_checks,
+    )
+    from evals.checks import (
+        parse_check as parse_check,
+    )
+    from evals.checks import (
+        parse_checks as parse_checks,
+    )
+    from evals.checks import (
+        render_junit as render_junit,
+    )
+    from evals.checks import (
+        render_markdown as render_markdown,
+    )
+    from evals.checks import (
+        validate_checks as validate_checks,
     )
     from evals.diagnostics import (
         AttributionRow as AttributionRow,
@@ -198,6 +227,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
         is_judge_scorer as is_judge_scorer,
     )
     from evals.stats import (
+        Estimate as Estimate,
+    )
+    from evals.stats import (
         pareto_frontier as pareto_frontier,
     )
     from evals.strategies.base import (
@@ -256,6 +288,12 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.suites.sweep import (
         sweep as sweep,
+    )
+    from evals.summary import (
+        LONG_CONTEXT as LONG_CONTEXT,
+    )
+    from evals.summary import (
+        NO_CONTEXT as NO_CONTEXT,
     )
     from evals.summary import (
         CaseRow as CaseRow,

@@ -82,6 +82,9 @@ COMMON: dict[str, str] = {
     "verdict": "the conclusion in words",
     "more_questions": "questions more that would be needed to decide",
     "sentence": "the conclusion as one sentence",
+    "baseline_run_id": "the stored run that baseline checks compare with",
+    "checks": "CI checks (docs/ci.md syntax)",
+    "suite_id": "the stored suite version",
 }
 
 # by schema and field, where the name alone is not enough
@@ -204,6 +207,12 @@ SPECIFIC: dict[str, dict[str, str]] = {
     "RunPairComparison": {"pairs": "matched endpoint × strategy groups"},
     "RunAgainstBaseline": {"run": "the run compared", "comparison": "its groups against the baseline's"},
     "RunsComparison": {"baseline": "the run the others are measured against"},
+    "CheckResult": {"check": "the check as written", "kind": "absolute, difference or baseline",
+                    "status": "passed, failed, or error when it could not be evaluated",
+                    "observed": "the value the check compared", "threshold": "the value it was compared with",
+                    "op": "the comparison (>=, <=, ...)", "stat": "what was compared: the mean or an interval "
+                    "bound", "message": "the result in words"},
+    "RunImport": {"spec": "the spec the CLI built for the run"},
     "BucketTest": {"difference": "mean of strategy − versus in this bucket, paired interval"},
     "Crossover": {"versus": "the strategy caught up with (long_context)", "length": "tokens from which the "
                   "strategy scores at least as well at every longer length (null: none)",

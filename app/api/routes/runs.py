@@ -5,7 +5,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import DispatcherDep, IdPath, Limit, Offset, SessionDep
-from app.schemas import ERROR_RESPONSES, MAX_ID, RunCreate, RunEstimate, RunPublic, RunsPublic, RunUpdate
+from app.schemas import (
+    ERROR_RESPONSES,
+    MAX_ID,
+    RunCreate,
+    RunEstimate,
+    RunImport,
+    RunPublic,
+    RunsPublic,
+    RunUpdate,
+)
 from app.services import estimate as estimate_service
 from app.services import runs as service
 
@@ -17,6 +26,13 @@ router = APIRouter(prefix="/runs", tags=["runs"], responses=ERROR_RESPONSES)
 def create_run(session: SessionDep, dispatcher: DispatcherDep, body: RunCreate) -> RunPublic:
     """One suite × endpoints × strategies, scored by ``scorers``. Executes in the background."""
     return service.create(session, dispatcher, body)
+
+
+@router.post("/import", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
+             summary="Store a finished CLI run (spec and results JSONL) with its cases")
+def import_run(session: SessionDep, body: RunImport) -> RunPublic:
+    """What ``ctxeval push`` calls. Errors name the results line and field to fix."""
+    return service.import_run(session, body)
 
 
 @router.post("/estimate", response_model=RunEstimate, summary="Cases, tokens and cost before starting")

@@ -1,7 +1,7 @@
 """run labels (tags, notes) and an endpoint's last probe
 
-Revision ID: 0003_i14b
-Revises: 0002_i11
+Revision ID: 0004_i14b
+Revises: 0003_run_checks
 Create Date: 2026-12-01
 
 ``run.tags`` (a JSON list of strings) and ``run.notes`` (free text) let a team label and annotate runs;
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003_i14b'
-down_revision: str | None = '0002_i11'
+revision: str = '0004_i14b'
+down_revision: str | None = '0003_run_checks'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
