@@ -2,7 +2,7 @@
 with auth on and the fake OpenAI server.
 
 The API docs render with every request answered by this service (any other is blocked and fails the
-test); an endpoint entered OpenAI-style with ``/v1`` is probed, the window it found is applied, then
+test); the run's self-contained report file loads with one request and draws its charts; an endpoint entered OpenAI-style with ``/v1`` is probed, the window it found is applied, then
 the endpoint is edited with its key left alone; a team's own documents and questions CSV are imported
 and browsed; a run is started, edited and re-run with another ``k``; the two runs are compared with a
 baseline; a run is renamed, tagged and deleted after a confirmation. Console and page errors fail it;
@@ -70,6 +70,7 @@ def test_team_workflow(service: dict[str, Any], fake: Any) -> None:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(30_000)
             outside: list[str] = []
+            requested: list[str] = []
 
             def only_this_service(route: Any) -> None:
                 host = urlsplit(route.request.url).hostname
@@ -80,9 +81,10 @@ def test_team_workflow(service: dict[str, Any], fake: Any) -> None:
                     route.abort()
 
             context.route("**/*", only_this_service)
+            context.on("request", lambda r: requested.append(r.url))
             page = context.new_page()
             b = Browser(page, service["url"], shots=itertools.count(1))
-            _flow(b, service, fake, outside)
+            _flow(b, service, fake, outside, requested)
             assert outside == [], outside
         finally:
             browser.close()
@@ -92,7 +94,7 @@ def _shot(b: Browser, name: str) -> None:
     b.shot(f"workflow-{name}")
 
 
-def _flow(b: Browser, service: dict[str, Any], fake: Any, outside: list[str]) -> None:
+def _flow(b: Browser, service: dict[str, Any], fake: Any, outside: list[str], requested: list[str]) -> None:
     page = b.page
     base, token = service["url"], service["token"]
     b.go("/login")
@@ -221,6 +223,17 @@ def _flow(b: Browser, service: dict[str, Any], fake: Any, outside: list[str]) ->
         href = links.first.get_attribute("href") or ""
         assert re.match(r"/runs/\d+/questions/q\d", href)
     _shot(b, "compare")
+    b.assert_clean()
+
+    # --- the run's report as one self-contained file: one request, every chart drawn from inline plotly
+    requested.clear()
+    b.go(f"/runs/{first}/report.html")
+    assert requested == [f"{base}/runs/{first}/report.html"], requested
+    plots = page.locator("[data-figure]")
+    assert plots.count() >= 5
+    for i in range(plots.count()):
+        plots.nth(i).locator(".main-svg").first.wait_for(state="attached")
+    _shot(b, "report-file")
     b.assert_clean()
 
     # --- rename, tag and annotate the baseline; delete the other after confirming

@@ -159,3 +159,17 @@ def test_endpoint_edit_sends_only_changed_fields(client: Any, db: Any, monkeypat
     form["concurrency"] = "7"
     assert client.post("/endpoints/1/edit", data={**form, "api_key": ""}).status_code == 303
     assert "base_url" not in seen[0] and seen[0]["concurrency"] == "7" and "api_key" not in seen[0]
+
+
+def test_the_report_file_is_one_self_contained_page(client: Any, db: Any) -> None:
+    run_id = seed(db)
+    assert f'href="/runs/{run_id}/report.html?download=true"' in client.get(f"/runs/{run_id}").text
+    r = client.get(f"/runs/{run_id}/report.html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in r.headers["content-security-policy"]  # it may load nothing
+    html = r.text
+    assert HOSTILE not in html and ESCAPED in html  # the run's name and suite, escaped
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', html)  # no external asset
+    assert "Plotly" in html and html.count("<script") >= 2  # plotly.js and the figures inline
+    assert "attachment" in client.get(f"/runs/{run_id}/report.html?download=true").headers["content-disposition"]
+    assert client.get("/runs/999/report.html").status_code == 404
