@@ -87,9 +87,15 @@ def report_data(session: Any, run: RunPublic) -> ReportData:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
+    return render_run(request, session, run_id)
+
+
+def render_run(request: Request, session: Any, run_id: int, *, label_error: str | None = None) -> HTMLResponse:
+    """The report page; ``label_error`` when the labels form was refused."""
     run = run_service.get(session, run_id)
     data = report_data(session, run)
-    return page(request, "run_report.html", nav="runs", run=run, summary=data.summary, charts=data.charts,
+    return page(request, "run_report.html", status_code=422 if label_error else 200, nav="runs", run=run,
+                label_error=label_error, executes_runs=request.app.state.settings.execution != "none", summary=data.summary, charts=data.charts,
                 comparison=data.comparison, outcomes=[o.value for o in Outcome],
                 strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints])
 
