@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import EndpointRecord, as_utc, utcnow
-from app.schemas import EndpointPublic
+from app.schemas import EndpointProbe, EndpointPublic
 from evals import Endpoint, ProbeResult, normalise_base_url, unreachable_reason
 from evals import probe_endpoint as run_probe
 
@@ -28,8 +28,18 @@ def to_public(record: EndpointRecord, *, has_api_key: bool) -> BaseModel:
     return EndpointPublic.model_validate({
         **record.config, "name": record.name, "base_url": _root(record.base_url), "model": record.model,
         "id": record.id, "has_api_key": has_api_key, "created_at": as_utc(record.created_at),
-        "updated_at": as_utc(record.updated_at), "probe": record.probe,
+        "updated_at": as_utc(record.updated_at), "probe": _stored_probe(record.probe),
     })
+
+
+def _stored_probe(saved: dict[str, Any] | None) -> EndpointProbe | None:
+    """The saved probe, or None when it was saved in a shape this version no longer reads (probe again)."""
+    if not saved:
+        return None
+    try:
+        return EndpointProbe.model_validate(saved)
+    except ValidationError:
+        return None
 
 
 def _root(url: str) -> str:
