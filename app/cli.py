@@ -67,6 +67,8 @@ def serve(
 
     settings = _settings(host=host, port=port, database_url=database_url, execution=execution, auth=auth)
     migrate_all(settings)
+    if settings.execution == "inprocess":
+        _check_executor_allowed(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -85,14 +87,34 @@ def worker(
     asyncio.run(_work(settings))
 
 
+def _check_executor_allowed(settings: Any) -> None:
+    """On SQLite, a second executing process is refused with one line (see app/services/workers.py)."""
+    from app.services.workers import ExecutorRefused, SqliteExecutorLock
+
+    if settings.sqlite_path is None:
+        return
+    lock = SqliteExecutorLock(settings.sqlite_path.resolve(), settings.executor_id)
+    try:
+        lock.acquire()
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    lock.release()
+
+
 async def _work(settings: Any) -> None:
     from app.services import execution
+    from app.services.workers import ExecutorRefused
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await execution.start_executor(settings)
+    try:
+        await execution.start_executor(settings)
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     typer.echo(f"worker {settings.executor_id} executing queued cases", err=True)
     try:
         await stop.wait()
