@@ -269,6 +269,20 @@ def count_cases(session: Session, *, run_id: int) -> int:
     return int(session.exec(select(func.count()).select_from(CaseRecord).where(CaseRecord.run_id == run_id)).one())
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def _upsert(session: Session, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` of ``columns``, built once per dialect and table."""
+    cache_key = (session.get_bind().dialect.name, table.__tablename__, columns)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        base = _insert(session, table)
+        stmt = _UPSERTS[cache_key] = base.on_conflict_do_update(
+            index_elements=list(keys), set_={k: base.excluded[k] for k in columns if k not in keys})
+    return stmt
+
+
 def write_cases(session: Session, *, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
                 blobs: Sequence[dict[str, Any]] = (), cache: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
     """Store many finished cases in one transaction, each upserted by (run_id, case_id), with the
@@ -278,25 +292,16 @@ def write_cases(session: Session, *, rows: Sequence[tuple[dict[str, Any], dict[s
         bstmt = _insert(session, PromptBlob).on_conflict_do_nothing(index_elements=["run_id", "sha256"])
         session.execute(bstmt, list(blobs))
     if rows:
-        lights = [light for light, _ in rows]
         now = utcnow()
-        for light in lights:
-            light.setdefault("finished_at", now)
-        keys = list(lights[0])
-        stmt = _insert(session, CaseRecord)
-        stmt = stmt.on_conflict_do_update(index_elements=["run_id", "case_id"], set_={
-            k: stmt.excluded[k] for k in keys if k not in ("run_id", "case_id")})
-        session.execute(stmt, lights)
+        lights = [{"finished_at": now, **light} for light, _ in rows]
+        session.execute(_upsert(session, CaseRecord, ("run_id", "case_id"), tuple(lights[0])), lights)
         run_ids = sorted({light["run_id"] for light in lights})
         case_ids = [light["case_id"] for light in lights]
         pks = {(r, c): pk for r, c, pk in session.execute(
             sa.select(col(CaseRecord.run_id), col(CaseRecord.case_id), col(CaseRecord.id))
             .where(col(CaseRecord.run_id).in_(run_ids), col(CaseRecord.case_id).in_(case_ids))).all()}
         details = [{"case_pk": pks[(light["run_id"], light["case_id"])], **detail} for light, detail in rows]
-        dstmt = _insert(session, CaseDetailRecord)
-        dstmt = dstmt.on_conflict_do_update(index_elements=["case_pk"], set_={
-            k: dstmt.excluded[k] for k in details[0] if k != "case_pk"})
-        session.execute(dstmt, details)
+        session.execute(_upsert(session, CaseDetailRecord, ("case_pk",), tuple(details[0])), details)
     cache_put_many(session, rows=cache)
 
 

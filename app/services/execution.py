@@ -329,11 +329,12 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
             async with slots:
                 if gone.is_set():
                     return "discarded"
-                try:
-                    result = await run_engine.engine.execute(plan)
-                except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug
-                    log.exception("case %s of run %s raised", plan.case_id, run_id)
-                    result = internal_error_result(plan, e)
+                with rt.writer.executing_case():
+                    try:
+                        result = await run_engine.engine.execute(plan)
+                    except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug
+                        log.exception("case %s of run %s raised", plan.case_id, run_id)
+                        result = internal_error_result(plan, e)
                 if not await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan)):
                     gone.set()  # the run was deleted: ask the endpoint nothing more for it
                     return "discarded"

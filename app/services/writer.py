@@ -31,6 +31,8 @@ from evals.domain import CaseResult
 log = logging.getLogger("ctxeval.writer")
 KNOWN_BLOBS = 4096  # (run, sha256) pairs this process has written, so a 4 MB text is sent once
 RETRIES = 5
+LINGER_S = 0.01  # a transaction waits up to this long for the cases other lanes are executing
+LINGER_ITEMS = 32
 
 
 @dataclass
@@ -57,6 +59,18 @@ class CaseWriter:
         self._thread = threading.Thread(target=self._loop, name="ctxeval-case-writer", daemon=True)
         self._thread.start()
         self.transactions = 0
+        self.executing = 0  # cases being executed in this process right now (see ``executing_case``)
+
+    @contextlib.contextmanager
+    def executing_case(self) -> Any:
+        """Around a case's execution: a transaction waits a little for cases still executing."""
+        with self._cv:
+            self.executing += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self.executing -= 1
 
     async def store(self, run_id: int, position: int, result: CaseResult, shared: tuple[str, ...] = ()) -> bool:
         """True once committed; False when the run is gone (deleted meanwhile). The rows are built
@@ -67,7 +81,7 @@ class CaseWriter:
             if self._closed:
                 raise RuntimeError("the case writer is closed")
             self._items.append(item)
-            self._cv.notify()
+            self._cv.notify_all()
         return await asyncio.shield(item.future)
 
     def close(self) -> None:
@@ -89,6 +103,10 @@ class CaseWriter:
                     self._cv.wait()
                 if not self._items:
                     return
+                deadline = time.monotonic() + LINGER_S
+                while (len(self._items) < min(self.executing, LINGER_ITEMS) and not self._closed
+                       and (left := deadline - time.monotonic()) > 0):
+                    self._cv.wait(left)  # cases other lanes are about to finish join this transaction
                 batch, self._items = self._items, []
             self._write(batch)
 
