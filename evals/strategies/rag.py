@@ -6,19 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evals import prompts
+from evals import presets, prompts, registry
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
-from evals.retrieval.base import build_retriever
+from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
+from evals.retrieval.base import RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
-from evals.strategies.context import LongContextParams, build_long_context
+from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
+from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
 
 
 class RagParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    retriever: str = "bm25"
+    retriever: RetrieverName = Field(default="bm25", description="how chunks are found")
     retriever_params: dict[str, Any] = Field(default_factory=dict)
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
@@ -43,6 +44,15 @@ class RagParams(BaseModel):
     def chunking_params(self) -> ChunkingParams:
         return ChunkingParams(chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
                               title_prefix=self.title_prefix, chunking=self.chunking)
+
+
+def retrieval_estimate(est: EstimateContext, params: RagParams | Any) -> tuple[int, bool]:
+    """The long-context frame plus ``k`` chunks of ``chunk_tokens`` (or ``budget_tokens``), never more
+    than the documents hold."""
+    context = est.context_tokens()
+    budget = getattr(params, "budget_tokens", None)
+    sent = min(budget, context) if budget else min(params.k * params.chunk_tokens, context)
+    return est.frame_tokens() + sent, True
 
 
 def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
@@ -90,6 +100,18 @@ def render_chunks(chunks: list[Chunk]) -> str:
     return "\n\n".join(f"[Chunk {c.chunk_id}]{' ' + c.title if c.title else ''}\n{c.text}" for c in chunks)
 
 
+async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, allow_unanswerable: bool
+                     ) -> tuple[Rendered, list[RetrievedChunk], int]:
+    """A preset's prompt with the retrieved chunks in place of the documents (the benchmark's retrieval
+    template when it has one); Self-Route's instruction closes the user turn."""
+    retrieved, chunks = await retrieve(ctx, params)
+    block, template = presets.render_chunks(task, [(c.title, c.text) for c in chunks])
+    rendered = presets.render(task, ctx.question, block, template=template)
+    if allow_unanswerable:
+        rendered.user = f"{rendered.user}\n{prompts.ROUTE_INSTRUCTION}"
+    return rendered, retrieved, await ctx.count(rendered.text()) + CHAT_RESERVE
+
+
 async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool
                        ) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     retrieved, chunks = await retrieve(ctx, params)
@@ -101,7 +123,7 @@ async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerabl
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
 
 
-@register_strategy
+@registry.strategy(order=2, preselected=True)
 class Rag(Strategy):
     """Retrieve chunks of the question's documents and answer from them."""
 
@@ -109,7 +131,16 @@ class Rag(Strategy):
     retrieval = True
     Params = RagParams
 
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        return retrieval_estimate(est, self.params)
+
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        task = ctx.preset.prompt_for(ctx.question)
+        if task is not None:
+            rendered, retrieved, estimate = await rag_native(ctx, self.params, task,  # type: ignore[arg-type]
+                                                             allow_unanswerable=False)
+            return await send_rendered(ctx, rendered, StrategyOutput(
+                retrieved=retrieved, metadata={"retrieval": True, "estimated_prompt_tokens": estimate}))
         messages, retrieved, estimate = await rag_messages(ctx, self.params, allow_unanswerable=False)  # type: ignore[arg-type]
         resp = await ctx.llm.chat(messages)
         return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages, retrieved=retrieved,
@@ -121,16 +152,41 @@ class SelfRouteParams(RagParams):
     margin_tokens: int = Field(default=64, ge=0)
 
 
-@register_strategy
+@registry.strategy(order=3)
 class SelfRoute(Strategy):
     """RAG first with the option to decline; declined questions go to long context (Li et al. 2024)."""
 
     name = "self_route"
     retrieval = True
     Params = SelfRouteParams
+    estimate_note = "self_route counted as its retrieval pass; questions it routes to long context cost more"
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """Its retrieval pass; questions it routes to long context cost more."""
+        return retrieval_estimate(est, self.params)
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         p: SelfRouteParams = self.params  # type: ignore[assignment]
+        task = ctx.preset.prompt_for(ctx.question)
+        lc_params = LongContextParams(truncation=p.truncation, margin_tokens=p.margin_tokens)
+        if task is not None:
+            rendered, retrieved, estimate = await rag_native(ctx, p, task, allow_unanswerable=True)
+            first = await send_rendered(ctx, rendered, StrategyOutput(retrieved=retrieved, route="rag"),
+                                        role="route")
+            meta = {"retrieval": True, "estimated_prompt_tokens": estimate, "rag_answer": first.answer,
+                    **first.metadata}
+            if not prompts.is_unanswerable(first.answer):
+                first.metadata = meta
+                return first
+            native = await build_native(ctx, lc_params, task)
+            if isinstance(native, StrategyOutput):
+                native.retrieved, native.route = retrieved, "long_context"
+                native.metadata = {**meta, **native.metadata}
+                return native
+            lc_rendered, total, truncation = native
+            meta["estimated_prompt_tokens"] = estimate + total
+            return await send_rendered(ctx, lc_rendered, StrategyOutput(
+                retrieved=retrieved, route="long_context", truncation=truncation, metadata=meta))
         messages, retrieved, estimate = await rag_messages(ctx, p, allow_unanswerable=True)
         resp = await ctx.llm.chat(messages, role="route")
         meta: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
@@ -138,8 +194,7 @@ class SelfRoute(Strategy):
         if not prompts.is_unanswerable(resp.text):
             return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages,
                                   retrieved=retrieved, route="rag", metadata=meta)
-        built = await build_long_context(ctx, LongContextParams(truncation=p.truncation,
-                                                                margin_tokens=p.margin_tokens))
+        built = await build_long_context(ctx, lc_params)
         if isinstance(built, StrategyOutput):
             built.retrieved, built.route = retrieved, "long_context"
             built.metadata = {**meta, **built.metadata}
