@@ -269,6 +269,8 @@ async def _enqueue_chunk(run_id: int, attempt: int, index: int, chunk: dict[str,
 async def _wait(handle: Any, polling_s: float) -> None:
     try:
         await handle.get_result(polling_interval_sec=polling_s)
+    except RuntimeError as e:  # this process is shutting down: whoever recovers the run waits again
+        log.debug("chunk workflow %s: %s", handle.get_workflow_id(), e)
     except Exception as e:  # a chunk that failed or was cancelled leaves its cases unstored
         log.warning("chunk workflow %s: %s", handle.get_workflow_id(), e)
 
