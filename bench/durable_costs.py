@@ -7,7 +7,8 @@ executes in-process (DBOS), against the benchmark's fake server in its own proce
   once), split into the app database and DBOS's system database; the watcher that waits for the
   run's status uses an engine of its own and is not counted;
 - CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) from creating
-  the run to its completion, divided by the cases;
+  the run to its completion, divided by the cases; the in-memory runner on the same cases in the same
+  process gives the engine's own share;
 - bytes stored per case for a long-context run over a corpus of about 4k and of about 1M tokens
   shared by every question: the case's rows (``case`` + ``case_detail``), and the run's prompt blobs
   apart (stored once per run).
@@ -103,6 +104,18 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             "detail_chars_per_case": (rows[1] or 0) / max(rows[0], 1), "blobs": blob[0], "blob_chars": blob[1]}
 
 
+def memory_run(base_url: str, suite: Suite, concurrency: int) -> dict[str, Any]:
+    """The in-memory runner on the same cases in this process: the engine's own share of the CPU."""
+    import asyncio
+
+    from bench.engine import endpoint, run_ctxeval
+
+    cpu = time.process_time()
+    seconds, results = asyncio.run(run_ctxeval(suite, endpoint(base_url, concurrency)))
+    cpu = time.process_time() - cpu
+    return {"cases": len(results), "cases_per_s": len(results) / seconds, "cpu_ms_per_case": 1000 * cpu / len(results)}
+
+
 def _has(conn: Any, table: str) -> bool:
     return table in sa.inspect(conn).get_table_names()
 
@@ -126,9 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-storage", action="store_true")
     args = p.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
-    out: dict[str, Any] = {"throughput": {}, "storage": {}}
+    out: dict[str, Any] = {"memory": {}, "throughput": {}, "storage": {}}
     with tempfile.TemporaryDirectory(prefix="ctxeval-costs-") as tmp, \
             databases(kinds, Path(tmp)) as (factories, unavailable), fast_fake(0) as fake:
+        memory_run(fake.base_url, short_suite(8, salt=" mwarm"), args.concurrency)
+        m = out["memory"] = memory_run(fake.base_url, short_suite(args.cases, salt=" memory"), args.concurrency)
+        print(f"in-memory runner: {m['cases']} cases {m['cases_per_s']:.0f}/s, {m['cpu_ms_per_case']:.2f} ms CPU/case")
         for kind in kinds:
             if kind not in factories:
                 print(f"{kind}: skipped ({unavailable.get(kind)})")
