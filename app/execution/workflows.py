@@ -330,7 +330,13 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
                     except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug
                         log.exception("case %s of run %s raised", plan.case_id, run_id)
                         result = internal_error_result(plan, e)
-                if not await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan)):
+                try:
+                    stored = await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan))
+                except Exception as e:  # left unstored, and nothing more asked: the run ends failed with
+                    log.error("case %s of run %s could not be stored: %s", plan.case_id, run_id, e)
+                    gone.set()  # the count of missing cases, and resume executes them
+                    return "unstored"
+                if not stored:
                     gone.set()  # the run was deleted: ask the endpoint nothing more for it
                     return "discarded"
                 return result.outcome.value

@@ -138,7 +138,18 @@ class CaseWriter:
                 except Exception as e:
                     self._fail(items, e)
         except Exception as e:
-            self._fail(batch, e)
+            if len(batch) == 1:
+                self._fail(batch, e)
+                return
+            for item in batch:  # one case the database refuses must not take the others with it
+                try:
+                    self._commit([item], cache)
+                    cache = []
+                    self._resolve([item], True)
+                except IntegrityError:
+                    self._resolve([item], False)
+                except Exception as e1:
+                    self._fail([item], e1)
 
     def _commit(self, items: list[_Item], cache: list[tuple[str, dict[str, Any]]]) -> None:
         blobs = []
