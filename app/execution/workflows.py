@@ -52,6 +52,7 @@ from app.execution.engines import EngineCache
 from app.execution.workers import Heartbeat, SqliteExecutorLock, dbos_pending_owners, dbos_recover
 from app.execution.writer import CaseWriter
 from app.models import RunRecord, RunStatus, utcnow
+from app.services import cases as case_service
 from app.services.cache import DbResponseCache
 from app.settings import Settings
 from evals.domain import CaseResult, Outcome
@@ -197,7 +198,7 @@ def _finish(run_id: int, attempt: int, *, only_if_complete: bool = False) -> str
             return run.status if run else "deleted"
         stored = crud.count_cases(session, run_id=run_id)
         if stored >= run.total_cases:
-            run.status, run.error = RunStatus.completed.value, None
+            run.status, run.error = case_service.run_verdict(session, run)
         elif only_if_complete:
             return run.status
         else:
@@ -343,7 +344,7 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
 
         outcomes.update(await asyncio.gather(*(one(pos, plan) for pos, plan in plans
                                                if plan.case_id not in stored)))
-    if await asyncio.to_thread(_finish, run_id, attempt, only_if_complete=True) == RunStatus.completed:
+    if await asyncio.to_thread(_finish, run_id, attempt, only_if_complete=True) != RunStatus.running:
         await rt.engines.drop(run_id)
     return dict(outcomes)
 
