@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     )
     executor_id: str = Field(
         default="local",
-        description="DBOS executor id; a restarted process with the same id recovers the work its "
-        "predecessor had in flight. Every live process needs its own.",
+        description="DBOS executor id. Every live process needs its own; a restarted process with the "
+        "same id recovers the work its predecessor had in flight at once (others do once its heartbeat "
+        "is stale).",
     )
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     queue_polling_interval_s: float = Field(default=0.5, gt=0)

@@ -9,6 +9,8 @@ executes in-process (DBOS), against the benchmark's fake server in its own proce
 - CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) from creating
   the run to its completion, divided by the cases; the in-memory runner on the same cases in the same
   process gives the engine's own share;
+- seconds from ``POST /api/runs`` until the first case is stored (an upper bound on the time to the
+  first request: the fake server answers at once);
 - bytes stored per case for a long-context run over a corpus of about 4k and of about 1M tokens
   shared by every question: the case's rows (``case`` + ``case_detail``), and the run's prompt blobs
   apart (stored once per run).
@@ -74,9 +76,13 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             cpu, wall = time.process_time(), time.perf_counter()
             run_id = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
                                                     "strategies": [{"name": strategy}]}).json()["id"]
+            first_case_s = None
             with watcher.connect() as conn:
                 while True:
                     status = conn.execute(text("SELECT status FROM run WHERE id = :id"), {"id": run_id}).scalar()
+                    if first_case_s is None and conn.execute(text(
+                            "SELECT count(*) FROM \"case\" WHERE run_id = :id"), {"id": run_id}).scalar():
+                        first_case_s = time.perf_counter() - wall
                     conn.commit()
                     if status not in ("queued", "running"):
                         break
@@ -98,7 +104,7 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
         event.remove(sa.engine.Engine, "before_cursor_execute", counter)
         watcher.dispose()
         app_db.dispose()
-    return {"status": run["status"], "cases": n, "wall_s": wall, "cases_per_s": n / wall,
+    return {"status": run["status"], "cases": n, "wall_s": wall, "first_case_stored_s": first_case_s, "cases_per_s": n / wall,
             "cpu_ms_per_case": 1000 * cpu / n, "app_statements_per_case": counter.app / n,
             "system_statements_per_case": counter.system / n,
             "detail_chars_per_case": (rows[1] or 0) / max(rows[0], 1), "blobs": blob[0], "blob_chars": blob[1]}
@@ -154,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
                             args.concurrency)
             out["throughput"][kind] = r
             print(f"{kind}: {r['cases']} cases {r['cases_per_s']:.0f}/s, {r['app_statements_per_case']:.2f} app + "
-                  f"{r['system_statements_per_case']:.2f} system statements/case, {r['cpu_ms_per_case']:.2f} ms CPU/case")
+                  f"{r['system_statements_per_case']:.2f} system statements/case, {r['cpu_ms_per_case']:.2f} ms CPU/case, "
+                  f"first case stored after {r['first_case_stored_s']:.2f} s")
             if args.no_storage:
                 continue
             for label, chars in (("4k", 4_000 * 4), ("1M", 1_000_000 * 4)):

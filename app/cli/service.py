@@ -76,8 +76,9 @@ def serve(
 def worker(
     database_url: str | None = DbOption,
     executor_id: str | None = typer.Option(
-        None, help="unique per live process; a worker restarted with the id of one that died finishes the "
-                   "cases it had in flight (default: worker-<host>-<pid>)"),
+        None, help="unique per live process (default: worker-<host>-<pid>); what a dead worker had in "
+                   "flight is finished by the live ones once its heartbeat is stale, or at once by a worker "
+                   "restarted with its id"),
 ) -> None:
     """Execute queued cases of every run until stopped (SIGINT/SIGTERM)."""
     settings = _settings(database_url=database_url, execution="inprocess",
