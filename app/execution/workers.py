@@ -108,10 +108,16 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._loop, name="ctxeval-heartbeat", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop_reaping(self) -> None:
+        """End the heartbeat thread (before DBOS shuts down: it calls DBOS's recovery)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self._thread = None
+
+    def stop(self) -> None:
+        """End the thread and mark this executor stopped: the others recover its unfinished work."""
+        self.stop_reaping()
         try:
             with session_scope(self._db) as session:
                 crud.mark_stopped(session, executor_id=self.executor_id)

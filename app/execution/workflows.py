@@ -134,6 +134,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
         _runtime = None
         writer.close()
         DBOS.destroy()
+        heartbeat.stop()
         if lock is not None:
             lock.release()
         if own_db:
@@ -149,6 +150,8 @@ async def stop_executor() -> None:
     global _runtime
     rt = _runtime
     if rt is not None:
+        if rt.heartbeat is not None:
+            rt.heartbeat.stop_reaping()
         await rt.engines.close_all()
     await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
     if rt is not None:  # DBOS shut the loop's default executor down: these block briefly instead
