@@ -149,12 +149,50 @@ def count_runs_by_suite(session: Session, *, suite_ids: Sequence[int]) -> dict[i
     return {sid: n for sid, n in rows}
 
 
-def list_questions(session: Session, *, suite_id: int, offset: int = 0,
-                   limit: int = 100) -> list[QuestionRecord]:
+def _contains(columns: Sequence[Any], text: str) -> Any:
+    """Case-insensitive substring match on any of ``columns`` (LIKE with escaped wildcards)."""
+    pattern = "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return sa.or_(*[func.lower(c).like(pattern, escape="!") for c in columns])
+
+
+def _question_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(QuestionRecord.suite_id) == suite_id]
+    if search:
+        body = QuestionRecord.body
+        conds.append(_contains([col(QuestionRecord.question_id), body["question"].as_string(),  # type: ignore[index]
+                                sa.cast(body["answers"], sa.String)], search))  # type: ignore[index]
+    return conds
+
+
+def list_questions(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> list[QuestionRecord]:
     return list(session.exec(
-        select(QuestionRecord).where(QuestionRecord.suite_id == suite_id)
+        select(QuestionRecord).where(*_question_conds(suite_id, search))
         .order_by(col(QuestionRecord.position)).offset(offset).limit(limit)
     ).all())
+
+
+def count_questions(session: Session, *, suite_id: int, search: str | None = None) -> int:
+    return int(session.exec(select(func.count()).select_from(QuestionRecord)
+                            .where(*_question_conds(suite_id, search))).one())
+
+
+def _document_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(DocumentRecord.suite_id) == suite_id]
+    if search:
+        body = DocumentRecord.body
+        conds.append(_contains([col(DocumentRecord.doc_id), body["title"].as_string(),  # type: ignore[index]
+                                body["text"].as_string()], search))  # type: ignore[index]
+    return conds
+
+
+def list_documents(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> tuple[list[DocumentRecord], int]:
+    conds = _document_conds(suite_id, search)
+    rows = session.exec(select(DocumentRecord).where(*conds).order_by(col(DocumentRecord.position))
+                        .offset(offset).limit(limit)).all()
+    count = session.exec(select(func.count()).select_from(DocumentRecord).where(*conds)).one()
+    return list(rows), int(count)
 
 
 def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:
@@ -185,8 +223,11 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 
 def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: str | None = None,
-              suite_id: int | None = None) -> tuple[list[RunRecord], int]:
-    conds = []
+              suite_id: int | None = None, tag: str | None = None) -> tuple[list[RunRecord], int]:
+    conds: list[Any] = []
+    if tag is not None:  # tags hold no quotes or backslashes, so the JSON text holds "tag" exactly
+        escaped = tag.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        conds.append(sa.cast(col(RunRecord.tags), sa.String).like(f'%"{escaped}"%', escape="!"))
     if status is not None:
         conds.append(col(RunRecord.status) == status)
     if suite_id is not None:
@@ -225,6 +266,17 @@ def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
                   func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
         .where(col(CaseRecord.run_id).in_(run_ids))
         .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
+    ).all())
+
+
+def headline_rows(session: Session, *, run_ids: Sequence[int], scorer: str) -> list[Any]:
+    """Per (run, endpoint, strategy): mean of score ``scorer`` over the cases that have it, and their number."""
+    value = CaseRecord.scores[scorer].as_float()  # type: ignore[index]
+    return list(session.execute(
+        sa.select(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy),
+                  func.avg(value), func.count(value), func.min(CaseRecord.position))
+        .where(col(CaseRecord.run_id).in_(run_ids))
+        .group_by(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy))
     ).all())
 
 
@@ -472,6 +524,16 @@ def forget_executor(session: Session, *, executor_id: str, seen_before: Any) -> 
         col(ExecutorRecord.executor_id) == executor_id,
         sa.or_(col(ExecutorRecord.last_seen) < seen_before, col(ExecutorRecord.stopped).is_(True))))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def find_question(session: Session, *, suite_id: int, question_id: str) -> QuestionRecord | None:
+    return session.exec(select(QuestionRecord).where(
+        QuestionRecord.suite_id == suite_id, QuestionRecord.question_id == question_id)).first()
+
+
+def documents_by_id(session: Session, *, suite_id: int, doc_ids: list[str]) -> list[DocumentRecord]:
+    return list(session.exec(select(DocumentRecord).where(
+        DocumentRecord.suite_id == suite_id, col(DocumentRecord.doc_id).in_(doc_ids))).all())
 
 
 # --------------------------------------------------------------------------------------------- tokens

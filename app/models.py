@@ -57,6 +57,8 @@ class EndpointRecord(SQLModel, table=True):
     base_url: str
     model: str
     config: dict[str, Any] = _json()  # Endpoint fields other than name, base_url, model and api_key
+    # the last probe: {"result": ProbeResult, "probed_at": iso time, "applied": {field: value it set}}
+    probe: dict[str, Any] | None = _json(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -131,6 +133,10 @@ class RunRecord(SQLModel, table=True):
     total_cases: int = 0
     rerun_of: int | None = None
     error: str | None = None
+    tags: list[str] | None = _json(nullable=True)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    checks: list[str] | None = _json(nullable=True)  # CI checks (evals.checks syntax), judged when it ends
+    baseline_run_id: int | None = None  # the run that ``-vs-baseline`` checks compare with
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)

@@ -55,8 +55,7 @@ from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
 from app.services.cache import DbResponseCache
 from app.settings import Settings
-from evals.domain import CaseResult, Outcome
-from evals.runner import prefix_waves
+from evals import CaseResult, Outcome, prefix_waves
 
 log = logging.getLogger("ctxeval.execution")
 

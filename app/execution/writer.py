@@ -26,7 +26,7 @@ from app import crud
 from app.db import session_scope
 from app.services import cases as case_service
 from app.services.cache import DbResponseCache
-from evals.domain import CaseResult
+from evals import CaseResult
 
 log = logging.getLogger("ctxeval.writer")
 KNOWN_BLOBS = 4096  # (run, sha256) pairs this process has written, so a 4 MB text is sent once

@@ -11,8 +11,7 @@ from app.errors import NotFoundError
 from app.models import CaseDetailRecord, CaseRecord, RunRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
 from app.services import prompt_store
-from evals.domain import CaseResult
-from evals.summary import ErrorClassCount, health_of
+from evals import CaseResult, ErrorClassCount, health_of
 
 ERROR_MESSAGE_CHARS = 2000
 

@@ -7,7 +7,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.errors import UnavailableError
 from app.schemas import HealthPublic, WorkerPublic
 from app.services.workers import live_workers
-from evals.domain import ENGINE_VERSION
+from evals import ENGINE_VERSION
 
 router = APIRouter(tags=["health"])
 

@@ -403,3 +403,21 @@ def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_every_time(
     client.get(f"/api/runs/{active}/summary")
     client.get(f"/api/runs/{active}/summary")
     assert len(calls) == 4
+
+
+def test_the_report_opens_with_the_recommendation(client: Any, db: Any) -> None:
+    run_id = seed(db)
+    html = client.get(f"/runs/{run_id}").text
+    sentence = re.search(r'<p class="sentence" data-field="recommendation">(.*?)</p>', html, re.S)
+    assert sentence is not None and sentence.group(1).startswith(("Use ", "No recommendation"))
+    # the verdict comes before the run's details, the summary table and the charts
+    assert html.index('id="recommendation"') < html.index('id="summary"') < html.index("chart-length")
+    assert "Wilson for 0/1 scores, BCa bootstrap otherwise" in html
+    api = client.get(f"/api/runs/{run_id}/summary").json()["recommendation"]["sentence"]
+    assert html_unescape(sentence.group(1)) == api
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

@@ -4,8 +4,8 @@ Existing case details are rewritten: every message text of at least 4096 charact
 ``prompt_blob`` (by sha256, once per run) and the message keeps ``content_parts`` referring to it.
 The downgrade joins them back.
 
-Revision ID: 0003_prompt_blobs
-Revises: 0002_i11
+Revision ID: 0005_prompt_blobs
+Revises: 0004_i14b
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003_prompt_blobs'
-down_revision: str | None = '0002_i11'
+revision: str = '0005_prompt_blobs'
+down_revision: str | None = '0004_i14b'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
