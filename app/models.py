@@ -198,6 +198,33 @@ class CaseDetailRecord(SQLModel, table=True):
     extra: dict[str, Any] = _json()  # steps, truncation, metadata
 
 
+class PromptBlob(SQLModel, table=True):
+    """A long message text (a rendered corpus, say) stored once per run by its sha256; case details
+    refer to it (``content_parts``), so a case costs the same bytes at 4k and at 1M tokens."""
+
+    __tablename__ = "prompt_blob"
+
+    run_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    )
+    sha256: str = Field(max_length=64, primary_key=True)
+    text: str = Field(sa_type=sa.Text)
+
+
+# ------------------------------------------------------------------------------------------ executors
+class ExecutorRecord(SQLModel, table=True):
+    """A process that executes runs (``serve --execution inprocess`` or ``worker``), with its heartbeat."""
+
+    __tablename__ = "executor"
+
+    executor_id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(default="", max_length=255)
+    pid: int = 0
+    started_at: datetime = _ts()
+    last_seen: datetime = _ts()
+    stopped: bool = False  # stopped cleanly: its unfinished work is recovered by the others at once
+
+
 # -------------------------------------------------------------------------------------- cache, tokens
 class CachedResponse(SQLModel, table=True):
     """A model response keyed by the exact request (the engine builds the key)."""

@@ -341,12 +341,23 @@ class TokenPublic(BaseModel):
     last_used_at: datetime | None
 
 
+class WorkerPublic(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok"]
     database: str
     execution: str
     auth_required: bool
     version: str
+    workers: list[WorkerPublic] = Field(
+        default_factory=list, description="executors with a heartbeat within worker_timeout_s: who can "
+        "execute queued runs now (none: queued runs wait for a worker)")
 
 
 # ------------------------------------------------------------------------------------ run comparison

@@ -21,6 +21,47 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+_HASH_SLICE = 1 << 16
+
+
+def streaming_hash(value: Any) -> str:
+    """:func:`stable_hash` of ``value`` (the same digest) without building its JSON text: the JSON is
+    fed to sha256 piece by piece, and a long string a slice at a time, so hashing a request with a
+    4 MB prompt costs no second copy of the prompt."""
+    h = hashlib.sha256()
+    _feed(h, value)
+    return h.hexdigest()
+
+
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, str) and len(value) > _HASH_SLICE:
+        from json.encoder import encode_basestring  # type: ignore[attr-defined]
+
+        h.update(b'"')
+        for i in range(0, len(value), _HASH_SLICE):  # JSON escapes character by character
+            h.update(encode_basestring(value[i:i + _HASH_SLICE])[1:-1].encode("utf-8"))
+        h.update(b'"')
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        h.update(b"{")
+        for n, key in enumerate(sorted(value)):
+            if n:
+                h.update(b",")
+            _feed(h, key)
+            h.update(b":")
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, list | tuple):
+        h.update(b"[")
+        for n, item in enumerate(value):
+            if n:
+                h.update(b",")
+            _feed(h, item)
+        h.update(b"]")
+    else:  # short strings, numbers, None, and whatever json.dumps turns into a string
+        h.update(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=str).encode("utf-8"))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from app import crud
 from app.db import session_scope
 from app.services import cases as case_service
+from app.services import prompt_store
 from evals import RunSummary, verdict_markdown
 
 CSV_COLUMNS = ["case_id", "question_id", "endpoint", "strategy", "strategy_name", "outcome", "error_class",
@@ -38,8 +39,13 @@ def stream_csv(db: DbEngine, run_id: int, scorers: list[str]) -> Iterator[str]:
 
 def stream_jsonl(db: DbEngine, run_id: int) -> Iterator[str]:
     with session_scope(db) as session:
+        blobs: dict[str, str] = {}
         for light, detail in crud.iter_cases(session, run_id=run_id, with_detail=True):
-            result = case_service.to_result(light, detail)
+            if detail is not None and not prompt_store.blob_hashes(detail.prompt) <= blobs.keys():
+                if len(blobs) > 16:  # blobs shared by many cases stay; a run of distinct ones is not held
+                    blobs.clear()
+                blobs.update(case_service.prompt_blobs_for(session, run_id=run_id, details=[detail]))
+            result = case_service.to_result(light, detail, blobs)
             yield json.dumps(result.model_dump(mode="json"), ensure_ascii=False) + "\n"
 
 
