@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from app import log_scrub
+from app.api import docs as api_docs
+from app.api import openapi as api_openapi
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
                 engine.dispose()
 
     app = FastAPI(title="ctxeval", version=ENGINE_VERSION, description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # offline docs: app/api/docs.py
     app.state.settings = settings
     app.state.db = db
     app.state.dispatcher = None
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
     app.include_router(public_router)
     app.include_router(api_router)
+    api_openapi.install(app)
+    api_docs.install(app)
     install_dashboard(app)
     app.add_middleware(CrossSiteGuard, trusted_origins=settings.trusted_origin_set)
     app.add_middleware(HostCheck, names=settings.host_names)

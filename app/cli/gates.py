@@ -172,26 +172,31 @@ def finish(gate: Gate, rows: Sequence[CaseRow], summary: RunSummary, *, console:
         console.print(f"baseline: {escape(gate.baseline.label)}")
     if run_failure:
         console.print(f"[red]run failed:[/] {escape(run_failure)}")
-    if gate.junit is not None:
-        _write(gate.junit, render_junit(results, suite_name=title, run_failure=run_failure))
-    md = None
-    if gate.markdown is not None or environ.get(STEP_SUMMARY_ENV):
-        md = render_markdown(summary, results, title=title, status=status, run_failure=run_failure)
-    if gate.markdown is not None and md is not None:
-        _write(gate.markdown, md)
-    step_summary = environ.get(STEP_SUMMARY_ENV)
-    if step_summary and md is not None:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(md + "\n")
+    written = True
+    try:
+        if gate.junit is not None:
+            _write(gate.junit, render_junit(results, suite_name=title, run_failure=run_failure))
+        md = None
+        if gate.markdown is not None or environ.get(STEP_SUMMARY_ENV):
+            md = render_markdown(summary, results, title=title, status=status, run_failure=run_failure)
+        if gate.markdown is not None and md is not None:
+            _write(gate.markdown, md)
+        step_summary = environ.get(STEP_SUMMARY_ENV)
+        if step_summary and md is not None:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+    except OSError as e:  # an output that cannot be written is a configuration error, said in one line
+        console.print(f"[red]error:[/] cannot write {escape(str(e.filename or ''))}: {escape(e.strerror or str(e))}")
+        written = False
     failed = [r for r in results if not r.passed]
     if failed or run_failure:
         why = [f"{len(failed)} of {len(results)} checks failed"] if failed else []
         why += ["the run failed"] if run_failure else []
         console.print(f"[red bold]FAILED[/]: {' and '.join(why)}")
-        return EXIT_FAILED
+        return EXIT_FAILED if written else EXIT_USAGE
     if results:
         console.print(f"[green bold]PASSED[/]: all {len(results)} checks")
-    return EXIT_OK
+    return EXIT_OK if written else EXIT_USAGE
 
 
 def _write(path: Path, text: str) -> None:
