@@ -193,14 +193,14 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.probe import (
         probe as probe_endpoint,
     )
+    from evals.probe import (
+        unreachable_reason as unreachable_reason,
+    )
     from evals.redact import (
         excerpt as excerpt,
     )
     from evals.redact import (
         scrub as scrub,
-    )
-    from evals.probe import (
-        unreachable_reason as unreachable_reason,
     )
     from evals.retrieval.base import (
         uses_embeddings as uses_embeddings,
