@@ -3,8 +3,8 @@
 A key is handed to requests only while the endpoint's base_url is the one it was stored with.
 Existing keys are bound to their endpoint's current base_url.
 
-Revision ID: 0004_i16
-Revises: 0003_run_checks
+Revision ID: 0006_i16
+Revises: 0005_prompt_blobs
 Create Date: 2026-12-01
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004_i16'
-down_revision: str | None = '0003_run_checks'
+revision: str = '0006_i16'
+down_revision: str | None = '0005_prompt_blobs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
