@@ -67,7 +67,9 @@ class EndpointCreate(Endpoint):
 EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointUpdate",
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
-    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
+    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it, unless "
+            "``base_url`` changes: a key is only sent to the base URL it was entered with, so a new "
+            "``base_url`` without an ``api_key`` removes the stored key.",
     api_key=(SecretStr | None, None),
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
@@ -90,6 +92,9 @@ EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
     id=(int, ...),
     has_api_key=(bool, ...),
+    api_key_cleared=(bool, Field(default=False, description="true on the answer to a change of base_url "
+                                 "that removed the stored key (a key is only sent to the URL it was "
+                                 "entered with); enter the key again for the new URL")),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
     probe=(EndpointProbe | None, Field(default=None, description="the last probe's findings, if any")),
@@ -341,12 +346,23 @@ class TokenPublic(BaseModel):
     last_used_at: datetime | None
 
 
+class WorkerPublic(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok"]
     database: str
     execution: str
     auth_required: bool
     version: str
+    workers: list[WorkerPublic] = Field(
+        default_factory=list, description="executors with a heartbeat within worker_timeout_s: who can "
+        "execute queued runs now (none: queued runs wait for a worker)")
 
 
 # ------------------------------------------------------------------------------------ run comparison

@@ -24,6 +24,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "EmbeddingSettings": ("evals.embeddings", "EmbeddingSettings"),
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
+    # input limits and secrets
+    **{n: ("evals.limits", n) for n in ("LimitError", "load_yaml", "loads_json")},
+    **{n: ("evals.redact", n) for n in ("excerpt", "scrub")},
     "probe_endpoint": ("evals.probe", "probe"),
     "unreachable_reason": ("evals.probe", "unreachable_reason"),
     "normalise_base_url": ("evals.domain", "normalise_base_url"),
@@ -55,7 +58,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "render_suite_summary": ("evals.suites.summary", "render"),
 }
 _MODULES: dict[str, str] = {
-    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain",
+    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain", "limits": "evals.limits",
     "prompts": "evals.prompts", "suite_io": "evals.suites.io", "suite_generators": "evals.suites.registry",
 }
 
@@ -81,6 +84,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for type checkers
     from evals import (
         domain as domain,
+    )
+    from evals import (
+        limits as limits,
     )
     from evals import (
         plugins as plugins,
@@ -172,6 +178,15 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.errors import (
         UserInputError as UserInputError,
     )
+    from evals.limits import (
+        LimitError as LimitError,
+    )
+    from evals.limits import (
+        load_yaml as load_yaml,
+    )
+    from evals.limits import (
+        loads_json as loads_json,
+    )
     from evals.probe import (
         ProbeResult as ProbeResult,
     )
@@ -180,6 +195,12 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.probe import (
         unreachable_reason as unreachable_reason,
+    )
+    from evals.redact import (
+        excerpt as excerpt,
+    )
+    from evals.redact import (
+        scrub as scrub,
     )
     from evals.retrieval.base import (
         uses_embeddings as uses_embeddings,

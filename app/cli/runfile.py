@@ -37,6 +37,7 @@ from evals import (
     StrategySpec,
     Suite,
     UserInputError,
+    load_yaml,
     local_tokenizer,
     yaml_line,
 )
@@ -85,7 +86,7 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
         raise UserInputError(f"not UTF-8 text (byte {e.start})", source=str(p)) from e
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text, source=str(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise UserInputError(f"invalid YAML: {getattr(e, 'problem', e)}", source=str(p),

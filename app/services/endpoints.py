@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import EndpointRecord, as_utc, utcnow
-from app.schemas import EndpointPublic
+from app.schemas import EndpointProbe, EndpointPublic
 from evals import Endpoint, ProbeResult, normalise_base_url, unreachable_reason
 from evals import probe_endpoint as run_probe
 
@@ -28,8 +28,18 @@ def to_public(record: EndpointRecord, *, has_api_key: bool) -> BaseModel:
     return EndpointPublic.model_validate({
         **record.config, "name": record.name, "base_url": _root(record.base_url), "model": record.model,
         "id": record.id, "has_api_key": has_api_key, "created_at": as_utc(record.created_at),
-        "updated_at": as_utc(record.updated_at), "probe": record.probe,
+        "updated_at": as_utc(record.updated_at), "probe": _stored_probe(record.probe),
     })
+
+
+def _stored_probe(saved: dict[str, Any] | None) -> EndpointProbe | None:
+    """The saved probe, or None when it was saved in a shape this version no longer reads (probe again)."""
+    if not saved:
+        return None
+    try:
+        return EndpointProbe.model_validate(saved)
+    except ValidationError:
+        return None
 
 
 def _root(url: str) -> str:
@@ -75,7 +85,11 @@ def create(session: Session, endpoint: Endpoint) -> BaseModel:
 
 
 def update(session: Session, endpoint_id: int, changes: dict[str, Any]) -> BaseModel:
-    """Apply ``changes`` (only the fields the client sent) and validate the result as a whole."""
+    """Apply ``changes`` (only the fields the client sent) and validate the result as a whole.
+
+    A key belongs to the base URL it was entered with: a change of ``base_url`` that does not bring
+    a key of its own removes the stored one (``api_key_cleared`` in the answer says so), so a key can
+    never be redirected to another server. Every surface that edits endpoints goes through here."""
     record = get_record(session, endpoint_id)
     key = crud.get_endpoint_key(session, endpoint_id=endpoint_id)
     current = to_domain(record, key).model_dump()
@@ -85,9 +99,14 @@ def update(session: Session, endpoint_id: int, changes: dict[str, Any]) -> BaseM
         raise ConflictError(f"an endpoint named '{merged.name}' exists", field="name")
     if merged.name != record.name and crud.active_runs_using_endpoint(session, name=record.name):
         raise ConflictError("the endpoint is used by a queued or running run; rename it later", field="name")
+    moved = merged.base_url != record.base_url
+    cleared = False
+    if moved and not set_key:
+        cleared = crud.delete_endpoint_key(session, endpoint_id=endpoint_id)
     crud.update_endpoint(session, record=record, endpoint=merged, set_key=set_key)
     session.commit()
-    return get(session, endpoint_id)
+    public = get(session, endpoint_id)
+    return public.model_copy(update={"api_key_cleared": cleared}) if cleared else public
 
 
 def delete(session: Session, endpoint_id: int) -> None:

@@ -68,9 +68,10 @@ def parse_upload(filename: str, data: bytes) -> Suite:
     line and field as the client sent them."""
     name = Path(filename or "").name or "upload"
     if Path(name).suffix.lower() in IMPORTED_EXTENSIONS:
-        raise UserInputError(f"{name} is a questions or document file, not a suite file: import it with "
-                             "your documents and a suite name (Suites → Import your documents and questions, "
-                             "POST /api/suites/import, or ctxeval suite import)", source=name)
+        raise UserInputError(f"the extension {Path(name).suffix.lower()} is not a suite file's (.json, .jsonl, "
+                             ".yaml, .yml): a questions or document file is imported with your documents and a "
+                             "suite name (Suites → Import your documents and questions, POST /api/suites/import, "
+                             "or ctxeval suite import)", source=name)
     fmt = format_of(name)
     return parse_suite(data, fmt, source=name, default_name=Path(name).stem)
 

@@ -8,17 +8,15 @@ list (``k = 5, 10``): the form then asks for one strategy per combination.
 from __future__ import annotations
 
 import itertools
-import json
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from starlette.datastructures import FormData
 
 from app.schemas import RunCreate, RunEmbeddings
-from evals import Endpoint, StrategySpec, UserInputError, registry
+from evals import Endpoint, StrategySpec, UserInputError, load_yaml, loads_json, registry
 
 MAX_STRATEGIES = 64
 
@@ -277,14 +275,10 @@ def params_from_text(text: str) -> dict[str, Any]:
     text = text.strip()
     if not text:
         return {}
-    try:
-        value = json.loads(text) if text.startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        line = getattr(e, "lineno", None)
-        mark = getattr(e, "problem_mark", None)
-        if line is None and mark is not None:
-            line = mark.line + 1
-        raise UserInputError(f"the parameters are not valid JSON or YAML: {e}", field="params", line=line) from None
+    try:  # with the input limits: no alias bomb, no lone surrogate, no 5000-digit integer
+        value = loads_json(text) if text.startswith("{") else load_yaml(text)
+    except UserInputError as e:
+        raise UserInputError(f"the parameters are not accepted: {e.detail}", field="params", line=e.line) from None
     if not isinstance(value, dict):
         raise UserInputError("the parameters must be a mapping of names to values", field="params")
     return value

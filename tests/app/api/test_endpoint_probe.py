@@ -76,3 +76,22 @@ def test_a_probe_with_every_check_failing_says_not_reachable_with_the_cause(clie
     assert "not reachable as an OpenAI-compatible server" in out["unreachable"]
     assert "server's root" in out["unreachable"], out
     assert client.get(f"/api/endpoints/{wrong.json()['id']}").json()["probe"]["unreachable"] == out["unreachable"]
+
+
+def test_a_probe_saved_in_an_older_shape_is_dropped_not_a_500(client, settings):
+    from app import crud
+    from app.db import make_engine, session_scope
+
+    eid = client.post("/api/endpoints", json=endpoint_body()).json()["id"]
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as s:
+            record = crud.get_endpoint(s, endpoint_id=eid)
+            record.probe = {"result": {"no such": "shape"}, "probed_at": "yesterday"}
+            s.add(record)
+            s.commit()
+    finally:
+        engine.dispose()
+    r = client.get(f"/api/endpoints/{eid}")
+    assert r.status_code == 200 and r.json()["probe"] is None
+    assert client.get(f"/endpoints/{eid}").status_code == 200
