@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from evals.tokens import Tokenizer
 
+from .base import Framing
 from .sizing import Span, TokenCounter, UnitHaystack, fit
 from .text import NOISE_SENTENCES, ends_sentence, essay_text
 
@@ -63,22 +64,25 @@ def lines_haystack(make: Callable[[random.Random], str], rng: random.Random, tar
     return UnitHaystack(pieces, [True] * len(pieces), "\n", counter)
 
 
-def fit_needles(hay: UnitHaystack, needles: Sequence[str], depths: Sequence[float], question_tokens: int,
+def fit_needles(hay: UnitHaystack, needles: Sequence[str], depths: Sequence[float], framing: Framing,
                 target: int, tokenizer: Tokenizer, counter: TokenCounter, what: str
-                ) -> tuple[str, list[Span], int]:
-    """Size ``hay`` so document + question fill ``target`` tokens with each needle at its depth.
+                ) -> tuple[str, list[Span], int, int]:
+    """Size ``hay`` so the framed prompt (document + question, or a preset's whole prompt and reserve)
+    fills ``target`` tokens with each needle at its depth.
 
-    Returns the document text, the needles' character spans (in the order given) and its token count.
+    Returns the document text, the needles' character spans (in the order given), the document's
+    tokens and the measured total.
     """
     needle_tokens = [counter(n) for n in needles]
-    fixed = question_tokens + sum(needle_tokens) + counter(hay.sep) * len(needles)
+    fixed = framing.fixed(counter) + sum(needle_tokens) + counter(hay.sep) * len(needles)
 
     def build(n: int) -> tuple[str, list[Span]]:
         return hay.render(n, needles, hay.place(n, depths, needle_tokens))
 
     def measure(value: tuple[str, list[Span]]) -> int:
-        return tokenizer.count(value[0]) + question_tokens
+        return framing.measure(tokenizer, value[0])
 
     fitted = fit(target, build, measure, lambda n: hay.estimate(n) + fixed, n_max=len(hay), what=what)
     text, spans = fitted.value
-    return text, spans, fitted.tokens - question_tokens
+    doc_tokens = fitted.tokens - framing.extra if framing.wrap is None else tokenizer.count(text)
+    return text, spans, doc_tokens, fitted.tokens

@@ -18,6 +18,8 @@ from evals.tokens import Tokenizer
 
 from .base import (
     CommonParams,
+    Framing,
+    preset_framing,
     Item,
     cell_rng,
     check_depths,
@@ -103,19 +105,21 @@ def _rotated(text: str, rng_start: float, min_chars: int) -> str:
     return " ".join([rotated] * math.ceil(min_chars / max(len(rotated), 1)))
 
 
-def _fit(needle: str, ids: list[int], length: int, depth: float, q_tokens: int, tokenizer: Tokenizer
-         ) -> tuple[str, tuple[int, int], int]:
-    """Cut the encoded haystack so needle + haystack + question fill ``length`` tokens."""
+def _fit(needle: str, ids: list[int], length: int, depth: float, framing: Framing, tokenizer: Tokenizer
+         ) -> tuple[str, tuple[int, int], int, int]:
+    """Cut the encoded haystack so the whole prompt around it and the needle, plus the reserve, fill
+    ``length`` tokens."""
     needle_tokens = tokenizer.count(" " + needle)
+    fixed = framing.fixed(tokenizer.count)
 
     def build(n: int) -> tuple[str, tuple[int, int]]:
         prefix = tokenizer.decode(ids[:n])
         return insert(prefix, insertion_point(prefix, depth, n, tokenizer, ids), needle)
 
-    fitted = fit(length, build, lambda v: tokenizer.count(v[0]) + q_tokens,
-                 lambda n: n + needle_tokens + q_tokens, n_max=len(ids), what="niah")
+    fitted = fit(length, build, lambda v: framing.measure(tokenizer, v[0]),
+                 lambda n: n + needle_tokens + fixed, n_max=len(ids), what="niah")
     text, span = fitted.value
-    return text, span, fitted.tokens - q_tokens
+    return text, span, tokenizer.count(text), fitted.tokens
 
 
 def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
@@ -123,7 +127,7 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     p = parse_params(NiahParams, params, kind)
     answers = p.answers if p.answers is not None else [DEFAULT_ANSWER]
     question = f"{p.question} {INSTRUCTION}"
-    q_tokens = tokenizer.count(question)
+    framing = preset_framing("kamradt", kind, question, {"retrieval_question": p.question})
     longest = max(p.lengths)
     base = p.haystack_text if p.haystack_text is not None else essay_text(p.seed, longest + 64)
     items: list[Item] = []
@@ -135,14 +139,15 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
             ids = tokenizer.encode(hay)
         for length in p.lengths:
             for depth in p.depth_list():
-                text, span, doc_tokens = _fit(p.needle, ids, length, depth, q_tokens, tokenizer)
+                text, span, doc_tokens, total = _fit(p.needle, ids, length, depth, framing, tokenizer)
                 items.append(Item(
                     qid=f"{kind}-{length}-{depth_label(depth)}-{sample}", question=question, answers=answers,
                     doc_text=text, spans=[span], length=length, doc_tokens=doc_tokens,
-                    question_tokens=q_tokens, depth_target=depth, meta={"sample": sample}))
+                    question_tokens=total - framing.extra - doc_tokens, depth_target=depth,
+                    meta={"sample": sample, **framing.meta()}))
     dump = p.model_dump(mode="json")
     if p.haystack_text is not None:
         dump["haystack_text"] = f"sha256:{text_digest(p.haystack_text)} ({len(p.haystack_text)} chars)"
     dump["depths"] = p.depth_list()
     return make_suite(kind, "Needle in a haystack (Kamradt)", items, ["subspan_em"], p, tokenizer,
-                      params_dump=dump)
+                      params_dump=dump, preset="kamradt")

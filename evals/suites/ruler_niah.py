@@ -20,6 +20,7 @@ from evals.tokens import Tokenizer
 
 from .base import (
     CommonParams,
+    preset_framing,
     Item,
     cell_rng,
     check_depths,
@@ -130,14 +131,17 @@ def _cell(kind: str, p: RulerNiahParams, tokenizer: Tokenizer, counter: TokenCou
     else:
         hay = lines_haystack(_distractor(p, type_v, seen, guard), rng, length, counter)
     asked = keys[:num_queries]
-    question, prefix = _template(type_v, _join_keys(asked), num_values * num_queries == 1)
-    q_tokens = counter(question)
-    text, spans, doc_tokens = fit_needles(hay, gold + others, depths, q_tokens, length, tokenizer, counter, kind)
+    single = num_values * num_queries == 1
+    question, prefix = _template(type_v, _join_keys(asked), single)
+    framing = preset_framing("ruler", kind, question, {"type_needle_v": type_v[:-1] if single else type_v,
+                                                       "query": _join_keys(asked)})
+    text, spans, doc_tokens, total = fit_needles(hay, gold + others, depths, framing, length, tokenizer, counter,
+                                                 kind)
     return Item(qid=qid, question=question, answers=[v for vs in values[:num_queries] for v in vs],
                 doc_text=text, spans=spans[: len(gold)], length=length, doc_tokens=doc_tokens,
-                question_tokens=q_tokens, depth_target=depth,
+                question_tokens=total - framing.extra - doc_tokens, depth_target=depth,
                 meta={"haystack": p.haystack, "keys": asked, "num_needles": count, "answer_prefix": prefix,
-                      "sample": sample})
+                      "sample": sample, **framing.meta()})
 
 
 def _unique(kind: str, count: int, rng: random.Random, seen: set[str], guard: list[str] | None = None
@@ -171,7 +175,7 @@ def _dump(p: RulerNiahParams) -> dict[str, Any]:
 
 def _suite(kind: str, description: str, p: RulerNiahParams, items: list[Item], scorer: str,
            tokenizer: Tokenizer) -> Suite:
-    return make_suite(kind, description, items, [scorer], p, tokenizer, params_dump=_dump(p))
+    return make_suite(kind, description, items, [scorer], p, tokenizer, params_dump=_dump(p), preset="ruler")
 
 
 def generate_ruler_niah_single(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
