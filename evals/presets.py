@@ -43,6 +43,8 @@ class TaskPrompt:
     scorers: tuple[str, ...] = ()
     system: str | None = None  # no system message unless the benchmark sends one
     followup: str | None = None  # a second user turn after the one with the context (Kamradt's question)
+    then: str | None = None  # a second call whose template takes the first reply as {cot} (LongBench v2 CoT)
+    then_max_tokens: int | None = None
     document: str = "{text}"  # one document: {i} (1-based), {id}, {title}, {text}
     joiner: str = "\n\n"
     rag_template: str | None = None  # the benchmark's retrieval prompt, when it has one
@@ -97,6 +99,8 @@ class Rendered:
     stop: list[str]
     temperature: float | None
     followup: str | None = None
+    then: str | None = None  # the second call's prompt, with "{cot}" left to fill with the first reply
+    then_max_tokens: int | None = None
 
     def messages(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -143,7 +147,9 @@ def render(prompt: TaskPrompt, question: Question, context: str, *, template: st
     return Rendered(system=prompt.system, user=lead + _fill(template or prompt.template, values, question),
                     answer_prefix=_fill(prompt.answer_prefix, values, question), max_tokens=prompt.max_tokens,
                     stop=list(prompt.stop), temperature=prompt.temperature,
-                    followup=_fill(prompt.followup, values, question) if prompt.followup is not None else None)
+                    followup=_fill(prompt.followup, values, question) if prompt.followup is not None else None,
+                    then=_fill(prompt.then, {**values, "cot": "{cot}"}, question) if prompt.then is not None else None,
+                    then_max_tokens=prompt.then_max_tokens)
 
 
 def render_chunks(prompt: TaskPrompt, chunks: Sequence[tuple[str, str]]) -> tuple[str, str]:
@@ -297,11 +303,10 @@ LONGBENCH_V2_COT = replace(
     LONGBENCH_V2,
     template=("Please read the following text and answer the questions below.\n\n<text>\n{context}\n</text>\n\n"
               + _LB2_CHOICES + "Let\u2019s think step by step:"),
-    max_tokens=1024, source="THUDM/LongBench prompts/0shot_cot.txt, 0shot_cot_ans.txt, pred.py")
-LB2_COT_ANSWER = ("Please read the following text and answer the questions below.\n\nThe text is too long and "
-                  "omitted here.\n\n" + _LB2_CHOICES + "Let\u2019s think step by step: {cot}\n\nBased on the "
-                  "above, what is the single, most likely answer choice? " + _LB2_FORMAT)
-"""The second call of LongBench v2's chain of thought (prompts/0shot_cot_ans.txt), 128 tokens."""
+    max_tokens=1024, then=("Please read the following text and answer the questions below.\n\nThe text is too long "
+                           "and omitted here.\n\n" + _LB2_CHOICES + "Let\u2019s think step by step: {cot}\n\nBased "
+                           "on the above, what is the single, most likely answer choice? " + _LB2_FORMAT),
+    then_max_tokens=128, source="THUDM/LongBench prompts/0shot_cot.txt, 0shot_cot_ans.txt, pred.py")
 
 
 # ------------------------------------------------------------------------------------------ InfiniteBench

@@ -7,9 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals import presets, prompts
-from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
+from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
 from evals.retrieval.base import build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
 from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy

@@ -19,13 +19,13 @@ from evals.tokens import Tokenizer
 from .base import (
     CommonParams,
     Framing,
-    preset_framing,
     Item,
     cell_rng,
     check_depths,
     depth_label,
     make_suite,
     parse_params,
+    preset_framing,
     text_digest,
 )
 from .sizing import fit

@@ -54,6 +54,10 @@ class CweParams(CommonParams):
         return common, uncommon
 
 
+def framing_measure(framing: Any, tokenizer: Tokenizer) -> Any:
+    return lambda text: framing.measure(tokenizer, text)
+
+
 def worked_example(rng: random.Random, length: int, num_common: int) -> str:
     """RULER's one in-context example (``--num_fewshot 1``): 40 words, 10 common ×10, the rest ×3 (20
     words, ×3 and ×1 below 4,096 tokens), asked with the template and answered after the answer prefix."""
@@ -134,12 +138,11 @@ def generate_ruler_cwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
                 return numbered(listed)
 
             def estimate(n: int, cum: list[int] = cum, common_cost: int = common_cost,
-                         cr: int = common_repeats, ur: int = uncommon_repeats) -> float:
+                         cr: int = common_repeats, ur: int = uncommon_repeats, fixed: int = q_tokens) -> float:
                 m = p.num_common * cr + n * ur
-                return q_tokens + common_cost + cum[n] + numbers.upto(m)
+                return fixed + common_cost + cum[n] + numbers.upto(m)
 
-            fitted = fit(length, build, lambda text: framing.measure(tokenizer, text), estimate,
-                         n_max=n_max, what=kind)
+            fitted = fit(length, build, framing_measure(framing, tokenizer), estimate, n_max=n_max, what=kind)
             doc_tokens = tokenizer.count(fitted.value)
             items.append(Item(
                 qid=f"{kind}-{length}-{sample}", question=question, answers=common, doc_text=fitted.value,

@@ -20,13 +20,13 @@ from evals.tokens import Tokenizer
 
 from .base import (
     CommonParams,
-    preset_framing,
     Item,
     cell_rng,
     check_depths,
     depth_label,
     make_suite,
     parse_params,
+    preset_framing,
     text_digest,
 )
 from .haystacks import RULER_DEPTHS, essay_haystack, fit_needles, lines_haystack, noise_haystack

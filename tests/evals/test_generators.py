@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from evals.domain import Suite
+from evals.errors import UserInputError
 from evals.presets import CHAT_RESERVE, get_preset, render
 from evals.suites.base import SIZING_MARGIN
-from evals.errors import UserInputError
 from evals.suites.lim_kv import generate_lim_kv
 from evals.suites.niah import DEFAULT_NEEDLE, depth_grid, generate_niah
 from evals.suites.passkey import generate_passkey
