@@ -156,20 +156,20 @@ class SelfRoute(Strategy):
             rendered, retrieved, estimate = await rag_native(ctx, p, task, allow_unanswerable=True)
             first = await send_rendered(ctx, rendered, StrategyOutput(retrieved=retrieved, route="rag"),
                                         role="route")
-            meta = {"retrieval": True, "estimated_prompt_tokens": estimate, "rag_answer": first.answer,
-                    **first.metadata}
+            routed: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
+                                      "rag_answer": first.answer, **first.metadata}
             if not prompts.is_unanswerable(first.answer):
-                first.metadata = meta
+                first.metadata = routed
                 return first
             native = await build_native(ctx, lc_params, task)
             if isinstance(native, StrategyOutput):
                 native.retrieved, native.route = retrieved, "long_context"
-                native.metadata = {**meta, **native.metadata}
+                native.metadata = {**routed, **native.metadata}
                 return native
             lc_rendered, total, truncation = native
-            meta["estimated_prompt_tokens"] = estimate + total
+            routed["estimated_prompt_tokens"] = estimate + total
             return await send_rendered(ctx, lc_rendered, StrategyOutput(
-                retrieved=retrieved, route="long_context", truncation=truncation, metadata=meta))
+                retrieved=retrieved, route="long_context", truncation=truncation, metadata=routed))
         messages, retrieved, estimate = await rag_messages(ctx, p, allow_unanswerable=True)
         resp = await ctx.llm.chat(messages, role="route")
         meta: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,

@@ -449,11 +449,11 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
     if not questions:
         raise UserInputError("no records in the file", source=src)
     source = sources.pop()
-    metadata: dict[str, Any] = {"imported_from": {"longbench": Path(path).name}}
+    suite_meta: dict[str, Any] = {"imported_from": {"longbench": Path(path).name}}
     scorers: list[str] = []
     if source != "ctxeval":
-        metadata["preset"] = source
+        suite_meta["preset"] = source
         scorers = {"longbench": ["longbench"], "longbench_v2": ["choice"],
                    "infinitebench": ["infinitebench"] if task in _IB_INFINITE else []}[source]
     return Suite(name=name or Path(path).stem, documents=list(docs.values()), questions=questions,
-                 default_scorers=scorers, metadata=metadata)
+                 default_scorers=scorers, metadata=suite_meta)
