@@ -27,7 +27,8 @@ from evals.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
-Chunking = Literal["sentence", "paragraph", "tokens"]
+Chunking = Literal["sentence", "paragraph", "tokens", "words"]
+_WORD = re.compile(r"\S+")
 
 
 class ChunkingParams(BaseModel):
@@ -175,10 +176,26 @@ def token_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple
     return [(offset[s], offset[min(s + size, n)], min(s + size, n) - s) for s in starts]
 
 
+def word_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Windows of ``size`` whitespace-separated words every ``step`` words (the Self-Route paper's
+    300-word chunks) as (start, end, tokens) character spans."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    out: list[tuple[int, int, int]] = []
+    for i in range(0, len(words), step):
+        window = words[i:i + size]
+        start, end = window[0][0], window[-1][1]
+        out.append((start, end, tok.count(text[start:end])))
+        if i + size >= len(words):
+            break
+    return out
+
+
 def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:
     text = doc.text
     if params.chunking == "tokens":
         spans = token_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
+    elif params.chunking == "words":  # chunk_tokens and overlap_tokens count words here
+        spans = word_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
     else:
         spans = _pack(_units(text, params, tok), params)
     title = doc.title if params.title_prefix else ""

@@ -187,3 +187,21 @@ class SelfRoute(Strategy):
         return StrategyOutput(answer=resp2.text, reasoning=resp2.reasoning, prompt=built.messages,
                               retrieved=retrieved, route="long_context", truncation=built.truncation,
                               metadata=meta)
+
+
+class SelfRoutePaperParams(SelfRouteParams):
+    """Li et al. (2024)'s retrieval settings: a dense retriever, 300-word chunks, the top 5 by similarity."""
+
+    retriever: str = "dense"
+    chunking: Chunking = Field(default="words", description="sentence | paragraph | tokens | words")
+    chunk_tokens: int = Field(default=300, ge=16, le=32768, description="300 words per chunk")
+    overlap_tokens: int = Field(default=0, ge=0)
+    k: int = Field(default=5, ge=1, le=1000)
+
+
+@register_strategy
+class SelfRoutePaper(SelfRoute):
+    """``self_route`` with the paper's settings (``self_route`` keeps ctxeval's BM25 defaults)."""
+
+    name = "self_route_paper"
+    Params = SelfRoutePaperParams
