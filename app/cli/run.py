@@ -62,7 +62,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     embeddings = resolve_embeddings(run, str(spec_path))
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=run.preset)
     plans = plan_cases(spec, suite)
     finished = read_finished(out, repair=True) if resume else {}
     finished = {k: v for k, v in finished.items() if k in {p.case_id for p in plans}}

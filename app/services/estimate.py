@@ -15,7 +15,8 @@ from typing import Any
 from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
-from evals import prompts
+from evals import presets, prompts
+from evals.presets import CHAT_RESERVE, TaskPrompt, preset_of
 from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
 from evals.retrieval.base import uses_embeddings
 from evals.scorers import is_judge_scorer
@@ -30,6 +31,7 @@ class _Counter:
         self.suite = suite
         self.tok = tokenizer
         self._context: dict[tuple[str, ...] | None, int] = {}
+        self.prompts: dict[tuple[str, str], int] = {}
 
     def count(self, text: str) -> int:
         return self.tok.count(text)
@@ -39,6 +41,36 @@ class _Counter:
         if key not in self._context:
             self._context[key] = self.count(prompts.render_documents(self.suite.context_documents(q)))
         return self._context[key]
+
+
+def _preset_case_tokens(counter: _Counter, q: Question, task: TaskPrompt, strategy: Any,
+                        endpoint: Endpoint) -> tuple[int, int, bool]:
+    """(input tokens, output tokens, sent) of one case under a benchmark preset: the filled template
+    (plus the chat reserve) against the window minus the task's output budget and the margin, as
+    ``long_context`` checks it before sending."""
+    out = task.max_tokens or endpoint.max_output_tokens
+    params = strategy.params
+    if getattr(strategy, "retrieval", False):
+        k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
+        frame = counter.count(presets.render(task, q, "").text()) + CHAT_RESERVE
+        return frame + min(k * size, counter.context_tokens(q)), out, True
+    key = ("preset", q.id)
+    if key not in counter.prompts:
+        context = presets.render_documents(task, counter.suite.context_documents(q))
+        counter.prompts[key] = counter.count(presets.render(task, q, context).text()) + CHAT_RESERVE
+    total = counter.prompts[key]
+    window = endpoint.context_window
+    if window is not None and spec_is_long_context(strategy):
+        margin = getattr(params, "margin_tokens", 0)
+        if total + out + margin > window:
+            if getattr(params, "truncation", "error") == "error":
+                return 0, 0, False
+            total = max(window - out - margin, 0)
+    return total, out, True
+
+
+def spec_is_long_context(strategy: Any) -> bool:
+    return hasattr(strategy.params, "truncation") and not getattr(strategy, "retrieval", False)
 
 
 def _case_tokens(counter: _Counter, q: Question, spec: StrategySpec, strategy: Any, endpoint: Endpoint,
@@ -72,6 +104,7 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
     spec, suite, endpoints = build_spec(session, body)
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
     counter = _Counter(suite, local_tokenizer("cl100k"))
+    preset = preset_of(suite.metadata, spec.preset)
     by_strategy: dict[str, dict[str, float]] = {}
     totals = {"cases": 0, "prompt": 0, "completion": 0, "cost": 0.0, "not_sent": 0}
     for endpoint in endpoints:
@@ -79,8 +112,12 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
             row = by_strategy.setdefault(spec_s.key, {"cases": 0, "prompt_tokens": 0, "completion_tokens": 0,
                                                       "cost_usd": 0.0, "not_sent": 0})
             for q in suite.questions:
-                tokens, sent = _case_tokens(counter, q, spec_s, strategy, endpoint, spec.system_prompt)
-                out = endpoint.max_output_tokens if sent else 0
+                task = preset.prompt_for(q)
+                if task is not None and spec_s.name != "agentic":
+                    tokens, out, sent = _preset_case_tokens(counter, q, task, strategy, endpoint)
+                else:
+                    tokens, sent = _case_tokens(counter, q, spec_s, strategy, endpoint, spec.system_prompt)
+                    out = endpoint.max_output_tokens if sent else 0
                 cost = endpoint.cost(Usage(prompt_tokens=tokens, completion_tokens=out)) or 0.0
                 row["cases"] += 1
                 row["prompt_tokens"] += tokens
@@ -102,8 +139,10 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
         assumptions.append("judge calls (llm_judge scorers) are not counted")
     if any(uses_embeddings(getattr(st.params, "retriever", None)) for _, st in built):
         assumptions.append("embedding calls of dense and hybrid retrieval are not counted")
+    if preset.name != "ctxeval":
+        assumptions.append(f"prompts and output limits of the '{preset.name}' preset")
     if totals["not_sent"]:
         assumptions.append(f"{totals['not_sent']} long-context case(s) exceed the window and will not be sent")
     return RunEstimate(cases=int(totals["cases"]), prompt_tokens=int(totals["prompt"]),
                        completion_tokens=int(totals["completion"]), cost_usd=float(totals["cost"]),
-                       by_strategy=by_strategy, assumptions=assumptions)
+                       by_strategy=by_strategy, assumptions=assumptions, over_window=int(totals["not_sent"]))
