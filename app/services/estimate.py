@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
 from evals import presets, prompts
-from evals.presets import CHAT_RESERVE, TaskPrompt, preset_of
 from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
+from evals.presets import CHAT_RESERVE, TaskPrompt, preset_of
 from evals.retrieval.base import uses_embeddings
 from evals.scorers import is_judge_scorer
 from evals.strategies import build_strategy
