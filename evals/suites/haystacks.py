@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from evals.tokens import Tokenizer
 
 from .base import Framing
+from .prose import prose_text, read_haystack_file
 from .sizing import Span, TokenCounter, UnitHaystack, fit
-from .text import NOISE_SENTENCES, ends_sentence, essay_text
+from .text import NOISE_SENTENCES, ends_sentence
 
 RULER_DEPTHS = [round(i * 100 / 39) for i in range(40)]
 """RULER's grid of needle depths: 40 evenly spaced percents from 0 to 100."""
@@ -49,8 +50,17 @@ def words_haystack(text: str, target: int, counter: TokenCounter) -> UnitHaystac
 
 
 def essay_haystack(seed: int, target: int, counter: TokenCounter, text: str | None = None) -> UnitHaystack:
-    """The user's text when given, else essay-like prose generated from ``seed``."""
-    return words_haystack(text if text is not None else essay_text(seed, target + 64), target, counter)
+    """The user's text when given, else the bundled public-domain prose (``evals.suites.prose``)."""
+    return words_haystack(text if text is not None else prose_text(target + 64, seed), target, counter)
+
+
+def user_haystack(text: str | None, file: str | None, min_words: int) -> str | None:
+    """The user's haystack: ``haystack_text``, else the first ``min_words`` words of ``haystack_file``."""
+    if text is not None:
+        return text
+    if file is not None:
+        return read_haystack_file(file, min_words)
+    return None
 
 
 def lines_haystack(make: Callable[[random.Random], str], rng: random.Random, target: int,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from evals.domain import Suite
+from evals.errors import UserInputError
 from evals.tokens import Tokenizer
 
 from .base import (
@@ -28,8 +29,10 @@ from .base import (
     preset_framing,
     text_digest,
 )
+from .haystacks import user_haystack
+from .prose import PROSE_SOURCE, prose_text
 from .sizing import fit
-from .text import essay_text, sentence_ends
+from .text import sentence_ends
 
 DEFAULT_NEEDLE = ("The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a "
                   "sunny day.")
@@ -40,6 +43,8 @@ INSTRUCTION = "Don't give information outside the document or repeat your findin
 
 class NiahParams(CommonParams):
     haystack_text: str | None = Field(default=None, min_length=1)
+    haystack_file: str | None = Field(default=None, min_length=1, description="a UTF-8 text file, read as far "
+                                      "as the longest length needs")
     needle: str = Field(default=DEFAULT_NEEDLE, min_length=1)
     question: str = Field(default=DEFAULT_QUESTION, min_length=1)
     answers: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1,
@@ -129,7 +134,12 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     question = f"{p.question} {INSTRUCTION}"
     framing = preset_framing("kamradt", kind, question, {"retrieval_question": p.question})
     longest = max(p.lengths)
-    base = p.haystack_text if p.haystack_text is not None else essay_text(p.seed, longest + 64)
+    if p.haystack_text is not None and p.haystack_file is not None:
+        raise UserInputError("niah: give haystack_text or haystack_file, not both", field="haystack_file")
+    base = user_haystack(p.haystack_text, p.haystack_file, longest + 64) or prose_text(longest + 64, p.seed)
+    if not sentence_ends(base):
+        raise UserInputError("niah: the haystack has no sentence end ('.', '!' or '?') to put a needle after",
+                             field="haystack_file")
     items: list[Item] = []
     for sample in range(p.samples):
         hay = _rotated(base, cell_rng(kind, p.seed, "start", sample).random(), 6 * (longest + 64))
@@ -148,6 +158,8 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     dump = p.model_dump(mode="json")
     if p.haystack_text is not None:
         dump["haystack_text"] = f"sha256:{text_digest(p.haystack_text)} ({len(p.haystack_text)} chars)"
+    if p.haystack_text is None and p.haystack_file is None:
+        dump["haystack_source"] = PROSE_SOURCE
     dump["depths"] = p.depth_list()
     return make_suite(kind, "Needle in a haystack (Kamradt)", items, ["subspan_em"], p, tokenizer,
                       params_dump=dump, preset="kamradt")

@@ -29,7 +29,15 @@ from .base import (
     preset_framing,
     text_digest,
 )
-from .haystacks import RULER_DEPTHS, essay_haystack, fit_needles, lines_haystack, noise_haystack
+from .haystacks import (
+    RULER_DEPTHS,
+    essay_haystack,
+    fit_needles,
+    lines_haystack,
+    noise_haystack,
+    user_haystack,
+)
+from .prose import PROSE_SOURCE
 from .sizing import TokenCounter, UnitHaystack
 from .text import random_value
 
@@ -47,6 +55,7 @@ class RulerNiahParams(CommonParams):
     key_type: ValueType = "word"
     value_type: ValueType = "number"
     haystack_text: str | None = Field(default=None, min_length=1)
+    haystack_file: str | None = Field(default=None, min_length=1, description="a UTF-8 text file for 'essay'")
     depths: list[float] | None = Field(default=None, min_length=1)
 
     _depths = field_validator("depths")(check_depths)
@@ -58,6 +67,15 @@ class RulerNiahParams(CommonParams):
             raise ValueError("haystack_text is used only with haystack 'essay'")
         if v is not None and not v.split():
             raise ValueError("haystack_text has no words")
+        return v
+
+    @field_validator("haystack_file")
+    @classmethod
+    def _file_needs_essay(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("haystack", "essay") != "essay":
+            raise ValueError("haystack_file is used only with haystack 'essay'")
+        if v is not None and info.data.get("haystack_text") is not None:
+            raise ValueError("give haystack_text or haystack_file, not both")
         return v
 
 
@@ -93,7 +111,9 @@ def _join_keys(keys: list[str]) -> str:
 def _generate(kind: str, p: RulerNiahParams, tokenizer: Tokenizer, *, num_keys: int = 1, num_values: int = 1,
               num_queries: int = 1) -> list[Item]:
     counter = TokenCounter(tokenizer)
-    essay = essay_haystack(p.seed, max(p.lengths), counter, p.haystack_text) if p.haystack == "essay" else None
+    essay = (essay_haystack(p.seed, max(p.lengths), counter,
+                            user_haystack(p.haystack_text, p.haystack_file, max(p.lengths) + 64))
+             if p.haystack == "essay" else None)
     items: list[Item] = []
     for length in p.lengths:
         for depth in p.depths if p.depths is not None else [None]:
@@ -170,6 +190,8 @@ def _dump(p: RulerNiahParams) -> dict[str, Any]:
     data = p.model_dump(mode="json")
     if p.haystack_text is not None:
         data["haystack_text"] = f"sha256:{text_digest(p.haystack_text)} ({len(p.haystack_text)} chars)"
+    if p.haystack == "essay" and p.haystack_text is None and p.haystack_file is None:
+        data["haystack_source"] = PROSE_SOURCE
     return data
 
 
