@@ -10,11 +10,10 @@ from typing import Any
 
 import typer
 
-from evals.domain import Question
+from evals.domain import CaseResult, Question
 from evals.errors import UserInputError
 from evals.scorers import SCORERS, AnswerMetric
 
-QUESTION_METRICS = frozenset(n for n, s in SCORERS.items() if s._with_question is not None)
 
 Pair = tuple[str, list[str], dict[str, Any]]
 EXTRA_FIELDS = ("all_classes", "dataset", "task")
@@ -87,13 +86,17 @@ def score_file(metric: str, path: str) -> list[float]:
     """The score of every pair in ``path`` with answer metric ``metric``, in file order. Benchmark
     metrics read the line's ``all_classes``, ``dataset`` or ``task``; a line they cannot score stops
     the command, naming the line."""
-    fn = answer_metric(metric)
+    answer_metric(metric)  # an answer metric, or a UserInputError naming the valid ones
+    scorer = SCORERS[metric]
     source = "<stdin>" if path == "-" else path
-    out = []
+    out: list[float] = []
     for n, pred, refs, extras in read_pairs(path):  # type: ignore[misc]
         question = Question(id=f"line{n}", question="-", answers=refs, metadata=extras)
+        case = CaseResult(case_id=f"line{n}", question_id=question.id, endpoint="-", strategy="-",
+                          strategy_name="-", answer=pred)
         try:
-            out.append(fn(pred, refs, question) if metric in QUESTION_METRICS else fn(pred, refs))  # type: ignore[call-arg]
+            value = scorer.score(case, question)
+            out.append(float(value) if value is not None else 0.0)
         except UserInputError as exc:
             raise UserInputError(exc.detail, source=source, line=n, field=exc.field) from None
         except (ValueError, IndexError) as exc:

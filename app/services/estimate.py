@@ -1,11 +1,14 @@
 """How many cases, tokens and dollars a run will take, before it starts.
 
-Input tokens are counted with the local cl100k tokenizer on the prompts the strategies would build:
-``no_context`` sends the question; ``long_context`` the question's documents (cut to the window when
-its truncation policy allows, nothing when it would refuse them); retrieval strategies send ``k``
-chunks of ``chunk_tokens`` (or ``budget_tokens``), never more than the documents hold. Output tokens
+Input tokens are each strategy's own estimate (``Strategy.estimate_tokens``) counted with the local
+cl100k tokenizer: ``no_context`` sends the question; ``long_context`` the question's documents (cut
+to the window when its truncation policy allows, nothing when it would refuse them); retrieval
+strategies send ``k`` chunks of ``chunk_tokens`` (or ``budget_tokens``), never more than the
+documents hold; a plugin's strategy says what it sends. Output tokens
 are each endpoint's ``max_output_tokens``: an upper bound. Cost uses the endpoints' prices with no
-cached input, so a server's prefix cache can only make the run cheaper.
+cached input, so a server's prefix cache can only make the run cheaper. Under a benchmark preset
+(``evals.presets``) each case counts the preset's filled prompt and its task's output limit instead,
+and a long-context case whose prompt, output and margin exceed the window counts as not sent.
 """
 
 from __future__ import annotations
@@ -15,36 +18,18 @@ from typing import Any
 from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
-from evals import presets, prompts
-from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
+from evals import presets
+from evals.domain import Endpoint, Question, Usage
 from evals.presets import CHAT_RESERVE, TaskPrompt, preset_of
 from evals.retrieval.base import uses_embeddings
 from evals.scorers import is_judge_scorer
 from evals.strategies import build_strategy
-from evals.tokens import Tokenizer, local_tokenizer
-
-MESSAGE_OVERHEAD = 8  # chat-template tokens per message
-
-
-class _Counter:
-    def __init__(self, suite: Suite, tokenizer: Tokenizer) -> None:
-        self.suite = suite
-        self.tok = tokenizer
-        self._context: dict[tuple[str, ...] | None, int] = {}
-        self.prompts: dict[tuple[str, str], int] = {}
-
-    def count(self, text: str) -> int:
-        return self.tok.count(text)
-
-    def context_tokens(self, q: Question) -> int:
-        key = tuple(q.doc_ids) if q.doc_ids is not None else None
-        if key not in self._context:
-            self._context[key] = self.count(prompts.render_documents(self.suite.context_documents(q)))
-        return self._context[key]
+from evals.strategies.base import EstimateContext
+from evals.tokens import local_tokenizer
 
 
-def _preset_case_tokens(counter: _Counter, q: Question, task: TaskPrompt, strategy: Any,
-                        endpoint: Endpoint) -> tuple[int, int, bool]:
+def _preset_case_tokens(est: EstimateContext, est_prompts: dict[str, int], q: Question, task: TaskPrompt,
+                        strategy: Any, endpoint: Endpoint) -> tuple[int, int, bool]:
     """(input tokens, output tokens, sent) of one case under a benchmark preset: the filled template
     (plus the chat reserve) against the window minus the task's output budget and the margin, as
     ``long_context`` checks it before sending."""
@@ -52,13 +37,13 @@ def _preset_case_tokens(counter: _Counter, q: Question, task: TaskPrompt, strate
     params = strategy.params
     if getattr(strategy, "retrieval", False):
         k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
-        frame = counter.count(presets.render(task, q, "").text()) + CHAT_RESERVE
-        return frame + min(k * size, counter.context_tokens(q)), out, True
-    key = ("preset", q.id)
-    if key not in counter.prompts:
-        context = presets.render_documents(task, counter.suite.context_documents(q))
-        counter.prompts[key] = counter.count(presets.render(task, q, context).text()) + CHAT_RESERVE
-    total = counter.prompts[key]
+        frame = est.count(presets.render(task, q, "").text()) + CHAT_RESERVE
+        return frame + min(k * size, est.at(q, endpoint).context_tokens()), out, True
+    key = q.id
+    if key not in est_prompts:
+        context = presets.render_documents(task, est.suite.context_documents(q))
+        est_prompts[key] = est.count(presets.render(task, q, context).text()) + CHAT_RESERVE
+    total = est_prompts[key]
     window = endpoint.context_window
     if window is not None and spec_is_long_context(strategy):
         margin = getattr(params, "margin_tokens", 0)
@@ -73,38 +58,14 @@ def spec_is_long_context(strategy: Any) -> bool:
     return hasattr(strategy.params, "truncation") and not getattr(strategy, "retrieval", False)
 
 
-def _case_tokens(counter: _Counter, q: Question, spec: StrategySpec, strategy: Any, endpoint: Endpoint,
-                 system_prompt: str | None) -> tuple[int, bool]:
-    """(input tokens, sent) of one case."""
-    if spec.name == "no_context":
-        text = (system_prompt or prompts.SYSTEM_NO_CONTEXT) + prompts.no_context_user(q.question)
-        return counter.count(text) + 2 * MESSAGE_OVERHEAD, True
-    frame = counter.count((system_prompt or prompts.SYSTEM) + prompts.long_context_user("", q.question))
-    frame += 2 * MESSAGE_OVERHEAD
-    context = counter.context_tokens(q)
-    params = strategy.params
-    if getattr(strategy, "retrieval", False):
-        if getattr(params, "budget_tokens", None):
-            return frame + min(params.budget_tokens, context), True
-        k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
-        return frame + min(k * size, context), True
-    window = endpoint.context_window
-    if window is not None:
-        budget = max(window - endpoint.max_output_tokens - getattr(params, "margin_tokens", 0) - frame, 0)
-        if context > budget:
-            if getattr(params, "truncation", "error") == "error":
-                return 0, False
-            context = budget
-    return frame + context, True
-
-
 def estimate(session: Session, body: RunCreate) -> RunEstimate:
     from app.services.runs import build_spec
 
     spec, suite, endpoints = build_spec(session, body)
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
-    counter = _Counter(suite, local_tokenizer("cl100k"))
+    est = EstimateContext(suite, local_tokenizer("cl100k"), system_prompt=spec.system_prompt)
     preset = preset_of(suite.metadata, spec.preset)
+    est_prompts: dict[str, int] = {}
     by_strategy: dict[str, dict[str, float]] = {}
     totals = {"cases": 0, "prompt": 0, "completion": 0, "cost": 0.0, "not_sent": 0}
     for endpoint in endpoints:
@@ -114,9 +75,9 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
             for q in suite.questions:
                 task = preset.prompt_for(q)
                 if task is not None and spec_s.name != "agentic":
-                    tokens, out, sent = _preset_case_tokens(counter, q, task, strategy, endpoint)
+                    tokens, out, sent = _preset_case_tokens(est, est_prompts, q, task, strategy, endpoint)
                 else:
-                    tokens, sent = _case_tokens(counter, q, spec_s, strategy, endpoint, spec.system_prompt)
+                    tokens, sent = strategy.estimate_tokens(est.at(q, endpoint))
                     out = endpoint.max_output_tokens if sent else 0
                 cost = endpoint.cost(Usage(prompt_tokens=tokens, completion_tokens=out)) or 0.0
                 row["cases"] += 1
@@ -133,10 +94,10 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
         "input tokens counted with cl100k on the prompts each strategy builds",
         "output tokens at each endpoint's max_output_tokens (an upper bound)",
         "no cached input: prefix caching only lowers the cost",
-        "self_route counted as its retrieval pass; questions it routes to long context cost more",
     ]
+    assumptions.extend(dict.fromkeys(st.estimate_note for _, st in built if st.estimate_note))
     if any(is_judge_scorer(n) for n in spec.scorers):
-        assumptions.append("judge calls (llm_judge scorers) are not counted")
+        assumptions.append("judge calls (scorers graded by a model, such as llm_judge) are not counted")
     if any(uses_embeddings(getattr(st.params, "retriever", None)) for _, st in built):
         assumptions.append("embedding calls of dense and hybrid retrieval are not counted")
     if preset.name != "ctxeval":

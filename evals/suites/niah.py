@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from evals import registry
 from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
@@ -127,6 +128,7 @@ def _fit(needle: str, ids: list[int], length: int, depth: float, framing: Framin
     return text, span, tokenizer.count(text), fitted.tokens
 
 
+@registry.generator("niah", params=NiahParams)
 def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "niah"
     p = parse_params(NiahParams, params, kind)

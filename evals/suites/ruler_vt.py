@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from evals import registry
 from evals.domain import Question, Suite
 from evals.presets import RULER_VT, render
 from evals.tokens import Tokenizer
@@ -90,6 +91,7 @@ def worked_example(p: VtParams, tokenizer: Tokenizer, counter: TokenCounter, rng
     return example + "\n"
 
 
+@registry.generator("ruler_vt", params=VtParams)
 def generate_ruler_vt(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "ruler_vt"
     p = parse_params(VtParams, params, kind)
