@@ -14,7 +14,6 @@ from evals.domain import CaseResult, Question
 from evals.errors import UserInputError
 from evals.scorers import SCORERS, AnswerMetric
 
-
 Pair = tuple[str, list[str], dict[str, Any]]
 EXTRA_FIELDS = ("all_classes", "dataset", "task")
 """Optional per-line fields the benchmark metrics read: LongBench's ``all_classes`` (classification),

@@ -196,7 +196,43 @@ def test_kamradt_scores_with_its_judge_when_a_judge_is_given() -> None:
     judge = Endpoint(name="j", base_url="http://127.0.0.1:9", model="judge")
     assert make_spec(suite, [ep], [StrategySpec(name="long_context")]).scorers == ["subspan_em"]
     assert make_spec(suite, [ep], [StrategySpec(name="long_context")], judge=judge).scorers == \
-        ["llm_judge:niah", "subspan_em"]
+        ["llm_judge:kamradt", "subspan_em"]
+
+
+# LangChain 0.1.x ``SCORING_TEMPLATE_WITH_REFERENCE`` (langchain/evaluation/scoring/prompt.py), the judge
+# Kamradt's evaluator loads with ``load_evaluator("labeled_score_string", criteria=CRITERIA)``
+LANGCHAIN_LABELED = (
+    '[Instruction]\nPlease act as an impartial judge and evaluate the quality of the response provided by an AI '
+    'assistant to the user question displayed below. {criteria}[Ground truth]\n{reference}\nBegin your '
+    'evaluation by providing a short explanation. Be as objective as possible. After providing your explanation, '
+    'you must rate the response on a scale of 1 to 10 by strictly following this format: "[[rating]]", for '
+    'example: "Rating: [[5]]".\n\n[Question]\n{input}\n\n[The Start of Assistant\'s Answer]\n{prediction}\n'
+    "[The End of Assistant's Answer]")
+
+
+def test_kamradt_judge_is_his_evaluator_prompt() -> None:
+    from evals.domain import CaseResult
+    from evals.judge import judge_messages, parse_verdict
+
+    tree = ast.parse(original("Kamradt_evaluators_openai.py"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    node = next(n for n in cls.body if isinstance(n, ast.Assign) and n.targets[0].id == "CRITERIA")  # type: ignore[attr-defined]
+    criteria = ast.literal_eval(node.value)
+    # LabeledScoreStringEvalChain.from_llm: CRITERIA_INSTRUCTIONS + "\n".join(f"{k}: {v}")
+    criteria_str = "For this evaluation, you should primarily consider the following criteria:\n" + \
+        "\n".join(f"{k}: {v}" for k, v in criteria.items())
+    suite = generate_niah({"lengths": [1500], "depths": [50]}, TOK)
+    q = suite.questions[0]
+    case = CaseResult(case_id="c", question_id=q.id, endpoint="e", strategy="s", strategy_name="s",
+                      answer="Eat a sandwich in Dolores Park.")
+    messages = judge_messages("kamradt", q, case)
+    needle = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
+    assert messages == [{"role": "system", "content": "You are a helpful assistant."},
+                        {"role": "user", "content": LANGCHAIN_LABELED.format(
+                            criteria=criteria_str, reference=needle,
+                            input="What is the best thing to do in San Francisco?", prediction=case.answer)}]
+    verdict = parse_verdict("The answer omits the sunny day.\nRating: [[7]]", "kamradt")
+    assert verdict.raw_score == 7 and verdict.score == pytest.approx(6 / 9)
 
 
 async def test_litm_kv_prompt(fake_server: FakeServer):
