@@ -403,3 +403,17 @@ def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_every_time(
     client.get(f"/api/runs/{active}/summary")
     client.get(f"/api/runs/{active}/summary")
     assert len(calls) == 4
+
+
+def test_estimate_box_says_how_many_long_context_cases_will_not_fit(client: Any) -> None:
+    from evals.suites.ruler_niah import generate_ruler_niah_single
+    from evals.tokens import local_tokenizer
+
+    suite = generate_ruler_niah_single({"lengths": [2000, 8192]}, local_tokenizer("cl100k"))
+    assert client.post("/api/suites", json=suite.model_dump(mode="json")).status_code == 201
+    r = client.post("/api/endpoints", json={"name": "w4k", "base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                            "context_window": 4096})
+    assert r.status_code == 201, r.text
+    form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": str(r.json()["id"]), "s.long_context.on": "on"}
+    fragment = client.post("/runs/new/estimate", data=form)
+    assert re.search(r'data-est="over_window"[^>]*>1 long-context case\(s\) will not fit', fragment.text), fragment.text
