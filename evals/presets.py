@@ -118,7 +118,7 @@ class Rendered:
 
 
 def template_values(question: Question, prompt: TaskPrompt) -> dict[str, Any]:
-    values: dict[str, Any] = {"input": question.question, "question": question.question}
+    values: dict[str, Any] = {"input": question.question, "question": question.question, "query": question.question}
     values.update(question.metadata.get("template_vars") or {})
     if prompt.strip_vars:
         values = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}

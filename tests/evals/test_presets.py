@@ -169,6 +169,24 @@ async def test_a_long_context_case_that_cannot_fit_is_refused_before_any_request
     assert fake_server.bodies() == []
 
 
+async def test_ruler_qa_template_for_an_imported_qa_suite(fake_server: FakeServer):
+    from evals.domain import Document, Question
+
+    docs = [Document(id="a", title="Ada Lovelace", text="Ada wrote the first program."),
+            Document(id="b", title="", text="Paris is in France.")]
+    suite = Suite(name="qa", documents=docs, questions=[Question(id="q", question="Who wrote the first program?",
+                                                                 answers=["Ada"])])
+    results = await run(suite, endpoint(fake_server, prefill="assistant"), preset="ruler")
+    body = fake_server.bodies()[-1]
+    # qa.py: DOCUMENT_PROMPT = "Document {i}:\n{document}", documents joined by blank lines; a HotpotQA
+    # document is its title, a newline and its text
+    context = "\n\n".join(["Document 1:\nAda Lovelace\nAda wrote the first program.",
+                            "Document 2:\nParis is in France."])
+    expected, prefix = ruler_input("qa", context=context, query="Who wrote the first program?")
+    assert body["messages"] == [{"role": "user", "content": expected}, {"role": "assistant", "content": prefix}]
+    assert body["max_tokens"] == 32 and "ruler_part" in results[0].scores
+
+
 # ------------------------------------------------------------------------------------- Kamradt and LitM
 def _kamradt_strings() -> tuple[str, str]:
     src = original("Kamradt_providers_openai.py")
