@@ -417,3 +417,12 @@ def test_estimate_box_says_how_many_long_context_cases_will_not_fit(client: Any)
     form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": str(r.json()["id"]), "s.long_context.on": "on"}
     fragment = client.post("/runs/new/estimate", data=form)
     assert re.search(r'data-est="over_window"[^>]*>1 long-context case\(s\) will not fit', fragment.text), fragment.text
+
+
+def test_generate_over_the_api_refuses_a_server_side_haystack_file_and_takes_the_text(client: Any) -> None:
+    bad = client.post("/api/suites/generate", json={"kind": "niah", "params": {"haystack_file": "/etc/passwd"}})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "haystack_file"
+    text = "The river runs to the sea. The sea is wide and deep. " * 400
+    r = client.post("/api/suites/generate", json={"kind": "niah", "params": {
+        "lengths": [1200], "depths": [50], "haystack_text": text}})
+    assert r.status_code == 201, r.text
