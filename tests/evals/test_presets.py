@@ -344,3 +344,19 @@ async def test_infinitebench_prompts(fake_server: FakeServer, tmp_path: Path):
                                     {"role": "user", "content": fill(rec)}]
         assert body["max_tokens"] == max_new
         assert "infinitebench" in results[0].scores
+
+
+async def test_longbench_first_line_rule_applies_to_every_scorer_of_trec(tmp_path: Path):
+    from tests.evals.test_runner import run_cases
+    from tests.mock_model import MockModel
+
+    rec = {"_id": "t1", "input": "What is the capital?", "context": "Examples.", "answers": ["Location"],
+           "length": 3, "dataset": "trec", "language": "en", "all_classes": ["Location", "Human being"]}
+    suite = import_longbench(_jsonl(tmp_path / "trec.jsonl", [rec]))
+    mock = MockModel(answer=lambda messages: "Location\nHuman being")
+    ep = Endpoint(name="mock", base_url="http://127.0.0.1:9/v1", model="m")
+    results = await run_cases(suite, ep, [StrategySpec(name="long_context")], mock,
+                              scorers=("longbench", "longbench_classification", "exact_match"))
+    case = results[("t1", "long_context")]
+    assert case.answer == "Location\nHuman being"  # stored as the model wrote it
+    assert case.scores == {"longbench": 1.0, "longbench_classification": 1.0, "exact_match": 1.0}
