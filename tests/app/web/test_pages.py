@@ -426,3 +426,24 @@ def test_generate_over_the_api_refuses_a_server_side_haystack_file_and_takes_the
     r = client.post("/api/suites/generate", json={"kind": "niah", "params": {
         "lengths": [1200], "depths": [50], "haystack_text": text}})
     assert r.status_code == 201, r.text
+
+
+def test_generate_form_takes_a_haystack_file_read_only_as_far_as_needed(client: Any, db: Any) -> None:
+    from app import crud
+    from app.services import suites as suite_service
+    from app.web.pages_library import HAYSTACK_BYTES_PER_TOKEN
+
+    html = client.get("/suites").text
+    assert 'enctype="multipart/form-data"' in html and 'name="haystack"' in html
+    prose = ("The lighthouse keeper climbed the stairs at dusk. The lamp was cleaned and lit. " * 20_000).encode()
+    assert len(prose) > HAYSTACK_BYTES_PER_TOKEN * (1200 + 64)  # more than the 1,200-token suite reads
+    r = client.post("/suites/generate", data={"kind": "niah", "lengths": "1200", "depths": "50"},
+                    files={"haystack": ("keeper.txt", prose, "text/plain")})
+    assert r.status_code == 303, r.text
+    suite_id = int(r.headers["location"].split("/")[2].split("?")[0])
+    with session_scope(db) as session:
+        suite = crud.load_suite(session, record=suite_service.get_record(session, suite_id))
+    assert "The lighthouse keeper climbed the stairs at dusk." in suite.documents[0].text
+    bad = client.post("/suites/generate", data={"kind": "niah", "lengths": "1200"},
+                      files={"haystack": ("bin.txt", b"\xff\xfe\x00\x01" * 10, "text/plain")})
+    assert bad.status_code == 422 and "not UTF-8 text" in bad.text
