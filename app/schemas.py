@@ -197,7 +197,7 @@ class RunPublic(BaseModel):
     id: int
     name: str | None
     suite_id: int
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"]
     attempt: int
     total_cases: int
     rerun_of: int | None

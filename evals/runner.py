@@ -36,7 +36,15 @@ from evals.errors import ContextOverflowError, CtxevalError, EndpointError, User
 from evals.judge import Judge, Verdict
 from evals.presets import Preset, first_line, preset_of
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
-from evals.scorers import Scorer, auto_retrieval_scorers, default_scorers, get_scorer, retrieval_recall
+from evals.scorers import (
+    Scorer,
+    auto_retrieval_scorers,
+    check_references,
+    default_scorers,
+    get_scorer,
+    retrieval_recall,
+    score_of,
+)
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
 from evals.strategies.base import LLM
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
@@ -52,6 +60,7 @@ class CasePlan(BaseModel):
     endpoint: str
     strategy: StrategySpec
     prefix_group: str | None = None  # cases sharing a long prompt prefix
+    identity: dict[str, Any] = {}  # what the case's answer and scores depend on (``case_identity``)
 
 
 def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
@@ -77,6 +86,7 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         names.insert(0, "llm_judge:kamradt")
     for n in names:
         get_scorer(n)
+    check_references(suite.questions, names)
     retrieves = any(registry.get("strategy", s.name).needs_retrieval for s in strategies)
     if retrieves and any(q.evidence for q in suite.questions):
         names.extend(n for n in auto_retrieval_scorers() if n not in names)
@@ -107,18 +117,61 @@ def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
     return data
 
 
+# Endpoint settings that change what the model answers (not its key, concurrency, timeouts or prices).
+_ANSWER_SETTINGS = ("base_url", "model", "max_output_tokens", "max_tokens_field", "temperature", "seed",
+                    "context_window", "tokenizer", "extra_body")
+
+
+def case_identity(spec: RunSpec, endpoint: dict[str, Any], strategy: StrategySpec, question_hash: str,
+                  context_hash: str) -> dict[str, Any]:
+    """The full identity of a case: the endpoint's base URL, model and generation settings, the
+    strategy and its parameters, the question and its context documents (content hashes), the
+    scorers, the system prompt, the judge model and the engine version. Two cases with the same
+    identity are interchangeable; ``--resume`` reuses a stored case only when its identity matches."""
+    judge = spec.judge or {}
+    return {
+        "endpoint": {k: endpoint.get(k) for k in _ANSWER_SETTINGS},
+        "strategy": strategy.model_dump(mode="json"),
+        "question": question_hash,
+        "context": context_hash,
+        "scorers": list(spec.scorers),
+        "system_prompt": spec.system_prompt,
+        "judge": {k: judge.get(k) for k in ("base_url", "model")} if judge else None,
+        "embeddings": spec.embeddings,
+        "engine_version": spec.engine_version,
+    }
+
+
 def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
-    """Every case of the run in a deterministic order: endpoint, then question, then strategy."""
+    """Every case of the run in a deterministic order: endpoint, then question, then strategy. A case's
+    id covers its full identity (``case_identity``), so a changed model or question is a new case."""
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    doc_hashes: dict[str, str] = {}
+
+    def doc_hash(d: Any) -> str:
+        if d.id not in doc_hashes:
+            doc_hashes[d.id] = stable_hash(d.model_dump(mode="json"))
+        return doc_hashes[d.id]
+
+    contexts: dict[tuple[str, ...] | None, str] = {}
+    question_hashes = {}
+    for q in suite.questions:
+        key = tuple(q.doc_ids) if q.doc_ids is not None else None
+        if key not in contexts:
+            contexts[key] = stable_hash([doc_hash(d) for d in suite.context_documents(q)])
+        question_hashes[q.id] = (stable_hash(q.model_dump(mode="json")), contexts[key])
     plans: list[CasePlan] = []
     for ep in spec.endpoints:
         name = ep["name"]
         for q in suite.questions:
+            qhash, chash = question_hashes[q.id]
             for spec_s, strat in built:
                 prefix = strat.prefix_key(q, suite)
                 group = stable_hash([name, spec_s.key, prefix])[:16] if prefix else None
-                plans.append(CasePlan(case_id=case_id_for(q.id, name, spec_s.key), question_id=q.id,
-                                      endpoint=name, strategy=spec_s, prefix_group=group))
+                identity = case_identity(spec, ep, spec_s, qhash, chash)
+                plans.append(CasePlan(case_id=case_id_for(q.id, name, spec_s.key, stable_hash(identity)),
+                                      question_id=q.id, endpoint=name, strategy=spec_s, prefix_group=group,
+                                      identity=identity))
     return plans
 
 
@@ -220,13 +273,15 @@ class Engine:
         if strategy_uses_embeddings(strategy) and self.retrieval_env.embed_key:
             out.metadata["embedder"] = self.retrieval_env.embed_key
         result = self._result(plan, q.metadata, out, llm)
+        if plan.identity:
+            result.metadata["identity"] = plan.identity
         if result.context_tokens is None:
             try:
                 result.context_tokens = await self._long_context_tokens(plan.endpoint, ctx)
             except CtxevalError:
                 result.context_tokens = None
         self._score(result)
-        if self.judge is not None and result.outcome != Outcome.error:
+        if self.judge is not None and result.answered:
             await self._judge(result)
         self._attribute(result)
         return result
@@ -277,16 +332,18 @@ class Engine:
         )
 
     def _score(self, result: CaseResult) -> None:
-        """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
-        if result.outcome == Outcome.error:
-            result.scores = {name: None for name in self.spec.scorers}
-            return
+        """Scores every case. A case without an answer (over_window, error, no_answer) gets 0 from every
+        answer scorer and judge scorer by definition, never a score of the empty string; retrieval
+        scorers still score what was retrieved (``evals.scorers.score_of``)."""
         question = self.questions[result.question_id]
         task = self.preset.prompt_for(question)
         scored = result
         if task is not None and task.first_line:  # LongBench scores the first line of these tasks' answers
             scored = result.model_copy(update={"answer": first_line(result.answer)})
-        result.scores = {s.name: s.score(scored, question) for s in self.scorers.values() if not s.needs_model}
+        result.scores = {s.name: score_of(s, scored, question) for s in self.scorers.values() if not s.needs_model}
+        if not result.answered:
+            for judge_scorer in self.judge_scorers:
+                result.scores[judge_scorer.name] = 0.0
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's

@@ -131,7 +131,7 @@ def _finish(run_id: int, attempt: int) -> str:
             return run.status if run else "deleted"
         stored = len(crud.stored_case_ids(session, run_id=run_id))
         if stored >= run.total_cases:
-            run.status, run.error = RunStatus.completed.value, None
+            run.status, run.error = case_service.run_verdict(session, run)
         else:
             run.status = RunStatus.failed.value
             run.error = f"{run.total_cases - stored} case(s) have no stored result; resume the run"

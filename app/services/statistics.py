@@ -49,20 +49,23 @@ def primary_scorer(session: Session, run_id: int) -> str | None:
 
 
 def summary(session: Session, run_id: int, *, primary: str | None = None,
-            length_edges: Sequence[int] | None = None, rows: list[CaseRow] | None = None) -> RunSummary:
+            length_edges: Sequence[int] | None = None, rows: list[CaseRow] | None = None,
+            alpha: float = 0.05, margin: float = 0.02, threshold: float = 0.856) -> RunSummary:
     """The run's summary; ``rows`` when the caller has read them already."""
     record = run_service.get_record(session, run_id)
     chosen = primary or _primary(record)
     key: Hashable | None = None
     if record.status not in ACTIVE_STATUSES:
         key = (run_id, record.created_at, record.attempt, record.status, record.finished_at, chosen,
-               tuple(length_edges or ()))
+               tuple(length_edges or ()), alpha, margin, threshold)
         with _summaries_lock:
             if key in _summaries:
                 _summaries.move_to_end(key)
                 return _summaries[key]
+    urls = {e.get("name"): e.get("base_url") for e in record.spec.get("endpoints", [])}
     result = summarize(rows if rows is not None else case_rows(session, run_id), primary=chosen,
-                       length_edges=length_edges)
+                       length_edges=length_edges, endpoint_urls={k: v for k, v in urls.items() if k and v},
+                       alpha=alpha, margin=margin, threshold=threshold)
     if key is not None:
         with _summaries_lock:
             _summaries[key] = result

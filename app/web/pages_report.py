@@ -43,7 +43,8 @@ def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> di
         "latency": charts.distribution(rows, labels, metric="latency_s"),
         "ttft": charts.distribution(rows, labels, metric="ttft_s"),
         "recall": charts.recall_chart(report.recall_vs_answer(rows, summary.primary), labels,
-                                      has_retrieval=has_retrieval),
+                                      has_retrieval=has_retrieval,
+                                      nothing_answered=summary.health is not None and summary.health.answered == 0),
     }
 
 
