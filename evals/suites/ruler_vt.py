@@ -77,6 +77,8 @@ def worked_example(p: VtParams, tokenizer: Tokenizer, counter: TokenCounter, rng
     """RULER's in-context example: a 500-token task with its answer prefix and answer, then
     ``randomize_icl`` (each answer name replaced by new random letters, ``12345`` by a random value)."""
     names, values, statements = chains(rng, p.num_chains, p.num_hops)
+    if essay is not None:
+        statements = [s + "." for s in statements]
     stub = Question(id="example", question="example",
                     metadata={"template_vars": {"query": values[0], "num_v": p.num_hops + 1}})
     framing = Framing(lambda d: render(RULER_VT, stub, d).text(), 0)
@@ -105,6 +107,8 @@ def generate_ruler_vt(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
         for sample in range(p.samples):
             rng = cell_rng(kind, p.seed, length, sample)
             names, values, statements = chains(rng, p.num_chains, p.num_hops)
+            if essay is not None:  # in prose each statement is a sentence: RULER adds its "."
+                statements = [s + "." for s in statements]
             depths = _depths(rng, p.num_chains, per)
             question = TEMPLATE.format(query=values[0])
             framing = preset_framing("ruler", kind, question,

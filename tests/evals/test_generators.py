@@ -413,3 +413,12 @@ def test_unit_haystack_separates_needles_from_their_neighbours() -> None:
     text, spans = lines.render(3, ["N"], [2])
     assert text == "x\ny\nN\nz" and text[spans[0][0]:spans[0][1]] == "N"
     assert lines.render(0, ["N"], [0]) == ("N", [(0, 1)])
+
+
+def test_variable_tracking_in_prose_ends_each_statement_with_a_period() -> None:
+    suite = generate_ruler_vt({"lengths": [2000], "haystack": "essay"}, tokenizer("cl100k"))
+    q = suite.questions[0]
+    text = doc_of(suite, q.id)
+    assert all(f"VAR {n} = " in text for n in q.answers)
+    assert re.search(rf"VAR {q.answers[0]} = {q.metadata['value']}\.", text)
+    assert all(text[ev.start:ev.end].endswith(".") for ev in q.evidence)
