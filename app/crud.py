@@ -368,6 +368,16 @@ def cache_put(session: Session, *, key: str, value: dict[str, Any]) -> None:
     session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
 
 
+def find_question(session: Session, *, suite_id: int, question_id: str) -> QuestionRecord | None:
+    return session.exec(select(QuestionRecord).where(
+        QuestionRecord.suite_id == suite_id, QuestionRecord.question_id == question_id)).first()
+
+
+def documents_by_id(session: Session, *, suite_id: int, doc_ids: list[str]) -> list[DocumentRecord]:
+    return list(session.exec(select(DocumentRecord).where(
+        DocumentRecord.suite_id == suite_id, col(DocumentRecord.doc_id).in_(doc_ids))).all())
+
+
 # --------------------------------------------------------------------------------------------- tokens
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from evals.domain import Endpoint, RunSpec, StrategySpec
-from evals.probe import ProbeResult
+from evals import Endpoint, ProbeResult, RunSpec, StrategySpec
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",

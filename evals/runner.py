@@ -9,7 +9,7 @@ runner (bounded concurrency per endpoint, prefix-aware ordering); the service dr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -107,6 +107,12 @@ def preset_scorers(preset: Preset, suite: Suite) -> list[str]:
     return names
 
 
+def required_secrets(spec: RunSpec) -> list[str]:
+    """Names of the secrets (pipeline tokens) the run's strategies need; the caller supplies their values
+    (``Engine(secrets=...)``): the engine reads no environment."""
+    return sorted({n for i, s in enumerate(spec.strategies) for n in build_strategy(s, index=i).required_secrets()})
+
+
 def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
     """The embedding settings as stored in a spec: a separate embedding endpoint without its key."""
     if settings is None:
@@ -142,10 +148,13 @@ def case_identity(spec: RunSpec, endpoint: dict[str, Any], strategy: StrategySpe
     }
 
 
-def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
+def plan_cases(spec: RunSpec, suite: Suite, *, strategies: Mapping[str, Strategy] | None = None
+               ) -> list[CasePlan]:
     """Every case of the run in a deterministic order: endpoint, then question, then strategy. A case's
-    id covers its full identity (``case_identity``), so a changed model or question is a new case."""
-    built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    id covers its full identity (``case_identity``), so a changed model or question is a new case.
+    ``strategies`` (by spec key, e.g. an engine's) saves building them again."""
+    built = [(s, strategies[s.key] if strategies is not None and s.key in strategies
+              else build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
     doc_hashes: dict[str, str] = {}
 
     def doc_hash(d: Any) -> str:
@@ -199,7 +208,8 @@ class Engine:
                  cache: ResponseCache | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  index_cache: IndexCache | None = None,
                  retrieval_env: RetrievalEnv | None = None, embedder: Embedder | None = None,
-                 embeddings: EmbeddingSettings | None = None, judge: Endpoint | None = None) -> None:
+                 embeddings: EmbeddingSettings | None = None, judge: Endpoint | None = None,
+                 secrets: Mapping[str, str] | None = None) -> None:
         missing = [e["name"] for e in spec.endpoints if e["name"] not in endpoints]
         if missing:
             raise UserInputError(f"the run names endpoints that were not given: {', '.join(missing)}")
@@ -212,6 +222,12 @@ class Engine:
         self.preset = preset_of(suite.metadata, spec.preset)
         self.strategies: dict[str, Strategy] = {s.key: build_strategy(s, index=i)
                                                 for i, s in enumerate(spec.strategies)}
+        self.secrets: Mapping[str, str] = dict(secrets or {})
+        missing_secrets = sorted({n for st in self.strategies.values() for n in st.required_secrets()
+                                  if not self.secrets.get(n)})
+        if missing_secrets:
+            raise UserInputError(f"the run's strategies need the token(s) {', '.join(missing_secrets)}: set "
+                                 "these environment variables", field="token_env")
         self._own_embedder: Embedder | None = None
         if retrieval_env is None and embedder is None and any(
                 strategy_uses_embeddings(st) for st in self.strategies.values()):
@@ -236,6 +252,8 @@ class Engine:
     async def aclose(self) -> None:
         for c in self.clients.values():
             await c.aclose()
+        for st in self.strategies.values():
+            await st.aclose()
         if self.judge is not None:
             await self.judge.aclose()
         if self._own_embedder is not None:
@@ -256,7 +274,7 @@ class Engine:
                           tokenizer=self.tokenizers[plan.endpoint], chunk_tokenizer=self.chunk_tokenizer,
                           indexes=self.indexes, retrieval_env=self.retrieval_env,
                           system_prompt=self.spec.system_prompt, count_cache=self._counts[plan.endpoint],
-                          preset=self.preset)
+                          preset=self.preset, secrets=self.secrets)
         try:
             out = await strategy.answer(ctx)
         except ContextOverflowError as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -448,8 +449,26 @@ def _depth_grid(key: tuple[str, str], rows: Sequence[CaseRow], scorers: Sequence
     return out
 
 
-def _by_question(rows: Iterable[CaseRow], scorer: str) -> dict[str, float]:
-    """question id → score; a case without an answer and without a stored score counts 0."""
+_memo: ContextVar[dict[tuple[int, str], tuple[Sequence[CaseRow], dict[str, float]]] | None] = ContextVar(
+    "summary_question_values", default=None)
+
+
+def _by_question(rows: Sequence[CaseRow], scorer: str) -> dict[str, float]:
+    """question id → score; a case without an answer and without a stored score counts 0. Inside
+    ``summarize`` each (rows, scorer) is computed once (the comparisons, crossover tests and every
+    recommendation scope reuse the same group and bucket lists)."""
+    memo = _memo.get()
+    if memo is not None:
+        hit = memo.get((id(rows), scorer))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+    out = _question_values(rows, scorer)
+    if memo is not None:
+        memo[(id(rows), scorer)] = (rows, out)
+    return out
+
+
+def _question_values(rows: Iterable[CaseRow], scorer: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in rows:
         v = r.scores.get(scorer)
@@ -530,6 +549,17 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
     across the run's comparisons and crossover tests); ``margin``: how much worse than the best (on
     the 0..1 scale) the recommended strategy may be; ``threshold``: the effective-length threshold.
     """
+    token = _memo.set({})
+    try:
+        return _summarize(rows, primary=primary, length_edges=length_edges, n_boot=n_boot, seed=seed, alpha=alpha,
+                          margin=margin, threshold=threshold, endpoint_urls=endpoint_urls)
+    finally:
+        _memo.reset(token)
+
+
+def _summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Sequence[int] | None,
+               n_boot: int, seed: int, alpha: float, margin: float, threshold: float,
+               endpoint_urls: dict[str, str] | None) -> RunSummary:
     if not 0 < alpha < 0.5:
         raise UserInputError(f"alpha must be between 0 and 0.5, got {alpha}", field="alpha")
     if not 0 <= margin < 1:
@@ -838,3 +868,39 @@ def compare(rows: Sequence[CaseRow], a: str, b: str, *, scorer: str, endpoint: s
         wins=wins, losses=losses, ties=len(keys) - wins - losses,
         mcnemar_p=mcnemar_exact(losses, wins) if binary else None, p_value=p_value,
         disagreements=list(dict.fromkeys(k[1] for k, x, y in zip(keys, xa, xb, strict=True) if x != y)))
+
+
+# ---------------------------------------------------------------------------------------- exports
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def verdict_markdown(summary: RunSummary) -> str:
+    """The verdict as Markdown, for exports and CI summaries: the run's status when not clean, the
+    Recommendation sentence (overall and per length bucket) with its numbers, and the crossovers."""
+    lines: list[str] = []
+    h = summary.health
+    if h is not None and h.status != "completed":
+        lines += [f"**Status: {h.status.replace('_', ' ')}** — {_md(h.reason or '')}", ""]
+    rec = summary.recommendation
+    if rec is not None:
+        lines += ["### Recommendation", "", _md(rec.sentence), ""]
+        lines += [f"- {_md(s.sentence)}" for s in rec.by_length]
+        if rec.by_length:
+            lines.append("")
+        if rec.overall is not None and len(rec.overall.candidates) > 1:
+            basis = "cost" if rec.cost_basis == "cost_usd" else "input tokens"
+            lines += [f"| endpoint | strategy | n | {rec.scorer} | vs best [{1 - 2 * rec.alpha:.0%} CI] | verdict | "
+                      f"{basis} / best | latency / best |", "|---|---|---:|---:|---:|---|---:|---:|"]
+            for c in rec.overall.candidates:
+                d = c.difference
+                diff = (f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d is not None and d.mean is not None
+                        and d.low is not None and d.high is not None else "–")
+                ratio = lambda x: "–" if x is None else f"{x:.0%}"  # noqa: E731
+                mean = "–" if c.mean is None else f"{c.mean:.3f}"
+                lines.append(f"| {_md(c.endpoint)} | {_md(c.strategy)} | {c.n} | {mean} | {diff} | {c.verdict} | "
+                             f"{ratio(c.cost_ratio)} | {ratio(c.latency_ratio)} |")
+            lines.append("")
+    for co in summary.crossovers:
+        lines.append(f"- Crossover: {_md(co.verdict)}")
+    return "\n".join(lines).rstrip() + "\n"

@@ -6,8 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evals.diagnostics import AttributionRow, JudgeAgreement
-from evals.summary import RunSummary
+from evals import AttributionRow, JudgeAgreement, RunSummary
 
 PLAIN_WIDTH = 160  # columns of the tables when the output is a file or a pipe, not a terminal
 

@@ -19,12 +19,22 @@ from app.cli.runfile import (
     resolve_embeddings,
     resolve_endpoints,
     resolve_judge,
+    resolve_secrets,
 )
-from evals.cache import SqliteCache
-from evals.domain import CaseResult, Outcome
-from evals.errors import UserInputError
-from evals.runner import CasePlan, Engine, make_spec, plan_cases, run_all
-from evals.summary import CaseRow, RunSummary, summarize
+from evals import (
+    CasePlan,
+    CaseResult,
+    CaseRow,
+    Engine,
+    Outcome,
+    RunSummary,
+    SqliteCache,
+    UserInputError,
+    make_spec,
+    plan_cases,
+    run_all,
+    summarize,
+)
 
 
 def read_finished(path: Path, *, repair: bool = False,
@@ -146,7 +156,7 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]:.4f}  {task.fields[errors]} errors")]
     async with Engine(suite=suite, endpoints={e.name: e for e in endpoints}, spec=spec, cache=cache,
-                      embeddings=embeddings, judge=judge) as engine:
+                      embeddings=embeddings, judge=judge, secrets=resolve_secrets(spec)) as engine:
         with Progress(*columns, console=console, transient=False) as progress, out.open("a", encoding="utf-8") as fh:
             task = progress.add_task("cases", total=len(plans), completed=len(finished), tokens=0, cost=0.0,
                                      errors=0)

@@ -10,9 +10,7 @@ from typing import Any
 
 import typer
 
-from evals.domain import CaseResult, Question
-from evals.errors import UserInputError
-from evals.scorers import SCORERS, AnswerMetric
+from evals import SCORERS, AnswerMetric, CaseResult, Question, UserInputError
 
 Pair = tuple[str, list[str], dict[str, Any]]
 EXTRA_FIELDS = ("all_classes", "dataset", "task")

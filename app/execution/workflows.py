@@ -41,8 +41,7 @@ from app.execution.engines import EngineCache
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
 from app.settings import Settings
-from evals.domain import CaseResult, Outcome
-from evals.runner import prefix_waves
+from evals import CaseResult, Outcome, prefix_waves
 
 log = logging.getLogger("ctxeval.execution")
 

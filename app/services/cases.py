@@ -10,8 +10,7 @@ from app import crud
 from app.errors import NotFoundError
 from app.models import CaseDetailRecord, CaseRecord, RunRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
-from evals.domain import CaseResult
-from evals.summary import ErrorClassCount, health_of
+from evals import CaseResult, ErrorClassCount, health_of
 
 ERROR_MESSAGE_CHARS = 2000
 

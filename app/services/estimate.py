@@ -18,17 +18,20 @@ from typing import Any
 from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
-from evals import presets
-from evals.domain import Endpoint, Question, Usage
-from evals.presets import CHAT_RESERVE, TaskPrompt, preset_of
-from evals.retrieval.base import uses_embeddings
-from evals.scorers import is_judge_scorer
-from evals.strategies import build_strategy
-from evals.strategies.base import EstimateContext
-from evals.tokens import local_tokenizer
+from evals import (
+    Endpoint,
+    EstimateContext,
+    Question,
+    Usage,
+    build_strategy,
+    is_judge_scorer,
+    local_tokenizer,
+    presets,
+    uses_embeddings,
+)
 
 
-def _preset_case_tokens(est: EstimateContext, est_prompts: dict[str, int], q: Question, task: TaskPrompt,
+def _preset_case_tokens(est: EstimateContext, est_prompts: dict[str, int], q: Question, task: presets.TaskPrompt,
                         strategy: Any, endpoint: Endpoint) -> tuple[int, int, bool]:
     """(input tokens, output tokens, sent) of one case under a benchmark preset: the filled template
     (plus the chat reserve) against the window minus the task's output budget and the margin, as
@@ -37,12 +40,12 @@ def _preset_case_tokens(est: EstimateContext, est_prompts: dict[str, int], q: Qu
     params = strategy.params
     if getattr(strategy, "retrieval", False):
         k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
-        frame = est.count(presets.render(task, q, "").text()) + CHAT_RESERVE
+        frame = est.count(presets.render(task, q, "").text()) + presets.CHAT_RESERVE
         return frame + min(k * size, est.at(q, endpoint).context_tokens()), out, True
     key = q.id
     if key not in est_prompts:
         context = presets.render_documents(task, est.suite.context_documents(q))
-        est_prompts[key] = est.count(presets.render(task, q, context).text()) + CHAT_RESERVE
+        est_prompts[key] = est.count(presets.render(task, q, context).text()) + presets.CHAT_RESERVE
     total = est_prompts[key]
     window = endpoint.context_window
     if window is not None and spec_is_long_context(strategy):
@@ -64,7 +67,7 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
     spec, suite, endpoints = build_spec(session, body)
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
     est = EstimateContext(suite, local_tokenizer("cl100k"), system_prompt=spec.system_prompt)
-    preset = preset_of(suite.metadata, spec.preset)
+    preset = presets.preset_of(suite.metadata, spec.preset)
     est_prompts: dict[str, int] = {}
     by_strategy: dict[str, dict[str, float]] = {}
     totals = {"cases": 0, "prompt": 0, "completion": 0, "cost": 0.0, "not_sent": 0}

@@ -15,11 +15,16 @@ from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
 from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
-from evals.domain import Endpoint, RunSpec, Suite
-from evals.embeddings import EmbeddingSettings
-from evals.errors import UserInputError
-from evals.runner import make_spec, plan_cases
-from evals.scorers import is_judge_scorer
+from evals import (
+    EmbeddingSettings,
+    Endpoint,
+    RunSpec,
+    Suite,
+    UserInputError,
+    is_judge_scorer,
+    make_spec,
+    plan_cases,
+)
 
 
 def get_record(session: Session, run_id: int) -> RunRecord:

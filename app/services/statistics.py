@@ -13,8 +13,7 @@ from sqlmodel import Session, col, select
 
 from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord
 from app.services import runs as run_service
-from evals.domain import Outcome
-from evals.summary import CaseRow, PairedComparison, RunSummary, compare, summarize
+from evals import CaseRow, Outcome, PairedComparison, RunSummary, compare, summarize
 
 _NAMES = list(CaseRow.model_fields)
 _COLUMNS = [getattr(CaseRecord, name) for name in _NAMES]
@@ -78,7 +77,7 @@ def paired(session: Session, run_id: int, *, a: str, b: str, scorer: str | None 
            endpoint: str | None = None, rows: list[CaseRow] | None = None) -> PairedComparison:
     chosen = scorer or primary_scorer(session, run_id)
     if chosen is None:
-        from evals.errors import UserInputError
+        from evals import UserInputError
 
         raise UserInputError("the run has no scorers; name one", field="scorer")
     return compare(rows if rows is not None else case_rows(session, run_id), a, b, scorer=chosen,

@@ -14,8 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from app.services.report import RecallSplit
-from evals.stats import pareto_frontier
-from evals.summary import CaseRow, GroupSummary, RunSummary
+from evals import CaseRow, GroupSummary, RunSummary, pareto_frontier
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d"]

@@ -19,10 +19,7 @@ from app.services import runs as run_service
 from app.web import charts
 from app.web.auth import PageUser
 from app.web.render import page
-from evals import registry
-from evals.domain import Outcome
-from evals.errors import CtxevalError
-from evals.summary import CaseRow, PairedComparison, RunSummary
+from evals import CaseRow, CtxevalError, Outcome, PairedComparison, RunSummary, registry
 
 router = APIRouter(include_in_schema=False)
 CASES_PER_PAGE = 100

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -81,7 +81,10 @@ class Retriever(ABC):
         return stable_hash([self.name, self.params.model_dump()])[:16]
 
 
-RetrieverName = registry.component_name("retriever")  # a parameter naming a registered retriever
+if TYPE_CHECKING:
+    RetrieverName = str
+else:  # a parameter naming a registered retriever
+    RetrieverName = registry.component_name("retriever")
 
 
 def uses_embeddings(name: str | None) -> bool:
@@ -178,6 +181,7 @@ class IndexCache:
                 self._items.move_to_end(key)
                 return self._items[key]
             chunks = await asyncio.to_thread(chunk_documents, docs, chunking, tokenizer)
+            retriever = type(retriever)(retriever.params)  # each index its own state: the caller's is shared
             await retriever.build(chunks, env)
             index = Index(chunks=chunks, retriever=retriever)
             for i, c in enumerate(chunks):

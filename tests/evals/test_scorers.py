@@ -9,6 +9,7 @@ from rouge_score import rouge_scorer
 from typer.testing import CliRunner
 
 from app.cli import cli
+from evals import registry
 from evals.domain import CaseResult, Evidence, Outcome, Question, RetrievedChunk
 from evals.errors import UserInputError
 from evals.scorers import (
@@ -209,7 +210,8 @@ def test_ranking_metrics_reject_empty_gold_and_bad_k(fn):
 
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_and_kinds():
-    assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
+    assert [n for n in SCORERS if registry.get("scorer", n).source == "ctxeval"] == [
+        "exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
                              "best_subspan_em", "choice", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
                              "longbench_rouge_zh", "longbench_classification", "longbench_retrieval",
                              "longbench_retrieval_zh", "longbench_count", "longbench_code_sim", "longbench",

@@ -201,3 +201,18 @@ def test_a_group_that_answered_nothing_is_never_recommended():
     assert next(c for c in rec.overall.candidates if c.endpoint == "down").verdict == "unanswered"
     assert s.health.status == "completed_with_errors"
     assert "http://b" in s.health.reason and "http://a" not in s.health.reason  # the URL that failed
+
+
+def test_verdict_markdown_has_the_sentence_and_numbers():
+    from evals.summary import verdict_markdown
+
+    rng = np.random.default_rng(11)
+    rows = rows_for("long_context", binary(rng, 0.9, 300), cost=0.01) + rows_for("rag", binary(rng, 0.5, 300),
+                                                                               cost=0.001)
+    s = summarize(rows, primary="exact_match", n_boot=200)
+    md = verdict_markdown(s)
+    assert "### Recommendation" in md and s.recommendation.sentence in md
+    assert "| e1 | rag | 300 |" in md and "| worse |" in md
+    failed = summarize(rows_for("rag", [0.0] * 3, outcomes=[Outcome.error] * 3, errors={0: "x", 1: "x", 2: "x"}),
+                       primary="exact_match")
+    assert verdict_markdown(failed).startswith("**Status: failed**")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import IdPath, SessionDep
 from app.schemas import ERROR_RESPONSES
 from app.services import statistics as service
-from evals.summary import PairedComparison, RunSummary
+from evals import PairedComparison, RunSummary
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["statistics"], responses=ERROR_RESPONSES)
 

@@ -447,3 +447,21 @@ def test_generate_form_takes_a_haystack_file_read_only_as_far_as_needed(client: 
     bad = client.post("/suites/generate", data={"kind": "niah", "lengths": "1200"},
                       files={"haystack": ("bin.txt", b"\xff\xfe\x00\x01" * 10, "text/plain")})
     assert bad.status_code == 422 and "not UTF-8 text" in bad.text
+
+
+def test_the_report_opens_with_the_recommendation(client: Any, db: Any) -> None:
+    run_id = seed(db)
+    html = client.get(f"/runs/{run_id}").text
+    sentence = re.search(r'<p class="sentence" data-field="recommendation">(.*?)</p>', html, re.S)
+    assert sentence is not None and sentence.group(1).startswith(("Use ", "No recommendation"))
+    # the verdict comes before the run's details, the summary table and the charts
+    assert html.index('id="recommendation"') < html.index('id="summary"') < html.index("chart-length")
+    assert "Wilson for 0/1 scores, BCa bootstrap otherwise" in html
+    api = client.get(f"/api/runs/{run_id}/summary").json()["recommendation"]["sentence"]
+    assert html_unescape(sentence.group(1)) == api
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
