@@ -265,8 +265,8 @@ if TYPE_CHECKING:  # the same names, for type checkers
         summarize as summarize,
     )
     from evals.tokens import (
-        local_tokenizer as local_tokenizer,
+        ServerTokenizer as ServerTokenizer,
     )
     from evals.tokens import (
-        ServerTokenizer as ServerTokenizer,
+        local_tokenizer as local_tokenizer,
     )
