@@ -329,14 +329,10 @@ def _source_of(rec: dict[str, Any], task: str | None) -> str:
     dataset = rec.get("dataset")
     if isinstance(dataset, str) and longbench_dataset(dataset) in DATASET2METRIC:
         return "longbench"
-    if task is not None and (task in INFINITEBENCH_METRICS or task in _IB_PROMPT_ONLY):
+    if task is not None and task in INFINITEBENCH_METRICS:  # not longbook_sum_eng, math_calc: no ported metric
         return "infinitebench"
     return "ctxeval"
 
-
-_IB_PROMPT_ONLY = ("longbook_sum_eng", "math_calc")  # InfiniteBench tasks without a ported metric
-_IB_INFINITE = ("kv_retrieval", "passkey", "number_string", "code_run", "code_debug", "math_find",
-                "longdialogue_qa_eng", "longbook_choice_eng", "longbook_qa_eng", "longbook_qa_chn")
 
 
 def _infinitebench_vars(rec: dict[str, Any], task: str, fail: Any) -> tuple[dict[str, Any], list[str]]:
@@ -460,6 +456,6 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
     if source != "ctxeval":  # the benchmark's own metric
         suite_meta["preset"] = source
         scorers = {"longbench": ["longbench"], "longbench_v2": ["choice"],
-                   "infinitebench": ["infinitebench"] if task in _IB_INFINITE else scorers}[source]
+                   "infinitebench": ["infinitebench"]}[source]
     return Suite(name=name or Path(path).stem, documents=list(docs.values()), questions=questions,
                  default_scorers=scorers, metadata=suite_meta)

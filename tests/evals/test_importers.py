@@ -292,3 +292,9 @@ def test_longbench_errors(tmp_path: Path) -> None:
     _jsonl(path, [{"_id": "a", "input": "q", "context": "c"}, {"_id": "a", "input": "r", "context": "d"}])
     with pytest.raises(UserInputError, match="line 2, field '_id': duplicate question id 'a'"):
         import_longbench(path)
+
+
+def test_infinitebench_tasks_without_a_ported_metric_keep_ctxevals_frame(tmp_path: Path) -> None:
+    suite = import_longbench(_jsonl(tmp_path / "longbook_sum_eng.jsonl", [
+        {"id": 0, "context": "A book.", "input": "Summarize the book.", "answer": ["A summary."]}]))
+    assert "preset" not in suite.metadata and suite.questions[0].metadata["task"] == "longbench"
