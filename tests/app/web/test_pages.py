@@ -465,3 +465,16 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_new_run_form_overrides_the_prompt_preset(client: Any, db: Any) -> None:
+    seed(db, with_cases=False)
+    html = client.get("/runs/new").text
+    assert re.search(r'<option value="ruler"\s*>ruler</option>', html), html[-4000:]
+    assert '<option value="">the suite&#39;s</option>' in html or "<option value=\"\">the suite's</option>" in html
+    form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": "1", "s.long_context.on": "on",
+            "scorers": "exact_match", "preset": "litm", "action": "start"}
+    r = client.post("/runs/new", data=form)
+    assert r.status_code == 303, r.text
+    new_id = int(r.headers["location"].split("/")[2].split("?")[0])
+    assert client.get(f"/api/runs/{new_id}").json()["spec"]["preset"] == "litm"
