@@ -25,7 +25,12 @@ _NAMES: dict[str, tuple[str, str]] = {
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
     "ServerTokenizer": ("evals.tokens", "ServerTokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
+    # input limits and secrets
+    **{n: ("evals.limits", n) for n in ("LimitError", "load_yaml", "loads_json")},
+    **{n: ("evals.redact", n) for n in ("excerpt", "scrub")},
     "probe_endpoint": ("evals.probe", "probe"),
+    "unreachable_reason": ("evals.probe", "unreachable_reason"),
+    "normalise_base_url": ("evals.domain", "normalise_base_url"),
     # components
     "build_strategy": ("evals.strategies.base", "build_strategy"),
     "EstimateContext": ("evals.strategies.base", "EstimateContext"),
@@ -33,12 +38,19 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
     **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
-                                         "RunSummary", "compare", "health_of", "summarize")},
+                                         "RunSummary", "compare", "health_of", "summarize",
+                                         "verdict_markdown")},
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
+    **{n: ("evals.run_comparison", n) for n in ("RunPairComparison", "adjust_holm", "compare_runs")},
+    "Estimate": ("evals.stats", "Estimate"),
+    **{n: ("evals.summary", n) for n in ("LONG_CONTEXT", "NO_CONTEXT")},
+    # CI checks
+    **{n: ("evals.checks", n) for n in ("Check", "CheckResult", "evaluate_checks", "parse_check", "parse_checks",
+                                        "render_junit", "render_markdown", "validate_checks")},
     # suites
     **{n: ("evals.suites.io", n) for n in ("format_of", "load_suite", "parse_suite", "yaml_line")},
-    **{n: ("evals.suites.importers", n) for n in ("import_longbench", "import_questions")},
+    **{n: ("evals.suites.importers", n) for n in ("DOCUMENT_EXTENSIONS", "import_longbench", "import_questions")},
     **{n: ("evals.suites.sweep", n) for n in ("parse_depths", "parse_lengths", "sweep")},
     "demo_suite": ("evals.suites.demo", "demo_suite"),
     "generate_suite": ("evals.suites.registry", "generate"),
@@ -47,7 +59,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "render_suite_summary": ("evals.suites.summary", "render"),
 }
 _MODULES: dict[str, str] = {
-    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain",
+    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain", "limits": "evals.limits",
     "prompts": "evals.prompts", "presets": "evals.presets", "suite_io": "evals.suites.io",
     "suite_generators": "evals.suites.registry",
 }
@@ -76,6 +88,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
         domain as domain,
     )
     from evals import (
+        limits as limits,
+    )
+    from evals import (
         plugins as plugins,
     )
     from evals import (
@@ -89,6 +104,30 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.cache import (
         SqliteCache as SqliteCache,
+    )
+    from evals.checks import (
+        Check as Check,
+    )
+    from evals.checks import (
+        CheckResult as CheckResult,
+    )
+    from evals.checks import (
+        evaluate_checks as evaluate_checks,
+    )
+    from evals.checks import (
+        parse_check as parse_check,
+    )
+    from evals.checks import (
+        parse_checks as parse_checks,
+    )
+    from evals.checks import (
+        render_junit as render_junit,
+    )
+    from evals.checks import (
+        render_markdown as render_markdown,
+    )
+    from evals.checks import (
+        validate_checks as validate_checks,
     )
     from evals.diagnostics import (
         AttributionRow as AttributionRow,
@@ -129,6 +168,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.domain import (
         Usage as Usage,
     )
+    from evals.domain import (
+        normalise_base_url as normalise_base_url,
+    )
     from evals.embeddings import (
         EmbeddingSettings as EmbeddingSettings,
     )
@@ -141,14 +183,41 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.errors import (
         UserInputError as UserInputError,
     )
+    from evals.limits import (
+        LimitError as LimitError,
+    )
+    from evals.limits import (
+        load_yaml as load_yaml,
+    )
+    from evals.limits import (
+        loads_json as loads_json,
+    )
     from evals.probe import (
         ProbeResult as ProbeResult,
     )
     from evals.probe import (
         probe as probe_endpoint,
     )
+    from evals.probe import (
+        unreachable_reason as unreachable_reason,
+    )
+    from evals.redact import (
+        excerpt as excerpt,
+    )
+    from evals.redact import (
+        scrub as scrub,
+    )
     from evals.retrieval.base import (
         uses_embeddings as uses_embeddings,
+    )
+    from evals.run_comparison import (
+        RunPairComparison as RunPairComparison,
+    )
+    from evals.run_comparison import (
+        adjust_holm as adjust_holm,
+    )
+    from evals.run_comparison import (
+        compare_runs as compare_runs,
     )
     from evals.runner import (
         CasePlan as CasePlan,
@@ -184,6 +253,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
         is_judge_scorer as is_judge_scorer,
     )
     from evals.stats import (
+        Estimate as Estimate,
+    )
+    from evals.stats import (
         pareto_frontier as pareto_frontier,
     )
     from evals.strategies.base import (
@@ -200,6 +272,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.suites.demo import (
         demo_suite as demo_suite,
+    )
+    from evals.suites.importers import (
+        DOCUMENT_EXTENSIONS as DOCUMENT_EXTENSIONS,
     )
     from evals.suites.importers import (
         import_longbench as import_longbench,
@@ -241,6 +316,12 @@ if TYPE_CHECKING:  # the same names, for type checkers
         sweep as sweep,
     )
     from evals.summary import (
+        LONG_CONTEXT as LONG_CONTEXT,
+    )
+    from evals.summary import (
+        NO_CONTEXT as NO_CONTEXT,
+    )
+    from evals.summary import (
         CaseRow as CaseRow,
     )
     from evals.summary import (
@@ -263,6 +344,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.summary import (
         summarize as summarize,
+    )
+    from evals.summary import (
+        verdict_markdown as verdict_markdown,
     )
     from evals.tokens import (
         ServerTokenizer as ServerTokenizer,

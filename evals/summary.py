@@ -872,7 +872,9 @@ def compare(rows: Sequence[CaseRow], a: str, b: str, *, scorer: str, endpoint: s
 
 # ---------------------------------------------------------------------------------------- exports
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe in Markdown: run names are user input, so no table break and no HTML."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("\n", " "))
 
 
 def verdict_markdown(summary: RunSummary) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
+from evals.limits import loads_json
 from evals.suites.io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DOCUMENTS,
@@ -190,9 +190,9 @@ def _split_list(value: Any) -> list[Any]:
         return []
     if text.startswith("["):
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"looks like a JSON list but is not valid JSON: {e.msg}") from None
+            parsed = loads_json(text)
+        except UserInputError as e:
+            raise ValueError(f"looks like a JSON list but is not accepted: {e.detail}") from None
         if not isinstance(parsed, list):
             raise ValueError("must be a JSON list")
         return parsed
@@ -215,11 +215,7 @@ def _question_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, 
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"not valid JSON: {e.msg} (column {e.colno})", source=str(path),
-                                 line=lineno) from None
+        record = loads_json(line, source=str(path), line=lineno)
         if not isinstance(record, dict):
             raise UserInputError("each line must be a JSON object", source=str(path), line=lineno)
         yield lineno, record
@@ -396,10 +392,7 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
         def fail(msg: str, field: str | None = None, n: int = lineno) -> UserInputError:
             return UserInputError(msg, source=src, line=n, field=field)
 
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise fail(f"not valid JSON: {e.msg} (column {e.colno})") from None
+        rec = loads_json(line, source=src, line=lineno)
         if not isinstance(rec, dict):
             raise fail("each line must be a JSON object")
         context = rec.get("context")
