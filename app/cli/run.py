@@ -160,7 +160,7 @@ def prepare(spec_path: Path, *, keys: bool = True) -> Prepared:
     embeddings = resolve_embeddings(run, str(spec_path), keys=keys)
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=run.preset)
     return Prepared(spec_path, run, base, endpoints, judge, embeddings, suite, spec)
 
 
