@@ -250,7 +250,9 @@ async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep,
     dispatcher = request.app.state.dispatcher
     if dispatcher is not None and "concurrency" in changes:  # queued cases follow the new limit
         dispatcher.register_endpoint_queue(updated.name, updated.concurrency)  # type: ignore[attr-defined]
-    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.")  # type: ignore[attr-defined]
+    note = (" Its key was removed: a key is only sent to the base URL it was entered with; enter it again for "
+            "the new URL." if getattr(updated, "api_key_cleared", False) else "")
+    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.{note}")  # type: ignore[attr-defined]
 
 
 def _same(name: str, typed: Any, stored: Any) -> bool:
