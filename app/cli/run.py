@@ -104,7 +104,9 @@ def _reusable(plans: list[CasePlan], finished: dict[str, CaseRow], identities: d
     move to ``<out>.replaced.jsonl`` so nothing is lost; errored cases are run again."""
     by_id = {p.case_id: p for p in plans}
     by_slot = {(p.question_id, p.endpoint, p.strategy.key): p for p in plans}
-    keep, changed, reasons = {}, [], {}
+    keep: dict[str, CaseRow] = {}
+    changed: list[str] = []
+    reasons: dict[str, int] = {}
     for case_id, row in finished.items():
         if case_id in by_id:
             if row.outcome != Outcome.error:
