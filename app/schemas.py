@@ -196,6 +196,9 @@ class RunCreate(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1, max_length=100)
     scorers: list[str] | None = Field(default=None, description="default: the suite's default scorers")
     system_prompt: str | None = None
+    preset: str | None = Field(default=None, max_length=64, description="prompt preset for every question "
+                               "(ruler, kamradt, litm, longbench, longbench_v2, longbench_v2_cot, infinitebench, "
+                               "ctxeval); default: the suite's")
     judge_endpoint_id: DbId | None = Field(default=None, description="the stored endpoint that grades "
                                                                       "llm_judge scorers")
     embeddings: RunEmbeddings | None = None
@@ -231,6 +234,8 @@ class RunEstimate(BaseModel):
     cost_usd: float = Field(description="at the endpoints' prices, all input uncached")
     by_strategy: dict[str, dict[str, float]]
     assumptions: list[str]
+    over_window: int = Field(default=0, description="long-context cases that cannot fit their endpoint's "
+                             "window and will be refused before sending")
 
 
 class RunProgress(BaseModel):

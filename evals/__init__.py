@@ -23,6 +23,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "SqliteCache": ("evals.cache", "SqliteCache"),
     "EmbeddingSettings": ("evals.embeddings", "EmbeddingSettings"),
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
+    "ServerTokenizer": ("evals.tokens", "ServerTokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
     # input limits and secrets
     **{n: ("evals.limits", n) for n in ("LimitError", "load_yaml", "loads_json")},
@@ -59,7 +60,8 @@ _NAMES: dict[str, tuple[str, str]] = {
 }
 _MODULES: dict[str, str] = {
     "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain", "limits": "evals.limits",
-    "prompts": "evals.prompts", "suite_io": "evals.suites.io", "suite_generators": "evals.suites.registry",
+    "prompts": "evals.prompts", "presets": "evals.presets", "suite_io": "evals.suites.io",
+    "suite_generators": "evals.suites.registry",
 }
 
 __all__ = sorted([*_NAMES, *_MODULES])
@@ -90,6 +92,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals import (
         plugins as plugins,
+    )
+    from evals import (
+        presets as presets,
     )
     from evals import (
         prompts as prompts,
@@ -342,6 +347,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.summary import (
         verdict_markdown as verdict_markdown,
+    )
+    from evals.tokens import (
+        ServerTokenizer as ServerTokenizer,
     )
     from evals.tokens import (
         local_tokenizer as local_tokenizer,

@@ -71,7 +71,7 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     """The frozen spec of a run; validates strategy parameters, the preset and scorer names up front.
 
     Without scorers the suite's defaults apply, else the preset's; a Kamradt suite with a judge endpoint
-    is graded by the judge's 1–10 rubric (``llm_judge:niah``) beside the substring match."""
+    is graded by Kamradt's 1–10 judge (``llm_judge:kamradt``) beside the substring match."""
     strategies = list(strategies)
     for i, s in enumerate(strategies):
         build_strategy(s, index=i)
@@ -83,8 +83,8 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         names = preset_scorers(chosen, suite)
     if not names:
         names = default_scorers()
-    if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:niah" not in names:
-        names.insert(0, "llm_judge:niah")
+    if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:kamradt" not in names:
+        names.insert(0, "llm_judge:kamradt")
     for n in names:
         get_scorer(n)
     check_references(suite.questions, names)

@@ -68,6 +68,7 @@ class RunFile(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1)
     scorers: list[str] | None = None
     system_prompt: str | None = None
+    preset: str | None = Field(default=None, description="prompt preset for every question (default: the suite's)")
     cache: str | bool = ".ctxeval/cache.sqlite"
     embeddings: EmbeddingsEntry | None = None
     judge: EndpointEntry | str | None = Field(default=None, description="an endpoint, or the name of one above")

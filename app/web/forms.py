@@ -153,13 +153,14 @@ def run_from_form(form: FormData) -> RunCreate:
     scorers = list(dict.fromkeys(ticked + more)) or None
     name = str(form.get("name", "")).strip() or None
     system_prompt = str(form.get("system_prompt", "")).strip() or None
+    preset = str(form.get("preset", "")).strip() or None
     embeddings = None
     source = str(form.get("embeddings_source", "")).strip()
     if source:
         embeddings = RunEmbeddings(source=source, endpoint_id=_int(form, "embeddings_endpoint_id"),  # type: ignore[arg-type]
                                    model=str(form.get("embeddings_model", "")).strip() or None)
     return RunCreate(suite_id=suite_id, endpoint_ids=endpoint_ids, strategies=strategies_from_form(form),
-                     scorers=scorers, system_prompt=system_prompt, name=name,
+                     scorers=scorers, system_prompt=system_prompt, preset=preset, name=name,
                      judge_endpoint_id=_int(form, "judge_endpoint_id"), embeddings=embeddings)
 
 

@@ -22,3 +22,15 @@ def test_a_form_from_another_site_is_refused_and_one_from_the_dashboard_is_not(c
     same = client.post("/suites/generate", data=form, headers={"Origin": "http://testserver",
                                                                 "Sec-Fetch-Site": "same-origin"})
     assert same.status_code == 303
+
+
+def test_the_edit_form_says_when_a_new_url_removed_the_key(client: Any) -> None:
+    body = {"name": "ep", "base_url": "http://127.0.0.1:9", "model": "m", "api_key": "sk-page-0123456789"}
+    eid = client.post("/api/endpoints", json=body).json()["id"]
+    form = {"name": "ep", "base_url": "http://127.0.0.1:10", "model": "m", "max_output_tokens": "256",
+            "concurrency": "4", "tokenizer": "auto", "price_input": "0", "price_output": "0"}
+    r = client.post(f"/endpoints/{eid}/edit", data=form)
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["location"])
+    assert "Its key was removed" in page.text
+    assert client.get(f"/api/endpoints/{eid}").json()["has_api_key"] is False
