@@ -30,7 +30,7 @@ from xml.sax.saxutils import quoteattr
 from pydantic import BaseModel
 
 from evals.errors import UserInputError
-from evals.summary import CaseRow, RunSummary, compare
+from evals.summary import CaseRow, RunSummary, compare, verdict_markdown
 
 BASELINE = "baseline"
 VS = "-vs-"
@@ -329,6 +329,9 @@ def render_markdown(summary: RunSummary, results: Sequence[CheckResult], *, titl
             lines.append(f"| {mark[r.status]} | {_code(r.check)} | {_md(r.endpoint or '')} | "
                          f"{_fmt(r.observed)} | {r.n} | {_md(r.message)} |")
         lines.append("")
+    verdict_md = verdict_markdown(summary, with_status=False, with_numbers=False).strip()
+    if verdict_md:
+        lines += [verdict_md, ""]
     scorers = summary.scorers
     lines += ["### Results per strategy", "",
               "| endpoint | strategy | n | " + " | ".join(f"{_md(s)} [95% CI]" for s in scorers)
