@@ -2,7 +2,8 @@
 
 One table per concept; a case's large fields (prompt, answer, reasoning, retrieved chunks, calls) sit
 in ``case_detail`` so list and statistics queries never load them. An endpoint's key sits in
-``endpoint_key`` so no query that lists endpoints can return it.
+``endpoint_key`` so no query that lists endpoints can return it. Column lengths come from
+:mod:`evals.limits`, the same numbers the API validates with.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+from evals import limits
 
 
 def utcnow() -> datetime:
@@ -53,10 +56,12 @@ class EndpointRecord(SQLModel, table=True):
     __tablename__ = "endpoint"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True, index=True)
+    name: str = Field(max_length=limits.ENDPOINT_NAME_MAX, unique=True, index=True)
     base_url: str
     model: str
     config: dict[str, Any] = _json()  # Endpoint fields other than name, base_url, model and api_key
+    # the last probe: {"result": ProbeResult, "probed_at": iso time, "applied": {field: value it set}}
+    probe: dict[str, Any] | None = _json(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -68,6 +73,8 @@ class EndpointKey(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
     )
     api_key: str
+    # the endpoint's base_url when the key was stored: the key is handed out for that URL only
+    base_url: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- suite
@@ -76,7 +83,7 @@ class SuiteRecord(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_suite_name_version"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200, index=True)
+    name: str = Field(max_length=limits.SUITE_NAME_MAX, index=True)
     version: int = 1
     content_hash: str = Field(max_length=64, unique=True)
     description: str = ""
@@ -97,7 +104,7 @@ class DocumentRecord(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="CASCADE"), nullable=False)
     )
     position: int
-    doc_id: str = Field(max_length=256)
+    doc_id: str = Field(max_length=limits.ITEM_ID_MAX)
     body: dict[str, Any] = _json()  # Document.model_dump(mode="json")
 
 
@@ -110,7 +117,7 @@ class QuestionRecord(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="CASCADE"), nullable=False)
     )
     position: int
-    question_id: str = Field(max_length=256)
+    question_id: str = Field(max_length=limits.ITEM_ID_MAX)
     body: dict[str, Any] = _json()  # Question.model_dump(mode="json")
 
 
@@ -119,7 +126,7 @@ class RunRecord(SQLModel, table=True):
     __tablename__ = "run"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=limits.RUN_NAME_MAX)
     suite_id: int = Field(
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="RESTRICT"), nullable=False,
                             index=True)
@@ -131,6 +138,8 @@ class RunRecord(SQLModel, table=True):
     total_cases: int = 0
     rerun_of: int | None = None
     error: str | None = None
+    tags: list[str] | None = _json(nullable=True)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
     checks: list[str] | None = _json(nullable=True)  # CI checks (evals.checks syntax), judged when it ends
     baseline_run_id: int | None = None  # the run that ``-vs-baseline`` checks compare with
     created_at: datetime = _ts()
@@ -154,12 +163,12 @@ class CaseRecord(SQLModel, table=True):
     )
     case_id: str = Field(max_length=64)
     position: int = 0  # index in the run's plan
-    question_id: str = Field(max_length=256)
-    endpoint: str = Field(max_length=100)
-    strategy: str = Field(max_length=200)
-    strategy_name: str = Field(max_length=100)
+    question_id: str = Field(max_length=limits.ITEM_ID_MAX)
+    endpoint: str = Field(max_length=limits.ENDPOINT_NAME_MAX)
+    strategy: str = Field(max_length=limits.STRATEGY_KEY_MAX)
+    strategy_name: str = Field(max_length=limits.STRATEGY_NAME_MAX)
     outcome: str = Field(max_length=20)
-    error_class: str | None = Field(default=None, max_length=100)
+    error_class: str | None = Field(default=None, max_length=limits.ERROR_CLASS_MAX)
     error_message: str | None = None
     scores: dict[str, Any] = _json()
     prompt_tokens: int | None = None
@@ -172,7 +181,7 @@ class CaseRecord(SQLModel, table=True):
     ttft_s: float | None = None
     context_tokens: int | None = None
     depth: float | None = None
-    route: str | None = Field(default=None, max_length=100)
+    route: str | None = Field(default=None, max_length=limits.ROUTE_MAX)
     n_calls: int = 0
     from_cache: bool = False
     finished_at: datetime = _ts()
@@ -194,6 +203,33 @@ class CaseDetailRecord(SQLModel, table=True):
     extra: dict[str, Any] = _json()  # steps, truncation, metadata
 
 
+class PromptBlob(SQLModel, table=True):
+    """A long message text (a rendered corpus, say) stored once per run by its sha256; case details
+    refer to it (``content_parts``), so a case costs the same bytes at 4k and at 1M tokens."""
+
+    __tablename__ = "prompt_blob"
+
+    run_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    )
+    sha256: str = Field(max_length=64, primary_key=True)
+    text: str = Field(sa_type=sa.Text)
+
+
+# ------------------------------------------------------------------------------------------ executors
+class ExecutorRecord(SQLModel, table=True):
+    """A process that executes runs (``serve --execution inprocess`` or ``worker``), with its heartbeat."""
+
+    __tablename__ = "executor"
+
+    executor_id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(default="", max_length=255)
+    pid: int = 0
+    started_at: datetime = _ts()
+    last_seen: datetime = _ts()
+    stopped: bool = False  # stopped cleanly: its unfinished work is recovered by the others at once
+
+
 # -------------------------------------------------------------------------------------- cache, tokens
 class CachedResponse(SQLModel, table=True):
     """A model response keyed by the exact request (the engine builds the key)."""
@@ -211,7 +247,7 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True)
+    name: str = Field(max_length=limits.TOKEN_NAME_MAX, unique=True)
     token_hash: str = Field(max_length=64, unique=True)
     prefix: str = Field(max_length=16)
     created_at: datetime = _ts()

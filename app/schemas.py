@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from evals import CheckResult, Endpoint, ProbeResult, RunSpec, StrategySpec
+from evals import CheckResult, Endpoint, ProbeResult, RunPairComparison, RunSpec, StrategySpec
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
-    "base_url": "http://127.0.0.1:8001/v1",
+    "base_url": "http://127.0.0.1:8001",
     "model": "Qwen/Qwen2.5-7B-Instruct",
     "api_key": "sk-local",
     "context_window": 32768,
@@ -67,18 +67,37 @@ class EndpointCreate(Endpoint):
 EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointUpdate",
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
-    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
+    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it, unless "
+            "``base_url`` changes: a key is only sent to the base URL it was entered with, so a new "
+            "``base_url`` without an ``api_key`` removes the stored key.",
     api_key=(SecretStr | None, None),
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
+
+class EndpointProbe(BaseModel):
+    """The endpoint's last probe, kept on the endpoint."""
+
+    result: ProbeResult = Field(description="what the probe found")
+    probed_at: datetime = Field(description="when it ran (UTC)")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields whose value comes "
+                                    "from a probe (a field the user sets is never overwritten)")
+    kept: dict[str, Any] = Field(default_factory=dict, description="findings not applied because the user "
+                                 "set the field: the user's value")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+
 
 EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointPublic",
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
     id=(int, ...),
     has_api_key=(bool, ...),
+    api_key_cleared=(bool, Field(default=False, description="true on the answer to a change of base_url "
+                                 "that removed the stored key (a key is only sent to the URL it was "
+                                 "entered with); enter the key again for the new URL")),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
+    probe=(EndpointProbe | None, Field(default=None, description="the last probe's findings, if any")),
     **{name: (f.annotation, f) for name, f in _ENDPOINT_FIELDS.items()},
 )
 
@@ -89,8 +108,12 @@ class EndpointsPublic(BaseModel):
 
 
 class ProbePublic(BaseModel):
-    endpoint_id: int
-    result: ProbeResult
+    endpoint_id: int = Field(description="the endpoint probed")
+    result: ProbeResult = Field(description="what the probe found")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields now set from "
+                                    "the probe's findings")
 
 
 # --------------------------------------------------------------------------------------------- suites
@@ -125,8 +148,22 @@ class QuestionPublic(BaseModel):
 
 
 class QuestionsPublic(BaseModel):
-    data: list[QuestionPublic]
-    count: int
+    data: list[QuestionPublic] = Field(description="this page of questions, in suite order")
+    count: int = Field(description="questions in the suite (matching the search, when one is given)")
+
+
+class DocumentPublic(BaseModel):
+    position: int = Field(description="index of the document in the suite")
+    id: str = Field(description="the document's id, cited by questions' evidence")
+    title: str = Field(description="its title (may be empty)")
+    n_chars: int = Field(description="characters of its text")
+    preview: str = Field(description="the start of its text")
+    metadata: dict[str, Any] = Field(description="free-form fields of the document")
+
+
+class DocumentsPublic(BaseModel):
+    data: list[DocumentPublic] = Field(description="this page of documents, in suite order")
+    count: int = Field(description="documents in the suite (matching the search, when one is given)")
 
 
 # ----------------------------------------------------------------------------------------------- runs
@@ -159,6 +196,9 @@ class RunCreate(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1, max_length=100)
     scorers: list[str] | None = Field(default=None, description="default: the suite's default scorers")
     system_prompt: str | None = None
+    preset: str | None = Field(default=None, max_length=64, description="prompt preset for every question "
+                               "(ruler, kamradt, litm, longbench, longbench_v2, longbench_v2_cot, infinitebench, "
+                               "ctxeval); default: the suite's")
     judge_endpoint_id: DbId | None = Field(default=None, description="the stored endpoint that grades "
                                                                       "llm_judge scorers")
     embeddings: RunEmbeddings | None = None
@@ -194,6 +234,8 @@ class RunEstimate(BaseModel):
     cost_usd: float = Field(description="at the endpoints' prices, all input uncached")
     by_strategy: dict[str, dict[str, float]]
     assumptions: list[str]
+    over_window: int = Field(default=0, description="long-context cases that cannot fit their endpoint's "
+                             "window and will be refused before sending")
 
 
 class RunProgress(BaseModel):
@@ -209,9 +251,23 @@ class RunProgress(BaseModel):
     eta_s: float | None = Field(default=None, description="seconds left at the rate of this attempt")
 
 
+class RunHeadline(BaseModel):
+    """One endpoint × strategy of a run: the mean of the run's primary scorer over its scored cases."""
+
+    endpoint: str = Field(description="endpoint name")
+    strategy: str = Field(description="strategy key, e.g. rag[k=5]")
+    scorer: str = Field(description="the run's primary (first) scorer")
+    mean: float | None = Field(description="mean score over the cases scored so far; null when none is")
+    n: int = Field(description="cases with this score")
+
+
 class RunPublic(BaseModel):
     id: int
     name: str | None
+    tags: list[str] = Field(default_factory=list, description="labels to find and group runs by")
+    notes: str | None = Field(default=None, description="free-text annotation")
+    headline: list[RunHeadline] = Field(default_factory=list, description="primary score per endpoint × "
+                                        "strategy, in the spec's order")
     suite_id: int
     status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"]
     attempt: int
@@ -232,6 +288,21 @@ class RunPublic(BaseModel):
         default=None, description="true when the run completed and every check passed; false when a check "
                                   "failed or could not be evaluated, or the run failed or was cancelled; null "
                                   "while it runs or when it has no checks")
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r'^[^\s,"\\][^,"\\]*$',
+                           description="a label: no commas, quotes or backslashes")]
+
+
+class RunUpdate(BaseModel):
+    """Labels of a run to change; fields left out stay as they are. Results and spec never change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "rag k=5 baseline", "tags": ["baseline", "qwen"], "notes": "before the chunker change"}]})
+
+    name: str | None = Field(default=None, max_length=200, description="display name; null or empty clears it")
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="replaces the run's tags")
+    notes: str | None = Field(default=None, max_length=10_000, description="replaces the notes; null clears")
 
 
 class RunsPublic(BaseModel):
@@ -280,9 +351,47 @@ class TokenPublic(BaseModel):
     last_used_at: datetime | None
 
 
+class WorkerPublic(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok"]
     database: str
     execution: str
     auth_required: bool
     version: str
+    workers: list[WorkerPublic] = Field(
+        default_factory=list, description="executors with a heartbeat within worker_timeout_s: who can "
+        "execute queued runs now (none: queued runs wait for a worker)")
+
+
+# ------------------------------------------------------------------------------------ run comparison
+class RunBrief(BaseModel):
+    id: int = Field(description="run id")
+    name: str | None = Field(description="the run's name, if any")
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    suite_id: int = Field(description="the stored suite version the run used")
+    suite_name: str = Field(description="the suite's name")
+    suite_hash: str = Field(description="content hash of that suite version")
+    n_cases: int = Field(description="cases stored so far")
+
+
+class RunAgainstBaseline(BaseModel):
+    run: RunBrief
+    same_suite: bool = Field(description="true when both runs used the same suite content; otherwise "
+                                         "questions are paired by id where both suites have it")
+    notes: list[str] = Field(description="what to keep in mind reading the numbers")
+    comparison: RunPairComparison
+
+
+class RunsComparison(BaseModel):
+    """Two or more runs against one baseline run."""
+
+    baseline: RunBrief
+    scorer: str = Field(description="the score compared (default: the baseline's primary scorer)")
+    runs: list[RunAgainstBaseline] = Field(description="every other run, in the order asked for")

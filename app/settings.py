@@ -53,12 +53,23 @@ class Settings(BaseSettings):
     )
     executor_id: str = Field(
         default="local",
-        description="DBOS executor id; a restarted process with the same id recovers the work its "
-        "predecessor had in flight. Every live process needs its own.",
+        description="DBOS executor id. Every live process needs its own; a restarted process with the "
+        "same id recovers the work its predecessor had in flight at once (others do once its heartbeat "
+        "is stale).",
     )
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     queue_polling_interval_s: float = Field(default=0.5, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, description="how often an executor says it is alive")
+    worker_timeout_s: float = Field(
+        default=30.0, gt=0, description="an executor silent this long is dead: the others recover its "
+        "unfinished cases and free its concurrency slots")
     engine_cache_size: int = Field(default=8, ge=1, description="engines kept per process (one per run)")
+    allowed_hosts: str = Field(
+        default="", description="comma-separated Host names accepted besides the bound address, localhost, "
+        "127.0.0.1 and ::1 (a guard against DNS rebinding); '*' accepts any")
+    trusted_origins: str = Field(
+        default="", description="comma-separated origins (https://evals.example.com) whose browser pages may "
+        "send state-changing requests, for a proxy that changes the Host header")
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
@@ -78,6 +89,29 @@ class Settings(BaseSettings):
         return self
 
     # ---------------------------------------------------------------------------------------------
+    @property
+    def host_names(self) -> frozenset[str] | None:
+        """Host header names this service answers (lower case, no port); None: any.
+
+        Always the loopback names and the bound address. A wildcard bind (0.0.0.0, ::) with tokens
+        required answers any name (a rebinding page has no token); without tokens only the machine's
+        own name is added and anything else must be listed in ``allowed_hosts``."""
+        extra = {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
+        if "*" in extra:
+            return None
+        names = {"localhost", "127.0.0.1", "::1", self.host.lower().strip("[]")} | extra
+        if self.host.strip("[]") in ("0.0.0.0", "::", ""):
+            if self.auth_required:
+                return None
+            import socket
+
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return frozenset(names)
+
+    @property
+    def trusted_origin_set(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/").lower() for o in self.trusted_origins.split(",") if o.strip())
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -23,8 +23,14 @@ _NAMES: dict[str, tuple[str, str]] = {
     "SqliteCache": ("evals.cache", "SqliteCache"),
     "EmbeddingSettings": ("evals.embeddings", "EmbeddingSettings"),
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
+    "ServerTokenizer": ("evals.tokens", "ServerTokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
+    # input limits and secrets
+    **{n: ("evals.limits", n) for n in ("LimitError", "load_yaml", "loads_json")},
+    **{n: ("evals.redact", n) for n in ("excerpt", "scrub")},
     "probe_endpoint": ("evals.probe", "probe"),
+    "unreachable_reason": ("evals.probe", "unreachable_reason"),
+    "normalise_base_url": ("evals.domain", "normalise_base_url"),
     # components
     "build_strategy": ("evals.strategies.base", "build_strategy"),
     "EstimateContext": ("evals.strategies.base", "EstimateContext"),
@@ -32,9 +38,11 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
     **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
-                                         "RunSummary", "compare", "health_of", "summarize")},
+                                         "RunSummary", "compare", "health_of", "summarize",
+                                         "verdict_markdown")},
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
+    **{n: ("evals.run_comparison", n) for n in ("RunPairComparison", "adjust_holm", "compare_runs")},
     "Estimate": ("evals.stats", "Estimate"),
     **{n: ("evals.summary", n) for n in ("LONG_CONTEXT", "NO_CONTEXT")},
     # CI checks
@@ -42,7 +50,7 @@ _NAMES: dict[str, tuple[str, str]] = {
                                         "render_junit", "render_markdown", "validate_checks")},
     # suites
     **{n: ("evals.suites.io", n) for n in ("format_of", "load_suite", "parse_suite", "yaml_line")},
-    **{n: ("evals.suites.importers", n) for n in ("import_longbench", "import_questions")},
+    **{n: ("evals.suites.importers", n) for n in ("DOCUMENT_EXTENSIONS", "import_longbench", "import_questions")},
     **{n: ("evals.suites.sweep", n) for n in ("parse_depths", "parse_lengths", "sweep")},
     "demo_suite": ("evals.suites.demo", "demo_suite"),
     "generate_suite": ("evals.suites.registry", "generate"),
@@ -51,8 +59,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "render_suite_summary": ("evals.suites.summary", "render"),
 }
 _MODULES: dict[str, str] = {
-    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain",
-    "prompts": "evals.prompts", "suite_io": "evals.suites.io", "suite_generators": "evals.suites.registry",
+    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain", "limits": "evals.limits",
+    "prompts": "evals.prompts", "presets": "evals.presets", "suite_io": "evals.suites.io",
+    "suite_generators": "evals.suites.registry",
 }
 
 __all__ = sorted([*_NAMES, *_MODULES])
@@ -79,7 +88,13 @@ if TYPE_CHECKING:  # the same names, for type checkers
         domain as domain,
     )
     from evals import (
+        limits as limits,
+    )
+    from evals import (
         plugins as plugins,
+    )
+    from evals import (
+        presets as presets,
     )
     from evals import (
         prompts as prompts,
@@ -153,6 +168,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.domain import (
         Usage as Usage,
     )
+    from evals.domain import (
+        normalise_base_url as normalise_base_url,
+    )
     from evals.embeddings import (
         EmbeddingSettings as EmbeddingSettings,
     )
@@ -165,14 +183,41 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.errors import (
         UserInputError as UserInputError,
     )
+    from evals.limits import (
+        LimitError as LimitError,
+    )
+    from evals.limits import (
+        load_yaml as load_yaml,
+    )
+    from evals.limits import (
+        loads_json as loads_json,
+    )
     from evals.probe import (
         ProbeResult as ProbeResult,
     )
     from evals.probe import (
         probe as probe_endpoint,
     )
+    from evals.probe import (
+        unreachable_reason as unreachable_reason,
+    )
+    from evals.redact import (
+        excerpt as excerpt,
+    )
+    from evals.redact import (
+        scrub as scrub,
+    )
     from evals.retrieval.base import (
         uses_embeddings as uses_embeddings,
+    )
+    from evals.run_comparison import (
+        RunPairComparison as RunPairComparison,
+    )
+    from evals.run_comparison import (
+        adjust_holm as adjust_holm,
+    )
+    from evals.run_comparison import (
+        compare_runs as compare_runs,
     )
     from evals.runner import (
         CasePlan as CasePlan,
@@ -227,6 +272,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.suites.demo import (
         demo_suite as demo_suite,
+    )
+    from evals.suites.importers import (
+        DOCUMENT_EXTENSIONS as DOCUMENT_EXTENSIONS,
     )
     from evals.suites.importers import (
         import_longbench as import_longbench,
@@ -296,6 +344,12 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.summary import (
         summarize as summarize,
+    )
+    from evals.summary import (
+        verdict_markdown as verdict_markdown,
+    )
+    from evals.tokens import (
+        ServerTokenizer as ServerTokenizer,
     )
     from evals.tokens import (
         local_tokenizer as local_tokenizer,

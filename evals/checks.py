@@ -295,7 +295,8 @@ def render_junit(results: Sequence[CheckResult], *, suite_name: str = "ctxeval c
 
 def _md(text: str) -> str:
     """Text safe inside a Markdown table cell (model-independent, but names come from user files)."""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return (text.replace("\\", "\\\\").replace("&", "&amp;").replace("|", "\\|").replace("<", "&lt;")
+            .replace(">", "&gt;")
             .replace("\n", " "))
 
 
@@ -312,7 +313,8 @@ def _md_est(mean: float | None, low: float | None, high: float | None) -> str:
 
 def render_markdown(summary: RunSummary, results: Sequence[CheckResult], *, title: str = "ctxeval run",
                     status: str | None = None, run_failure: str | None = None) -> str:
-    """A Markdown summary for a CI job page: verdict, each check, and every scorer per strategy."""
+    """A Markdown summary for a CI job page: verdict, each check, every scorer per strategy, then the
+    run's recommendation and crossovers (:func:`evals.summary.verdict_markdown`)."""
     failed = [r for r in results if not r.passed]
     verdict = "FAILED" if failed or run_failure else "PASSED"
     lines = [f"## {_md(title)}: {verdict}", ""]
@@ -329,9 +331,6 @@ def render_markdown(summary: RunSummary, results: Sequence[CheckResult], *, titl
             lines.append(f"| {mark[r.status]} | {_code(r.check)} | {_md(r.endpoint or '')} | "
                          f"{_fmt(r.observed)} | {r.n} | {_md(r.message)} |")
         lines.append("")
-    verdict_md = verdict_markdown(summary, with_status=False, with_numbers=False).strip()
-    if verdict_md:
-        lines += [verdict_md, ""]
     scorers = summary.scorers
     lines += ["### Results per strategy", "",
               "| endpoint | strategy | n | " + " | ".join(f"{_md(s)} [95% CI]" for s in scorers)
@@ -343,4 +342,5 @@ def render_markdown(summary: RunSummary, results: Sequence[CheckResult], *, titl
         errors = sum(v for k, v in g.outcomes.items() if k in ("error", "judge_error"))
         lines.append(f"| {_md(g.endpoint)} | {_md(g.strategy)} | {g.n} | " + " | ".join(cells)
                      + f" | {errors} | {g.cost_usd.sum:.4f} |")
-    return "\n".join(lines) + "\n"
+    verdict = verdict_markdown(summary).strip()
+    return "\n".join(lines) + "\n" + (f"\n{verdict}\n" if verdict else "")

@@ -872,7 +872,7 @@ def compare(rows: Sequence[CaseRow], a: str, b: str, *, scorer: str, endpoint: s
 
 # ---------------------------------------------------------------------------------------- exports
 def _md(text: str) -> str:
-    """Safe in a Markdown table cell and in HTML renderers: pipes escaped, tags shown as text."""
+    """Text safe in Markdown: run names are user input, so no table break and no HTML."""
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
             .replace("\n", " "))
 

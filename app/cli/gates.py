@@ -137,15 +137,17 @@ def prepare(spec: RunSpec, *, file_checks: Sequence[str], cli_checks: Sequence[s
 
 
 def run_failure(summary: RunSummary, max_error_rate: float = 0.0) -> str | None:
-    """Why the run fails its job, from the summary's run health: no case got an answer (``failed``), or
-    more cases errored than ``max_error_rate`` allows; None when it did not fail."""
+    """Why the run fails its job, one line starting with its status, from the summary's run health: no
+    case got an answer (``failed``), or more cases errored than ``max_error_rate`` allows; None when it
+    did not fail."""
     h = summary.health
     if h is None or h.n == 0:
-        return "the run has no case" if summary.n == 0 else None
+        return "run failed: the run has no case" if summary.n == 0 else None
     if h.status == "failed":
-        return h.reason or "no case got an answer"
+        return f"run failed: {h.reason or 'no case got an answer'}"
     if (h.error_share or 0.0) > max_error_rate:
-        return f"{h.reason or 'cases errored'}; above --max-error-rate {max_error_rate:g}"
+        return (f"run {h.status.replace('_', ' ')}: {h.reason or 'cases errored'}; above --max-error-rate "
+                f"{max_error_rate:g}")
     return None
 
 
@@ -171,27 +173,32 @@ def finish(gate: Gate, rows: Sequence[CaseRow], summary: RunSummary, *, console:
     if gate.baseline is not None and any(c.against_baseline for c in gate.checks):
         console.print(f"baseline: {escape(gate.baseline.label)}")
     if run_failure:
-        console.print(f"[red]run failed:[/] {escape(run_failure)}")
-    if gate.junit is not None:
-        _write(gate.junit, render_junit(results, suite_name=title, run_failure=run_failure))
-    md = None
-    if gate.markdown is not None or environ.get(STEP_SUMMARY_ENV):
-        md = render_markdown(summary, results, title=title, status=status, run_failure=run_failure)
-    if gate.markdown is not None and md is not None:
-        _write(gate.markdown, md)
-    step_summary = environ.get(STEP_SUMMARY_ENV)
-    if step_summary and md is not None:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(md + "\n")
+        console.print(f"[red]{escape(run_failure)}[/]")
+    written = True
+    try:
+        if gate.junit is not None:
+            _write(gate.junit, render_junit(results, suite_name=title, run_failure=run_failure))
+        md = None
+        if gate.markdown is not None or environ.get(STEP_SUMMARY_ENV):
+            md = render_markdown(summary, results, title=title, status=status, run_failure=run_failure)
+        if gate.markdown is not None and md is not None:
+            _write(gate.markdown, md)
+        step_summary = environ.get(STEP_SUMMARY_ENV)
+        if step_summary and md is not None:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+    except OSError as e:  # an output that cannot be written is a configuration error, said in one line
+        console.print(f"[red]error:[/] cannot write {escape(str(e.filename or ''))}: {escape(e.strerror or str(e))}")
+        written = False
     failed = [r for r in results if not r.passed]
     if failed or run_failure:
         why = [f"{len(failed)} of {len(results)} checks failed"] if failed else []
         why += ["the run failed"] if run_failure else []
         console.print(f"[red bold]FAILED[/]: {' and '.join(why)}")
-        return EXIT_FAILED
+        return EXIT_FAILED if written else EXIT_USAGE
     if results:
         console.print(f"[green bold]PASSED[/]: all {len(results)} checks")
-    return EXIT_OK
+    return EXIT_OK if written else EXIT_USAGE
 
 
 def _write(path: Path, text: str) -> None:

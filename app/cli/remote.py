@@ -144,11 +144,28 @@ def run_body(run: Any, client: ServiceClient, endpoints: list[Endpoint], judge: 
     return body
 
 
-def wait(client: ServiceClient, run_id: int, console: Console, *, poll_s: float = POLL_S) -> dict[str, Any]:
-    """Follow the run with a progress bar until it is no longer queued or running."""
+def wait(client: ServiceClient, run_id: int, console: Console, *, poll_s: float = POLL_S,
+         line_every_s: float = 10.0) -> dict[str, Any]:
+    """Follow the run until it is no longer queued or running: a progress bar on a terminal, a line
+    whenever the count moves (at most every ``line_every_s``) in a CI log."""
+    run = client.run(run_id)
+    if not console.is_terminal:
+        last, shown = -1.0, None
+        while True:
+            p = run["progress"]
+            state = (run["status"], p["done"])
+            now = time.monotonic()
+            if run["status"] not in ACTIVE or (state != shown and now - last >= line_every_s):
+                console.print(f"run {run_id} {run['status']}: {p['done']}/{run['total_cases']} cases, "
+                              f"{p['outcomes'].get('error', 0)} errors, "
+                              f"{p['prompt_tokens'] + p['completion_tokens']} tokens, ${p['cost_usd']:.4f}")
+                last, shown = now, state
+            if run["status"] not in ACTIVE:
+                return run
+            time.sleep(poll_s)
+            run = client.run(run_id)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]:.4f}  {task.fields[errors]} errors")]
-    run = client.run(run_id)
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(run["status"], total=run["total_cases"] or None, tokens=0, cost=0.0, errors=0)
         while True:
@@ -227,7 +244,7 @@ def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | No
     console.print(describe(run, client))
     failure = None
     if run["status"] in ("failed", "cancelled"):
-        failure = f"the service run ended {run['status']}" + (f": {run['error']}" if run.get("error") else "")
+        failure = f"run {run['status']} on the service" + (f": {run['error']}" if run.get("error") else "")
     return summary, rows, run["status"], failure
 
 

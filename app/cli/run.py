@@ -160,7 +160,7 @@ def prepare(spec_path: Path, *, keys: bool = True) -> Prepared:
     embeddings = resolve_embeddings(run, str(spec_path), keys=keys)
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=run.preset)
     return Prepared(spec_path, run, base, endpoints, judge, embeddings, suite, spec)
 
 
@@ -243,9 +243,8 @@ def register(cli: typer.Typer) -> None:
         out: Path = typer.Option(Path("results.jsonl"), "--out", "-o", help="JSONL file, one case per line"),
         resume: bool = typer.Option(False, "--resume", help="keep the cases already in --out and run the rest"),
         summary_json: Path | None = typer.Option(None, "--summary-json", help="also write the summary as JSON"),
-        check: list[str] = typer.Option([], "--check", help="a CI check, e.g. 'rag:f1>=0.7', 'rag:f1.lower>=0.6', "
-                                        "'rag-vs-long_context:f1>=-0.02', 'rag-vs-baseline:f1>=-0.02' "
-                                        "(repeatable; added to the run file's checks; see docs/ci.md)"),
+        check: list[str] = typer.Option([], "--check", help="a CI check (repeatable; added to the run file's "
+                                        "checks); the forms are listed above"),
         baseline: str | None = typer.Option(None, "--baseline", help="what -vs-baseline checks compare with: a "
                                             "results JSONL file, a run id on --server, or a run's URL"),
         junit: Path | None = typer.Option(None, "--junit", help="write the checks as JUnit XML"),
@@ -261,9 +260,17 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Run a comparison headless and print a per-strategy table.
 
-        Exit codes: 0 the run completed (errored share within --max-error-rate) and every check passed;
-        1 a check failed, the run failed (no case got an answer) or more cases errored than
-        --max-error-rate allows; 2 bad input (run file, check, baseline, service), before any case runs.
+        Checks (docs/ci.md):
+        rag:f1>=0.7                      a strategy's mean score
+        rag:f1.lower>=0.6                its 95% interval's lower bound (or .upper)
+        rag-vs-long_context:f1>=-0.02    a paired difference between two strategies
+        rag-vs-baseline:f1>=-0.02        against the same strategy in --baseline
+        local/rag:f1>=0.7                on one endpoint only
+
+        Exit codes:
+        0  the run completed (errors within --max-error-rate) and every check passed
+        1  a check failed, the run failed, or more cases errored than --max-error-rate
+        2  bad input (run file, check, baseline, service), before any case runs
         """
         console = report_console()
         status: str | None = None

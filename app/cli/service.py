@@ -176,6 +176,8 @@ def serve(
     settings = _settings(host=host, port=port, database_url=database_url, execution=execution, auth=auth)
     _check_port(settings.host, settings.port)
     migrate_all(settings)
+    if settings.execution == "inprocess":
+        _check_executor_allowed(settings)
     app = create_app(settings)
     for line in startup_lines(settings):
         typer.echo(line)
@@ -186,8 +188,9 @@ def serve(
 def worker(
     database_url: str | None = DbOption,
     executor_id: str | None = typer.Option(
-        None, help="unique per live process; a worker restarted with the id of one that died finishes the "
-                   "cases it had in flight (default: worker-<host>-<pid>)"),
+        None, help="unique per live process (default: worker-<host>-<pid>); what a dead worker had in "
+                   "flight is finished by the live ones once its heartbeat is stale, or at once by a worker "
+                   "restarted with its id"),
 ) -> None:
     """Execute queued cases of every run until stopped (SIGINT/SIGTERM)."""
     settings = _settings(database_url=database_url, execution="inprocess",
@@ -197,14 +200,34 @@ def worker(
     asyncio.run(_work(settings))
 
 
+def _check_executor_allowed(settings: Any) -> None:
+    """On SQLite, a second executing process is refused with one line (see app/execution/workers.py)."""
+    from app.execution.workers import ExecutorRefused, SqliteExecutorLock
+
+    if settings.sqlite_path is None:
+        return
+    lock = SqliteExecutorLock(settings.sqlite_path.resolve(), settings.executor_id)
+    try:
+        lock.acquire()
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    lock.release()
+
+
 async def _work(settings: Any) -> None:
     from app.execution import workflows as execution
+    from app.execution.workers import ExecutorRefused
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await execution.start_executor(settings)
+    try:
+        await execution.start_executor(settings)
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     typer.echo(f"worker {settings.executor_id} executing queued cases", err=True)
     try:
         await stop.wait()

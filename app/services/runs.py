@@ -12,7 +12,7 @@ from app import crud
 from app.errors import ConflictError, NotFoundError, UnavailableError
 from app.execution.dispatch import Dispatcher
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
-from app.schemas import RunCreate, RunImport, RunProgress, RunPublic, RunsPublic
+from app.schemas import RunCreate, RunHeadline, RunImport, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import suites as suite_service
 from evals import (
@@ -64,7 +64,7 @@ def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[
     suite = crud.load_suite(session, record=suite_record)
     # validates strategy parameters and scorer names, and adds the default scorers
     spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=body.preset)
     if any(is_judge_scorer(n) for n in spec.scorers) and judge is None:
         raise UserInputError("the llm_judge scorers need a judge endpoint", field="judge_endpoint_id")
     return spec, suite, endpoints
@@ -226,6 +226,20 @@ def cancel(session: Session, dispatcher: Dispatcher, run_id: int) -> RunPublic:
     return get(session, run_id)
 
 
+def update_labels(session: Session, run_id: int, changes: dict[str, Any]) -> RunPublic:
+    """Rename, tag or annotate a run (``changes``: the fields the client sent of :class:`RunUpdate`)."""
+    record = get_record(session, run_id)
+    if "name" in changes:
+        record.name = (changes["name"] or "").strip() or None
+    if "tags" in changes:
+        record.tags = list(dict.fromkeys(t.strip() for t in changes["tags"] or [] if t.strip())) or None
+    if "notes" in changes:
+        record.notes = (changes["notes"] or "").strip() or None
+    session.add(record)
+    session.commit()
+    return get(session, run_id)
+
+
 def delete(session: Session, dispatcher: Dispatcher, run_id: int) -> None:
     record = get_record(session, run_id)
     if record.status in ACTIVE_STATUSES:
@@ -257,11 +271,42 @@ def _progress(record: RunRecord, rows: list[Any], done_this_attempt: int | None,
                        cost_usd=float(sums[3]), elapsed_s=elapsed, eta_s=eta)
 
 
+def headlines(session: Session, records: list[RunRecord]) -> dict[int, list[RunHeadline]]:
+    """Each run's primary score per endpoint × strategy (one query per distinct primary scorer)."""
+    by_scorer: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        scorers = r.spec.get("scorers") or []
+        if scorers and r.id is not None:
+            by_scorer[scorers[0]].append(r)
+    out: dict[int, list[RunHeadline]] = {}
+    for scorer, runs in by_scorer.items():
+        rows = crud.headline_rows(session, run_ids=[r.id or 0 for r in runs], scorer=scorer)
+        found: dict[int, dict[tuple[str, str], Any]] = defaultdict(dict)
+        for run_id, endpoint, strategy, mean, n, _first in rows:
+            found[run_id][(endpoint, strategy)] = (mean, n)
+        for r in runs:
+            order = [(e["name"], s.get("label") or _key(s)) for e in r.spec.get("endpoints", [])
+                     for s in r.spec.get("strategies", [])]
+            seen = found.get(r.id or 0, {})
+            out[r.id or 0] = [RunHeadline(endpoint=e, strategy=k, scorer=scorer,
+                                          mean=None if seen.get((e, k), (None, 0))[0] is None
+                                          else float(seen[(e, k)][0]), n=int(seen.get((e, k), (None, 0))[1]))
+                              for e, k in order]
+    return out
+
+
+def _key(strategy: dict[str, Any]) -> str:
+    from evals import StrategySpec
+
+    return StrategySpec.model_validate(strategy).key
+
+
 def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
     ids = [r.id for r in records if r.id is not None]
     grouped: dict[int, list[Any]] = defaultdict(list)
     for row in crud.progress_rows(session, run_ids=ids):
         grouped[row[0]].append(row)
+    heads = headlines(session, records)
     now = utcnow()
     out = []
     for r in records:
@@ -269,7 +314,8 @@ def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
         if r.status == RunStatus.running and r.started_at is not None:
             recent = crud.count_cases_since(session, run_id=r.id or 0, since=r.started_at)
         out.append(RunPublic(
-            id=r.id or 0, name=r.name, suite_id=r.suite_id, status=r.status, attempt=r.attempt,  # type: ignore[arg-type]
+            id=r.id or 0, name=r.name, tags=list(r.tags or []), notes=r.notes, headline=heads.get(r.id or 0, []),
+            suite_id=r.suite_id, status=r.status, attempt=r.attempt,  # type: ignore[arg-type]
             total_cases=r.total_cases, rerun_of=r.rerun_of, error=r.error, spec_hash=r.spec_hash,
             spec=RunSpec.model_validate(r.spec), created_at=as_utc(r.created_at),  # type: ignore[arg-type]
             started_at=as_utc(r.started_at), finished_at=as_utc(r.finished_at),
@@ -306,6 +352,7 @@ def get(session: Session, run_id: int) -> RunPublic:
 
 
 def list_public(session: Session, *, offset: int, limit: int, status: str | None,
-                suite_id: int | None) -> RunsPublic:
-    records, count = crud.list_runs(session, offset=offset, limit=limit, status=status, suite_id=suite_id)
+                suite_id: int | None, tag: str | None = None) -> RunsPublic:
+    records, count = crud.list_runs(session, offset=offset, limit=limit, status=status, suite_id=suite_id,
+                                    tag=tag)
     return RunsPublic(data=to_public(session, records), count=count)

@@ -203,6 +203,8 @@ def test_markdown_shows_verdict_checks_and_every_scorer():
     assert "f1 [95% CI] | exact_match [95% CI]" in md
     table = [line for line in md.splitlines() if line.startswith("| e1 | rag |")]
     assert table and "0.781 [" in table[0]
+    assert summary.recommendation is not None and "### Recommendation" in md
+    assert md.index("### Results per strategy") < md.index("### Recommendation")
     ok = render_markdown(summary, [results[1]], status="completed")
     assert ok.startswith("## ctxeval run: PASSED")
     assert render_markdown(summary, [results[1]], run_failure="all cases errored").startswith(

@@ -227,4 +227,4 @@ def test_the_ci_markdown_carries_the_recommendation():
     s = summarize(rows, primary="exact_match", n_boot=200)
     md = render_markdown(s, [])
     assert "### Recommendation" in md and s.recommendation.sentence in md
-    assert md.index("### Recommendation") < md.index("### Results per strategy")
+    assert md.count("### Recommendation") == 1

@@ -188,4 +188,8 @@ def test_report_gates_a_results_file_and_writes_html(tmp_path, spec):
     res = runner.invoke(cli, ["report", str(out), "--check", "long_context:f1>1"])
     assert res.exit_code == 1 and "FAIL long_context:f1>1" in res.output
     assert runner.invoke(cli, ["report", str(out), "--check", "rag:f1>1"]).exit_code == 2
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    res = runner.invoke(cli, ["report", str(out), "--check", "long_context:f1>=0", "--junit", str(blocker / "j.xml")])
+    assert res.exit_code == 2 and "error: cannot write" in res.output and "Traceback" not in res.output
     assert runner.invoke(cli, ["report", str(tmp_path / "nope.jsonl")]).exit_code == 2
