@@ -303,12 +303,3 @@ def register(cli: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
-
-def exit_code(summary: RunSummary, max_error_rate: float = 0.0) -> int:
-    """1 when the run failed (no case got an answer) or its errored share exceeds ``max_error_rate``."""
-    h = summary.health
-    if h is None or h.n == 0:
-        return 0
-    if h.status == "failed":
-        return 1
-    return 1 if (h.error_share or 0.0) > max_error_rate else 0
