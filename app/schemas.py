@@ -352,11 +352,11 @@ class TokenPublic(BaseModel):
 
 
 class WorkerPublic(BaseModel):
-    executor_id: str
-    host: str
-    pid: int
-    started_at: datetime
-    last_seen: datetime
+    executor_id: str = Field(description="the executor's DBOS id (one per worker or serving process)")
+    host: str = Field(description="host name of the machine it runs on")
+    pid: int = Field(description="its process id on that host")
+    started_at: datetime = Field(description="when the executor started (UTC)")
+    last_seen: datetime = Field(description="its latest heartbeat (UTC)")
 
 
 class HealthPublic(BaseModel):
