@@ -30,6 +30,7 @@ from app import crud
 from app.db import make_engine, session_scope
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
+from app.services import run_views
 from app.services.dispatch import (
     APP_NAME,
     APP_VERSION,
@@ -160,6 +161,8 @@ async def plan_run(run_id: int, attempt: int) -> list[dict[str, Any]] | None:
 async def finish_run(run_id: int, attempt: int) -> str:
     status = await asyncio.to_thread(_finish, run_id, attempt)
     await runtime().engines.drop(run_id)
+    # the finished run's summary and report data, stored so that their first view is a read
+    await asyncio.to_thread(run_views.warm, runtime().db, run_id)
     return status
 
 

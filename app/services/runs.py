@@ -13,6 +13,7 @@ from app.errors import ConflictError, NotFoundError, UnavailableError
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
 from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
+from app.services import run_views
 from app.services import suites as suite_service
 from app.services.dispatch import Dispatcher
 from evals.domain import Endpoint, RunSpec, Suite
@@ -118,6 +119,7 @@ def resume(session: Session, dispatcher: Dispatcher, run_id: int, *, force: bool
         dispatcher.cancel_run(run_id, record.attempt)
     record.attempt += 1
     record.status, record.error, record.finished_at = RunStatus.queued.value, None, None
+    run_views.invalidate(session, run_id)
     session.add(record)
     session.commit()
     _dispatch(session, dispatcher, record)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from app.api.deps import IdPath, SessionDep
 from app.schemas import ERROR_RESPONSES
@@ -19,9 +20,11 @@ def run_summary(session: SessionDep, run_id: IdPath,
                                                               "run's first scorer"),
                 length_edges: Annotated[list[int] | None, Query(
                     description="context-length bucket edges in tokens (default: powers of two)")] = None,
-                ) -> RunSummary:
-    """Computed from the cases stored so far, so it also works while the run is going."""
-    return service.summary(session, run_id, primary=primary, length_edges=length_edges)
+                ) -> Response:
+    """Computed from the cases stored so far, so it also works while the run is going; a finished run's
+    is computed once and stored."""
+    return Response(service.summary_json(session, run_id, primary=primary, length_edges=length_edges),
+                    media_type="application/json")
 
 
 @router.get("/compare", response_model=PairedComparison,

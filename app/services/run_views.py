@@ -1,0 +1,134 @@
+"""Views of a run (its summary, its report page's data) kept as the JSON the service sends.
+
+A finished run's stored cases no longer change, so each view is computed once, when the run finishes
+(:func:`warm`) or at its first view, and stored in ``run_view``; every later view, in any process and
+after restarts, is a one-row read. A view is stored with the run's *state* (attempt, status, finish
+time): resuming a run changes its state (and deletes its views), so a stale view is never served.
+
+A queued or running run changes with every stored case, so its views are computed, never stored, and
+kept in memory while its number of stored cases stays the same (however many viewers poll it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord, RunViewRecord, as_utc
+from evals.domain import ENGINE_VERSION, stable_hash
+
+log = logging.getLogger("ctxeval.views")
+
+VIEW_VERSION = 1  # bump when a stored view's shape or content changes: older stored views become stale
+MEMORY_ITEMS = 32
+
+_memory: OrderedDict[tuple[Any, ...], tuple[float, bytes]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def view_key(kind: str, params: Any) -> str:
+    """What a view is, as a stored key: its kind, parameters and the code version that computed it."""
+    return stable_hash([VIEW_VERSION, ENGINE_VERSION, kind, params])
+
+
+def run_state(record: RunRecord) -> str:
+    finished = as_utc(record.finished_at)
+    return f"{record.attempt}|{record.status}|{finished.isoformat() if finished else ''}"
+
+
+def _remember(key: tuple[Any, ...], body: bytes) -> None:
+    with _lock:
+        _memory[key] = (time.monotonic(), body)
+        _memory.move_to_end(key)
+        while len(_memory) > MEMORY_ITEMS:
+            _memory.popitem(last=False)
+
+
+def _recall(key: tuple[Any, ...]) -> bytes | None:
+    with _lock:
+        hit = _memory.get(key)
+        if hit is None:
+            return None
+        _memory.move_to_end(key)
+        return hit[1]
+
+
+def forget_memory() -> None:
+    """Empty this process's copies (the stored views stay)."""
+    with _lock:
+        _memory.clear()
+
+
+def get(session: Session, record: RunRecord, kind: str, params: Any, build: Callable[[], bytes]) -> bytes:
+    """The view ``kind`` with ``params`` of the run: from memory, else stored, else built (and, for a
+    finished run, stored)."""
+    key = view_key(kind, params)
+    state = run_state(record)
+    active = record.status in ACTIVE_STATUSES
+    if active:  # its stored cases still change: the number of them is part of what the view is
+        state += "|" + str(session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar())
+    mkey = (record.id, record.created_at, key, state)
+    hit = _recall(mkey)
+    if hit is not None:
+        return hit
+    if not active:
+        stored = session.execute(select(RunViewRecord.body).where(  # type: ignore[call-overload]
+            col(RunViewRecord.run_id) == record.id, col(RunViewRecord.key) == key,
+            col(RunViewRecord.state) == state)).scalar()
+        if stored is not None:
+            body = stored.encode("utf-8")
+            _remember(mkey, body)
+            return body
+    body = build()
+    if not active:
+        _store(session.get_bind(), int(record.id or 0), key, state, body)
+    _remember(mkey, body)
+    return body
+
+
+def _store(bind: Any, run_id: int, key: str, state: str, body: bytes) -> None:
+    """Replace the stored view in a transaction of its own (a GET's session commits nothing)."""
+    engine: Engine = bind.engine if hasattr(bind, "engine") else bind
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id,
+                                                     col(RunViewRecord.key) == key))
+            conn.execute(insert(RunViewRecord).values(run_id=run_id, key=key, state=state,
+                                                      body=body.decode("utf-8")))
+    except IntegrityError:  # another process stored it (or the run was deleted) meanwhile
+        log.debug("run %s: view %s stored elsewhere meanwhile", run_id, key[:12])
+
+
+def invalidate(session: Session, run_id: int) -> None:
+    """Delete the run's stored views (in the caller's transaction); resuming a run calls this."""
+    session.execute(delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id))
+    with _lock:
+        for k in [k for k in _memory if k[0] == run_id]:
+            del _memory[k]
+
+
+def warm(engine: Engine, run_id: int) -> None:
+    """Compute and store a finished run's default views (its summary and its report page's data), so
+    their first view is a read. Called where a run finishes; a failure here costs only speed: it is logged."""
+    from app.services import statistics
+    from app.web import pages_report  # the report page's data is the dashboard's to build
+
+    builders: list[Callable[[Session, int], None]] = [statistics.warm_summary, pages_report.warm_report]
+    for build in builders:
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                record = session.get(RunRecord, run_id)
+                if record is None or record.status in ACTIVE_STATUSES:
+                    return
+                build(session, run_id)
+        except Exception:
+            log.exception("run %s: could not store the view %s", run_id, getattr(build, "__name__", build))
