@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.execution.dispatch import Dispatcher
 from app.middleware import BodySizeLimit
-from app.services.dispatch import Dispatcher
 from app.settings import Settings
 from app.web import install as install_dashboard
 from evals.domain import ENGINE_VERSION
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
         app.state.db = engine
         executing = settings.execution == "inprocess"
         if executing:
-            from app.services import execution
+            from app.execution import workflows as execution
 
             await execution.start_executor(settings, db=engine)
         app.state.dispatcher = Dispatcher(settings.dbos_system_database_url,

@@ -54,7 +54,7 @@ def migrate(database_url: str, *, system: bool = True) -> None:
     finally:
         engine.dispose()
     if system:
-        from app.services.dispatch import migrate_system_database
+        from app.execution.dispatch import migrate_system_database
         from app.settings import Settings
 
         migrate_system_database(Settings(database_url=database_url).dbos_system_database_url)

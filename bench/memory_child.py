@@ -1,7 +1,7 @@
 """``python -m bench.memory_child MODE RUN_FILE OUT``: one run of the memory benchmark in a fresh process;
 prints ``BENCH_MEMORY={...}`` with this process's peak RSS.
 
-``ctxeval``: ``ctxeval run RUN_FILE --out OUT`` as the command line does it (``evals.cli_run.run_file``,
+``ctxeval``: ``ctxeval run RUN_FILE --out OUT`` as the command line does it (``app.cli.run.run_file``,
 output to /dev/null). ``bare``: the floor: load the same suite and send one request per question, of
 the size a ``rag`` case sends (the question and five 256-token passages of its evidence document),
 from a bare asyncio + httpx loop at the same concurrency; answers kept in a list.
@@ -19,9 +19,9 @@ from bench.common import peak_rss_mib, rss_mib
 
 
 def bare(run_file: Path) -> float:
+    from app.cli.runfile import load_run_file, load_suite_for
     from bench.engine import endpoint, request_bodies, run_bare
     from evals import prompts
-    from evals.runfile import load_run_file, load_suite_for
     from evals.tokens import local_tokenizer
 
     run, base = load_run_file(run_file)
@@ -45,7 +45,7 @@ def bare(run_file: Path) -> float:
 def ctxeval(path: Path, out: Path) -> float:
     from rich.console import Console
 
-    from evals.cli_run import run_file
+    from app.cli.run import run_file
 
     start = time.perf_counter()
     with open("/dev/null", "w") as devnull:
@@ -55,7 +55,7 @@ def ctxeval(path: Path, out: Path) -> float:
 
 def main() -> None:
     mode, run_file, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    import evals.cli_run  # noqa: F401  (both modes pay the same imports)
+    import app.cli.run  # noqa: F401  (both modes pay the same imports)
 
     baseline = rss_mib()
     seconds = ctxeval(run_file, out) if mode == "ctxeval" else bare(run_file)

@@ -1,7 +1,7 @@
 """5. Prefix caching on a real server.
 
 The bundled SmolLM2-135M served by llama.cpp (llama-cpp-python's server with its prompt cache, started
-by :class:`evals.local_model.LocalModelServer`), one long context and several questions over it, through
+by :class:`app.localmodel.server.LocalModelServer`), one long context and several questions over it, through
 ctxeval's runner with the ``long_context`` strategy at concurrency 1:
 
 * prefix-aware (ctxeval's layout): every question gets the documents in the same order, documents
@@ -33,7 +33,7 @@ def local_unavailable() -> str | None:
     """None when the bundled model can be served here, else why not."""
     import importlib.util
 
-    from evals import local_model
+    from app.localmodel import server as local_model
 
     missing = local_model.missing_server_modules()
     if importlib.util.find_spec(local_model.BUNDLED_PACKAGE) is None:
@@ -90,7 +90,7 @@ def run(sizes: Sizes, log: Callable[[str], None] = print) -> list[Row]:
     reason = local_unavailable()
     if reason is not None:
         return [skipped(NAME, what, cond, f"skipped: {reason}")]
-    from evals.local_model import LocalModelServer, local_endpoint
+    from app.localmodel.server import LocalModelServer, local_endpoint
 
     info: dict[str, Any] = {"cached_share": {"aware": [], "shuffled": []}, "prompt_tokens": {}, "correct": {}}
     with LocalModelServer(n_ctx=n_ctx) as server:

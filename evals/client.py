@@ -169,6 +169,34 @@ def server_root(base_url: str) -> str:
     return root[:-3] if root.endswith("/v1") else root
 
 
+def with_answer_prefix(messages: list[dict[str, Any]], prefix: str, mode: str) -> list[dict[str, Any]]:
+    """The messages with the answer prefix in the server's form.
+
+    ``assistant``/``continue_final_message``: a final assistant message the server continues (llama.cpp
+    continues a trailing assistant message; vLLM and SGLang with ``continue_final_message``);
+    ``deepseek``: the same with ``"prefix": true`` (DeepSeek chat prefix completion); ``user``: the prefix
+    appended to the last user turn, for servers that can't continue a reply.
+    """
+    if not prefix:
+        return messages
+    if mode == "user":
+        out = [dict(m) for m in messages]
+        for m in reversed(out):
+            if m.get("role") == "user":
+                m["content"] = f"{m.get('content') or ''}{prefix}"
+                break
+        return out
+    final: dict[str, Any] = {"role": "assistant", "content": prefix}
+    if mode == "deepseek":
+        final["prefix"] = True
+    return [*messages, final]
+
+
+def completion_prompt(messages: list[dict[str, Any]]) -> str:
+    """Messages as one raw prompt (RULER's ``base`` template): their contents joined by blank lines."""
+    return "\n\n".join(str(m.get("content") or "") for m in messages)
+
+
 class _Retry(Exception):
     def __init__(self, error: EndpointError, retry_after: float | None = None) -> None:
         self.error = error
@@ -223,13 +251,38 @@ class ModelClient:
         await self.aclose()
 
     # ---------------------------------------------------------------- request bodies
+    def prefill_mode(self) -> str:
+        """How this endpoint receives an answer prefix (see :func:`with_answer_prefix`)."""
+        if self.endpoint.api == "completions":
+            return "completions"
+        mode = self.endpoint.prefill
+        if mode == "auto":
+            return "deepseek" if "api.deepseek.com" in self.endpoint.base_url else "user"
+        return mode
+
     def chat_body(self, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
-                  tools: list[dict[str, Any]] | None = None, stream: bool = True) -> dict[str, Any]:
+                  tools: list[dict[str, Any]] | None = None, stream: bool = True, answer_prefix: str = "",
+                  stop: list[str] | None = None, temperature: float | None = None) -> dict[str, Any]:
+        """The request body. An ``answer_prefix`` is sent the endpoint's way (:meth:`prefill_mode`); with
+        ``api: completions`` the messages become one raw prompt for ``/v1/completions``."""
         ep = self.endpoint
-        body: dict[str, Any] = {"model": ep.model, "messages": messages, "stream": stream}
+        mode = self.prefill_mode()
+        if mode == "completions":
+            body: dict[str, Any] = {"model": ep.model, "prompt": completion_prompt(messages) + answer_prefix,
+                                    "stream": stream}
+        else:
+            body = {"model": ep.model, "messages": with_answer_prefix(messages, answer_prefix, mode),
+                    "stream": stream}
+            if answer_prefix and mode == "continue_final_message":
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
         body[ep.max_tokens_field] = max_tokens or ep.max_output_tokens
-        if ep.temperature is not None:
+        if temperature is not None:
+            body["temperature"] = temperature
+        elif ep.temperature is not None:
             body["temperature"] = ep.temperature
+        if stop:
+            body["stop"] = list(stop)
         if ep.seed is not None:
             body["seed"] = ep.seed
         if stream:
@@ -274,8 +327,9 @@ class ModelClient:
     async def _stream_once(self, body: dict[str, Any],
                            on_first_token: Callable[[], None] | None) -> ChatResponse:
         start = time.perf_counter()
+        path = "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
         try:
-            async with self._slot() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+            async with self._slot() as http, http.stream("POST", path, json=body) as r:
                 if r.status_code >= 300:
                     text = (await r.aread()).decode("utf-8", "replace")
                     err = classify_http_error(r.status_code, text)
@@ -312,7 +366,7 @@ class ModelClient:
         msg = choice.get("message") or {}
         latency = time.perf_counter() - start
         return ChatResponse(
-            text=msg.get("content") or "",
+            text=msg.get("content") or choice.get("text") or "",
             reasoning=msg.get("reasoning_content") or msg.get("reasoning") or "",
             usage=normalise_usage(data.get("usage"), data.get("timings")),
             ttft_s=None, content_ttft_s=None, latency_s=latency,
@@ -364,7 +418,7 @@ class ModelClient:
                 timings = chunk["timings"]
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
-                piece = delta.get("content")
+                piece = delta.get("content") if "delta" in choice else choice.get("text")  # completions: text
                 rpiece = delta.get("reasoning_content") or delta.get("reasoning")
                 now = time.perf_counter() - start
                 if (piece or rpiece) and ttft is None:

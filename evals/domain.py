@@ -148,6 +148,13 @@ class Endpoint(_Strict):
     deadline_s: float = Field(default=1800.0, gt=0, description="wall-clock limit per request")
     max_retries: int = Field(default=2, ge=0, le=10)
     supports_tools: bool | None = None
+    api: Literal["chat", "completions"] = Field(
+        default="chat", description="chat: /v1/chat/completions; completions: /v1/completions with the raw "
+        "prompt (base models, no chat template)")
+    prefill: Literal["auto", "assistant", "continue_final_message", "deepseek", "user"] = Field(
+        default="auto", description="how an answer prefix is sent: assistant (a final assistant message the "
+        "server continues: llama.cpp), continue_final_message (vLLM, SGLang), deepseek (chat prefix completion), "
+        "user (appended to the user turn); auto: deepseek for api.deepseek.com, else user")
     embedding_model: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
@@ -162,6 +169,9 @@ class Endpoint(_Strict):
     def public(self) -> dict[str, Any]:
         """The endpoint without its key: what may be stored in a spec, shown or logged."""
         data = self.model_dump(mode="json", exclude={"api_key"})
+        for key, default in (("api", "chat"), ("prefill", "auto")):  # defaults left out: stored specs keep their hash
+            if data.get(key) == default:
+                data.pop(key)
         data["has_api_key"] = self.api_key is not None and bool(self.api_key.get_secret_value())
         return data
 
@@ -207,6 +217,7 @@ class RunSpec(_Strict):
     system_prompt: str | None = None
     judge: dict[str, Any] | None = Field(default=None, description="Endpoint.public() of the judge endpoint")
     embeddings: dict[str, Any] | None = Field(default=None, description="where embeddings come from (no keys)")
+    preset: str | None = Field(default=None, description="prompt preset for every question (overrides the suite's)")
     engine_version: str = ENGINE_VERSION
 
     @model_validator(mode="after")
@@ -221,7 +232,10 @@ class RunSpec(_Strict):
 
     @property
     def spec_hash(self) -> str:
-        return stable_hash(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        if data.get("preset") is None:  # specs without a preset keep the hash they had before presets existed
+            data.pop("preset", None)
+        return stable_hash(data)
 
 
 # ------------------------------------------------------------------------------------------ results

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from evals.domain import Document
 
 SYSTEM = ("You are a careful assistant. Answer the question based only on the provided documents. "
           "Reply with the answer alone: a short phrase, no explanation.")
 SYSTEM_NO_CONTEXT = "You are a careful assistant. Reply with the answer alone: a short phrase, no explanation."
 UNANSWERABLE = "unanswerable"
-ROUTE_INSTRUCTION = (f"If the passages do not contain the information needed to answer, reply exactly "
-                     f"'{UNANSWERABLE}'.")
+ROUTE_INSTRUCTION = "Write unanswerable if the query can not be answered based on the provided text."
+"""Self-Route's routing instruction, in the words of Li et al. (2024), section 4."""
 
 
 def render_document(doc: Document, n: int) -> str:
@@ -38,6 +40,12 @@ def no_context_user(question: str) -> str:
     return f"Question: {question}\nAnswer:"
 
 
+_MARKUP = re.compile(r"[*_`#>\"'“”‘’()\[\]]")
+_DECLINE = re.compile(rf"\b{UNANSWERABLE}\b")
+
+
 def is_unanswerable(answer: str) -> bool:
-    a = answer.strip().lower().strip(".!\"' ")
-    return a == UNANSWERABLE or a.startswith(UNANSWERABLE)
+    """Whether a reply declines: the word "unanswerable" anywhere in it once markdown and quotes are
+    stripped (``**Unanswerable**``, ``The question is unanswerable.``, ``This query is unanswerable based on
+    the provided text.``)."""
+    return bool(_DECLINE.search(_MARKUP.sub(" ", answer.lower())))

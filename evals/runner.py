@@ -33,6 +33,7 @@ from evals.domain import (
 from evals.embeddings import Embedder, EmbeddingSettings, make_embedder
 from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
 from evals.judge import Judge, Verdict, rubric_of
+from evals.presets import Preset, first_line, preset_of
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
 from evals.scorers import is_judge_scorer, retrieval_recall
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
@@ -54,14 +55,25 @@ class CasePlan(BaseModel):
 
 def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
               scorers: Iterable[str] | None = None, *, system_prompt: str | None = None,
-              judge: Endpoint | None = None, embeddings: EmbeddingSettings | None = None) -> RunSpec:
-    """The frozen spec of a run; validates strategy parameters and scorer names up front."""
+              judge: Endpoint | None = None, embeddings: EmbeddingSettings | None = None,
+              preset: str | None = None) -> RunSpec:
+    """The frozen spec of a run; validates strategy parameters, the preset and scorer names up front.
+
+    Without scorers the suite's defaults apply, else the preset's; a Kamradt suite with a judge endpoint
+    is graded by the judge's 1–10 rubric (``llm_judge:niah``) beside the substring match."""
     strategies = list(strategies)
     for i, s in enumerate(strategies):
         build_strategy(s, index=i)
+    chosen = preset_of(suite.metadata, preset)
+    for q in suite.questions:
+        chosen.prompt_for(q)  # every question has a prompt in the preset
     names = list(scorers) if scorers is not None else list(suite.default_scorers)
     if not names:
+        names = preset_scorers(chosen, suite)
+    if not names:
         names = ["exact_match", "f1"]
+    if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:niah" not in names:
+        names.insert(0, "llm_judge:niah")
     from evals.scorers import get_scorer
 
     for n in names:
@@ -75,7 +87,18 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
                    system_prompt=system_prompt, judge=judge.public() if judge is not None else None,
-                   embeddings=embedding_spec(embeddings))
+                   embeddings=embedding_spec(embeddings), preset=preset)
+
+
+def preset_scorers(preset: Preset, suite: Suite) -> list[str]:
+    """The scorers a preset names for the suite's questions, in first-seen order."""
+    names: list[str] = []
+    for q in suite.questions:
+        task = preset.prompt_for(q)
+        for n in task.scorers if task is not None else ():
+            if n not in names:
+                names.append(n)
+    return names
 
 
 def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
@@ -137,6 +160,7 @@ class Engine:
         self.cache = cache
         self.indexes = index_cache or DEFAULT_INDEX_CACHE
         self.questions = {q.id: q for q in suite.questions}
+        self.preset = preset_of(suite.metadata, spec.preset)
         self.strategies: dict[str, Strategy] = {s.key: build_strategy(s, index=i)
                                                 for i, s in enumerate(spec.strategies)}
         self._own_embedder: Embedder | None = None
@@ -181,7 +205,8 @@ class Engine:
         ctx = CaseContext(question=q, documents=self.suite.context_documents(q), suite=self.suite, llm=llm,
                           tokenizer=self.tokenizers[plan.endpoint], chunk_tokenizer=self.chunk_tokenizer,
                           indexes=self.indexes, retrieval_env=self.retrieval_env,
-                          system_prompt=self.spec.system_prompt, count_cache=self._counts[plan.endpoint])
+                          system_prompt=self.spec.system_prompt, count_cache=self._counts[plan.endpoint],
+                          preset=self.preset)
         try:
             out = await strategy.answer(ctx)
         except ContextOverflowError as e:
@@ -261,7 +286,12 @@ class Engine:
         if result.outcome == Outcome.error:
             result.scores = {name: None for name in self.spec.scorers}
             return
-        result.scores = score_case(result, self.questions[result.question_id], self.spec.scorers)
+        question = self.questions[result.question_id]
+        task = self.preset.prompt_for(question)
+        scored = result
+        if task is not None and task.first_line:  # LongBench scores the first line of these tasks' answers
+            scored = result.model_copy(update={"answer": first_line(result.answer)})
+        result.scores = score_case(scored, question, self.spec.scorers)
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's

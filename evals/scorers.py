@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from evals import benchmark_metrics as bm
 from evals.domain import CaseResult, Question
 from evals.errors import UserInputError
 
@@ -230,8 +231,11 @@ class Scorer:
     description: str
     _answer: AnswerMetric | None = None
     _case: Callable[[CaseResult, Question], float | None] | None = None
+    _with_question: Callable[[str, Sequence[str], Question], float] | None = None
 
     def score(self, case: CaseResult, question: Question) -> float | None:
+        if self._with_question is not None:
+            return self._with_question(case.answer, question.answers, question) if question.answers else None
         if self._answer is not None:
             return self._answer(case.answer, question.answers) if question.answers else None
         assert self._case is not None
@@ -248,6 +252,64 @@ def _answer(name: str, fn: AnswerMetric, description: str) -> Scorer:
     return Scorer(name=name, kind="answer", description=description, _answer=fn)
 
 
+# ------------------------------------------------------------------- benchmark metrics (LongBench, …)
+def _classes(question: Question | None, all_classes: Sequence[str] | None) -> Sequence[str] | None:
+    if all_classes is not None:
+        return all_classes
+    value = question.metadata.get("all_classes") if question is not None else None
+    return value if isinstance(value, list) else None
+
+
+def _longbench_metric(name: str) -> Callable[..., float]:
+    def metric(prediction: str, references: Sequence[str], question: Question | None = None, *,
+               all_classes: Sequence[str] | None = None) -> float:
+        _need_refs(references)
+        return bm.max_over(bm.LONGBENCH_METRICS[name], prediction, references,
+                           all_classes=_classes(question, all_classes))
+    metric.__name__ = name
+    return metric
+
+
+def longbench(prediction: str, references: Sequence[str], question: Question | None = None, *,
+              dataset: str | None = None, all_classes: Sequence[str] | None = None) -> float:
+    """LongBench's metric for the question's dataset (``metadata.dataset``), first-line rule included."""
+    _need_refs(references)
+    ds = dataset or (question.metadata.get("dataset") or question.metadata.get("task") if question else None)
+    if not isinstance(ds, str):
+        raise UserInputError("the 'longbench' scorer needs the question's dataset (metadata.dataset)",
+                             field="dataset")
+    try:
+        return bm.longbench_score(ds, prediction, references, _classes(question, all_classes))
+    except ValueError as e:
+        raise UserInputError(str(e), field="dataset") from None
+
+
+def infinitebench(prediction: str, references: Sequence[str], question: Question | None = None, *,
+                  task: str | None = None, **_: object) -> float:
+    """InfiniteBench's metric for the question's task (``metadata.task``)."""
+    _need_refs(references)
+    name = task or (question.metadata.get("task") if question is not None else None)
+    if name not in bm.INFINITEBENCH_METRICS:
+        raise UserInputError(f"the 'infinitebench' scorer has no metric for task {name!r}; tasks: "
+                             f"{', '.join(bm.INFINITEBENCH_METRICS)}", field="task")
+    return bm.INFINITEBENCH_METRICS[name](prediction, references)
+
+
+def _with_q(name: str, fn: Callable[..., float], description: str) -> Scorer:
+    return Scorer(name=name, kind="answer", description=description, _answer=fn,
+                  _with_question=lambda p, r, q: fn(p, r, q))
+
+
+_LONGBENCH_DESCRIPTIONS = {
+    "longbench_qa_f1": "LongBench qa_f1_score", "longbench_qa_f1_zh": "LongBench qa_f1_zh_score (jieba)",
+    "longbench_rouge": "LongBench rouge_score (rouge package ROUGE-L F)",
+    "longbench_rouge_zh": "LongBench rouge_zh_score (jieba, rouge package)",
+    "longbench_classification": "LongBench classification_score (needs all_classes)",
+    "longbench_retrieval": "LongBench retrieval_score", "longbench_retrieval_zh": "LongBench retrieval_zh_score",
+    "longbench_count": "LongBench count_score", "longbench_code_sim": "LongBench code_sim_score (fuzz.ratio)",
+}
+
+
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
     _answer("exact_match", exact_match, "normalised prediction equals a reference"),
     _answer("f1", f1, "SQuAD token F1, best over references"),
@@ -255,6 +317,11 @@ SCORERS: dict[str, Scorer] = {s.name: s for s in (
     _answer("ruler_all", ruler_all, "RULER string_match_all: share of references found"),
     _answer("ruler_part", ruler_part, "RULER string_match_part: any reference found"),
     _answer("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score), best over references"),
+    _answer("best_subspan_em", subspan_em, "Lost in the Middle best_subspan_em (same as subspan_em)"),
+    *(_with_q(name, _longbench_metric(name), desc + ", best over references")
+      for name, desc in _LONGBENCH_DESCRIPTIONS.items()),
+    _with_q("longbench", longbench, "LongBench: the dataset's own metric (eval.py dataset2metric)"),
+    _with_q("infinitebench", infinitebench, "InfiniteBench: the task's own metric (compute_scores.py)"),
     Scorer(name="retrieval_recall", kind="retrieval", _case=retrieval_recall,
            description="share of gold evidence covered by the retrieved chunks"),
     *(Scorer(name=name, kind="retrieval", _case=_ranking_scorer(fn, k), description=desc)

@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from app import crud
 from app.errors import UnavailableError
+from app.execution.dispatch import Dispatcher
 from app.models import ApiToken
 from app.schemas import MAX_ID
-from app.services.dispatch import Dispatcher
 from app.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `ctxeval token create NAME`")

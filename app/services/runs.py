@@ -10,12 +10,12 @@ from sqlmodel import Session
 
 from app import crud
 from app.errors import ConflictError, NotFoundError, UnavailableError
+from app.execution.dispatch import Dispatcher
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
 from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import run_views
 from app.services import suites as suite_service
-from app.services.dispatch import Dispatcher
 from evals.domain import Endpoint, RunSpec, Suite
 from evals.embeddings import EmbeddingSettings
 from evals.errors import UserInputError

@@ -14,8 +14,8 @@ from app.services import suites as suite_service
 from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.suites import registry
-from evals.suites.cli import parse_depths, parse_lengths
 from evals.suites.summary import summarize
+from evals.suites.sweep import parse_depths, parse_lengths
 from evals.tokens import local_tokenizer
 
 TOKENIZER = "cl100k"

@@ -30,6 +30,7 @@ from evals.domain import (
     Usage,
 )
 from evals.errors import UserInputError
+from evals.presets import Preset, get_preset
 from evals.retrieval.base import IndexCache, RetrievalEnv
 from evals.tokens import Tokenizer
 
@@ -46,10 +47,19 @@ class LLM:
         self.cache = cache
         self.calls: list[CallRecord] = []
         self._on_first_token = on_first_token
+        self.sent: list[dict[str, Any]] = []
+        self.prefill_mode: str | None = None
 
     async def chat(self, messages: list[dict[str, Any]], *, role: str = "answer",
-                   max_tokens: int | None = None, tools: list[dict[str, Any]] | None = None) -> ChatResponse:
-        body = self.client.chat_body(messages, max_tokens=max_tokens, tools=tools)
+                   max_tokens: int | None = None, tools: list[dict[str, Any]] | None = None,
+                   answer_prefix: str = "", stop: list[str] | None = None,
+                   temperature: float | None = None) -> ChatResponse:
+        """One call. An ``answer_prefix`` is sent the endpoint's way (prefill or appended to the user turn);
+        ``sent`` then holds what went out and ``prefill_mode`` how."""
+        body = self.client.chat_body(messages, max_tokens=max_tokens, tools=tools, answer_prefix=answer_prefix,
+                                     stop=stop, temperature=temperature)
+        self.sent = body.get("messages") or [{"role": "prompt", "content": body.get("prompt", "")}]
+        self.prefill_mode = self.client.prefill_mode() if answer_prefix else None
         key = request_key(self.endpoint.base_url, body)
         cached = await self.cache.get(key) if self.cache is not None else None
         if cached is not None:
@@ -91,6 +101,7 @@ class CaseContext:
     retrieval_env: RetrievalEnv
     system_prompt: str | None = None
     count_cache: dict[str, int] = field(default_factory=dict)
+    preset: Preset = field(default_factory=lambda: get_preset(None))
 
     @property
     def endpoint(self) -> Endpoint:

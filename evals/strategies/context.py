@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals import prompts
+from evals import presets, prompts
 from evals.domain import Outcome, Question, Suite, Truncation, stable_hash
+from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
 from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
 from evals.tokens import truncate_tokens
 
@@ -22,10 +23,63 @@ class NoContext(Strategy):
     name = "no_context"
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        task = ctx.preset.prompt_for(ctx.question)
+        if task is not None and task.no_context_template is not None:
+            rendered = presets.render(task, ctx.question, "", template=task.no_context_template)
+            return await send_rendered(ctx, rendered, StrategyOutput())
         messages = self.system(ctx, prompts.SYSTEM_NO_CONTEXT) + [
             {"role": "user", "content": prompts.no_context_user(ctx.question.question)}]
         resp = await ctx.llm.chat(messages)
         return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages)
+
+
+async def send_rendered(ctx: CaseContext, rendered: Rendered, out: StrategyOutput, *, role: str = "answer"
+                        ) -> StrategyOutput:
+    """Send a preset's prompt (answer prefix, output limit, stop rules) and fill ``out`` with the reply;
+    ``metadata`` records the preset and how the answer prefix was sent."""
+    resp = await ctx.llm.chat(rendered.messages(), role=role, answer_prefix=rendered.answer_prefix,
+                              max_tokens=rendered.max_tokens, stop=rendered.stop or None,
+                              temperature=rendered.temperature)
+    out.answer, out.reasoning, out.prompt = resp.text, resp.reasoning, ctx.llm.sent
+    out.metadata["preset"] = ctx.preset.name
+    if rendered.answer_prefix:
+        out.metadata["answer_prefix"] = rendered.answer_prefix
+        out.metadata["answer_prefix_mode"] = ctx.llm.prefill_mode
+    return out
+
+
+def output_budget(ctx: CaseContext, rendered: Rendered) -> int:
+    return rendered.max_tokens or ctx.endpoint.max_output_tokens
+
+
+async def build_native(ctx: CaseContext, params: LongContextParams, task: TaskPrompt
+                       ) -> tuple[Rendered, int, Truncation] | StrategyOutput:
+    """A preset's long-context prompt sized against the window: the whole filled prompt, the answer prefix,
+    a chat-template reserve, the output budget and the margin must fit, else it is refused (or the
+    context truncated, when asked)."""
+    q = ctx.question
+    context = presets.render_documents(task, ctx.documents)
+    rendered = presets.render(task, q, context)
+    total = await ctx.count(rendered.text()) + CHAT_RESERVE
+    truncation = Truncation(policy=params.truncation, dropped_tokens=0)
+    window = ctx.endpoint.context_window
+    out_tokens = output_budget(ctx, rendered)
+    if window is not None and total + out_tokens + params.margin_tokens > window:
+        over = total + out_tokens + params.margin_tokens - window
+        if params.truncation == "error":
+            truncation.dropped_tokens = over
+            return StrategyOutput(
+                outcome=Outcome.over_window, error_class="over_budget", truncation=truncation,
+                error_message=(f"the prompt needs {total} tokens but the window {window} leaves "
+                               f"{max(window - out_tokens - params.margin_tokens, 0)} (output {out_tokens}, margin "
+                               f"{params.margin_tokens}); not sent"),
+                metadata={"estimated_prompt_tokens": total, "preset": ctx.preset.name})
+        context_tokens = await ctx.count(context)
+        cut, dropped = truncate_tokens(ctx.tokenizer, context, max(context_tokens - over, 0), params.truncation)
+        truncation.dropped_tokens = dropped
+        rendered = presets.render(task, q, cut)
+        total = await ctx.count(rendered.text()) + CHAT_RESERVE
+    return rendered, total, truncation
 
 
 class LongContextParams(BaseModel):
@@ -79,6 +133,14 @@ class LongContext(Strategy):
     Params = LongContextParams
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        task = ctx.preset.prompt_for(ctx.question)
+        if task is not None:
+            native = await build_native(ctx, self.params, task)  # type: ignore[arg-type]
+            if isinstance(native, StrategyOutput):
+                return native
+            rendered, total, truncation = native
+            return await send_rendered(ctx, rendered, StrategyOutput(
+                truncation=truncation, metadata={"estimated_prompt_tokens": total}))
         built = await build_long_context(ctx, self.params)  # type: ignore[arg-type]
         if isinstance(built, StrategyOutput):
             return built

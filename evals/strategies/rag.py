@@ -6,13 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evals import prompts
+from evals import presets, prompts
+from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
 from evals.retrieval.base import build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
 from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
-from evals.strategies.context import LongContextParams, build_long_context
+from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
 
 
 class RagParams(BaseModel):
@@ -90,6 +91,18 @@ def render_chunks(chunks: list[Chunk]) -> str:
     return "\n\n".join(f"[Chunk {c.chunk_id}]{' ' + c.title if c.title else ''}\n{c.text}" for c in chunks)
 
 
+async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, allow_unanswerable: bool
+                     ) -> tuple[Rendered, list[RetrievedChunk], int]:
+    """A preset's prompt with the retrieved chunks in place of the documents (the benchmark's retrieval
+    template when it has one); Self-Route's instruction closes the user turn."""
+    retrieved, chunks = await retrieve(ctx, params)
+    block, template = presets.render_chunks(task, [(c.title, c.text) for c in chunks])
+    rendered = presets.render(task, ctx.question, block, template=template)
+    if allow_unanswerable:
+        rendered.user = f"{rendered.user}\n{prompts.ROUTE_INSTRUCTION}"
+    return rendered, retrieved, await ctx.count(rendered.text()) + CHAT_RESERVE
+
+
 async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool
                        ) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     retrieved, chunks = await retrieve(ctx, params)
@@ -110,6 +123,12 @@ class Rag(Strategy):
     Params = RagParams
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
+        task = ctx.preset.prompt_for(ctx.question)
+        if task is not None:
+            rendered, retrieved, estimate = await rag_native(ctx, self.params, task,  # type: ignore[arg-type]
+                                                             allow_unanswerable=False)
+            return await send_rendered(ctx, rendered, StrategyOutput(
+                retrieved=retrieved, metadata={"retrieval": True, "estimated_prompt_tokens": estimate}))
         messages, retrieved, estimate = await rag_messages(ctx, self.params, allow_unanswerable=False)  # type: ignore[arg-type]
         resp = await ctx.llm.chat(messages)
         return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages, retrieved=retrieved,
@@ -131,6 +150,26 @@ class SelfRoute(Strategy):
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         p: SelfRouteParams = self.params  # type: ignore[assignment]
+        task = ctx.preset.prompt_for(ctx.question)
+        lc_params = LongContextParams(truncation=p.truncation, margin_tokens=p.margin_tokens)
+        if task is not None:
+            rendered, retrieved, estimate = await rag_native(ctx, p, task, allow_unanswerable=True)
+            first = await send_rendered(ctx, rendered, StrategyOutput(retrieved=retrieved, route="rag"),
+                                        role="route")
+            meta = {"retrieval": True, "estimated_prompt_tokens": estimate, "rag_answer": first.answer,
+                    **first.metadata}
+            if not prompts.is_unanswerable(first.answer):
+                first.metadata = meta
+                return first
+            native = await build_native(ctx, lc_params, task)
+            if isinstance(native, StrategyOutput):
+                native.retrieved, native.route = retrieved, "long_context"
+                native.metadata = {**meta, **native.metadata}
+                return native
+            lc_rendered, total, truncation = native
+            meta["estimated_prompt_tokens"] = estimate + total
+            return await send_rendered(ctx, lc_rendered, StrategyOutput(
+                retrieved=retrieved, route="long_context", truncation=truncation, metadata=meta))
         messages, retrieved, estimate = await rag_messages(ctx, p, allow_unanswerable=True)
         resp = await ctx.llm.chat(messages, role="route")
         meta: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
@@ -138,8 +177,7 @@ class SelfRoute(Strategy):
         if not prompts.is_unanswerable(resp.text):
             return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages,
                                   retrieved=retrieved, route="rag", metadata=meta)
-        built = await build_long_context(ctx, LongContextParams(truncation=p.truncation,
-                                                                margin_tokens=p.margin_tokens))
+        built = await build_long_context(ctx, lc_params)
         if isinstance(built, StrategyOutput):
             built.retrieved, built.route = retrieved, "long_context"
             built.metadata = {**meta, **built.metadata}

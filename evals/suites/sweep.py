@@ -20,6 +20,36 @@ from evals.errors import UserInputError
 from evals.tokens import Tokenizer
 
 
+def parse_lengths(text: str) -> list[int]:
+    """``"1000,4k,32k"`` → ``[1000, 4000, 32000]`` (``k`` = thousand, ``m`` = million)."""
+    out = []
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1], 1)
+        number = part[:-1] if scale > 1 else part
+        try:
+            value = float(number) * scale
+        except ValueError:
+            raise UserInputError(f"'{part}' is not a number of tokens", field="lengths") from None
+        if not value.is_integer() or value <= 0:
+            raise UserInputError(f"'{part}' must be a positive whole number of tokens", field="lengths")
+        out.append(int(value))
+    if not out:
+        raise UserInputError("give at least one length", field="lengths")
+    return out
+
+
+def parse_depths(text: str) -> list[float]:
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise UserInputError(f"'{part}' is not a depth between 0 and 100", field="depths") from None
+    if not out:
+        raise UserInputError("give at least one depth", field="depths")
+    return out
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 

@@ -1,0 +1,5 @@
+"""``python -m app.cli``: the ``ctxeval`` console script."""
+
+from app.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""Runs created over the API execute in the background of the service process (DBOS, in-process)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from tests.app.execution.conftest import CHAT, finished, start_run, wait_for
+from tests.app.factories import endpoint_body, suite_body
+from tests.fakes.openai_server import FakeConfig, run_in_thread
+
+SECRET = endpoint_body()["api_key"]
+
+
+def stored_views(client, run_id: int) -> int:
+    from sqlmodel import Session, col, select
+
+    from app.models import RunViewRecord
+
+    with Session(client.app.state.db) as s:
+        return len(s.execute(select(RunViewRecord.key).where(col(RunViewRecord.run_id) == run_id)).all())
+
+
+def wait_until(check, timeout_s: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_run_completes_in_the_background_and_its_results_are_readable(executing_client):
+    c = executing_client
+    with run_in_thread(FakeConfig(first_token_latency_s=0.02, api_key=SECRET)) as fake:  # the key is used
+        run = start_run(c, fake, questions=4, concurrency=2)
+        assert run["status"] == "queued" and run["total_cases"] == 8
+        assert run["progress"]["done"] == 0
+        done = wait_for(c, run["id"], finished)
+        stats = fake.stats()
+    assert done["status"] == "completed", done
+    assert done["progress"]["done"] == 8 and done["progress"]["outcomes"] == {"ok": 4, "declined": 4}  # no_context has no context
+    assert done["progress"]["prompt_tokens"] > 0 and done["progress"]["cost_usd"] > 0
+    assert done["started_at"] and done["finished_at"] and done["error"] is None
+    assert stats["by_path"][CHAT] == 8  # each case asked once
+    assert SECRET not in json.dumps(done)  # the spec holds no key
+    assert stats["max_in_flight"] <= 2  # the endpoint's concurrency
+    cases = c.get(f"/api/runs/{run['id']}/cases", params={"limit": 100}).json()
+    assert cases["count"] == 8 and len({x["case_id"] for x in cases["data"]}) == 8
+    assert [x["position"] for x in cases["data"]] == list(range(8))
+    lc = [x for x in cases["data"] if x["strategy"] == "long_context"]
+    assert all(x["scores"]["exact_match"] == 1.0 for x in lc)  # the fake model reads the context
+    summary = c.get(f"/api/runs/{run['id']}/summary").json()
+    assert {g["strategy"] for g in summary["groups"]} == {"no_context", "long_context"}
+    assert wait_until(lambda: stored_views(c, run["id"]) == 2)  # the summary and report data, stored at the finish
+    rows = list(csv.DictReader(io.StringIO(c.get(f"/api/runs/{run['id']}/export").text)))
+    assert len(rows) == 8 and {r["outcome"] for r in rows} == {"ok", "declined"}
+    lines = c.get(f"/api/runs/{run['id']}/export", params={"format": "jsonl"}).text.splitlines()
+    assert len(lines) == 8 and json.loads(lines[0])["prompt"]
+
+
+def test_cancel_stops_the_run_and_resume_executes_only_what_is_missing(executing_client, slow_fake):
+    c = executing_client
+    run = start_run(c, slow_fake, questions=4, concurrency=1)
+    rid = run["id"]
+    wait_for(c, rid, lambda r: r["progress"]["done"] >= 2)
+    r = c.post(f"/api/runs/{rid}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert c.post(f"/api/runs/{rid}/cancel").status_code == 409
+    import time
+
+    time.sleep(1.0)  # queued cases never start; the one in flight is abandoned
+    stopped = c.get(f"/api/runs/{rid}").json()
+    asked = slow_fake.stats()["by_path"][CHAT]
+    time.sleep(0.6)
+    assert slow_fake.stats()["by_path"][CHAT] == asked
+    assert c.get(f"/api/runs/{rid}").json()["progress"]["done"] == stopped["progress"]["done"] < 8
+    assert stopped["status"] == "cancelled"
+
+    resumed = c.post(f"/api/runs/{rid}/resume")
+    assert resumed.status_code == 200 and resumed.json()["attempt"] == 2
+    done = wait_for(c, rid, finished)
+    assert done["status"] == "completed" and done["progress"]["done"] == 8
+    cases = c.get(f"/api/runs/{rid}/cases", params={"limit": 100}).json()["data"]
+    assert len({x["case_id"] for x in cases}) == 8
+    # stored cases were not asked again; only a case abandoned in flight may be asked twice
+    assert 8 <= slow_fake.stats()["by_path"][CHAT] <= 9
+    assert c.post(f"/api/runs/{rid}/resume").status_code == 409
+
+
+def test_rerun_is_a_new_run_answered_from_the_cache(executing_client):
+    c = executing_client
+    with run_in_thread(FakeConfig()) as fake:
+        run = start_run(c, fake, questions=3)
+        wait_for(c, run["id"], finished)
+        before = fake.stats()["by_path"][CHAT]
+        again = c.post(f"/api/runs/{run['id']}/rerun")
+        assert again.status_code == 201
+        new = again.json()
+        assert new["id"] != run["id"] and new["rerun_of"] == run["id"] and new["spec_hash"] == run["spec_hash"]
+        done = wait_for(c, new["id"], finished)
+        assert done["status"] == "completed" and done["progress"]["done"] == 6
+        assert fake.stats()["by_path"][CHAT] == before  # nothing asked again
+    cases = c.get(f"/api/runs/{new['id']}/cases").json()["data"]
+    assert all(x["from_cache"] for x in cases)
+
+
+def test_deleting_a_running_run_stops_it(executing_client, slow_fake):
+    c = executing_client
+    run = start_run(c, slow_fake, questions=4, concurrency=1)
+    wait_for(c, run["id"], lambda r: r["progress"]["done"] >= 1)
+    assert c.delete(f"/api/runs/{run['id']}").status_code == 204
+    assert c.get(f"/api/runs/{run['id']}").status_code == 404
+    suite_id = run["suite_id"]
+    assert c.delete(f"/api/suites/{suite_id}").status_code == 204  # no run uses it any more
+
+
+def test_suite_and_endpoint_in_use_cannot_be_deleted(executing_client, slow_fake):
+    c = executing_client
+    run = start_run(c, slow_fake, questions=2, concurrency=1)
+    r = c.delete(f"/api/suites/{run['suite_id']}")
+    assert r.status_code == 409 and "run" in r.json()["error"]["message"]
+    eid = c.get("/api/endpoints").json()["data"][0]["id"]
+    assert c.delete(f"/api/endpoints/{eid}").status_code == 409
+    c.post(f"/api/runs/{run['id']}/cancel")
+    assert c.delete(f"/api/endpoints/{eid}").status_code == 204
+    assert c.delete(f"/api/suites/{run['suite_id']}").status_code == 409  # the cancelled run still uses it
+
+
+def test_a_spec_the_engine_refuses_fails_the_run_with_the_reason(executing_client, settings):
+    from app import crud
+    from app.db import make_engine, session_scope
+    from app.models import RunRecord
+    from evals.domain import RunSpec
+
+    c = executing_client
+    with run_in_thread(FakeConfig()) as fake:
+        run = start_run(c, fake, questions=2)
+        wait_for(c, run["id"], finished)
+        spec = RunSpec.model_validate({**run["spec"], "strategies": [{"name": "no_such_strategy"}]})
+        engine = make_engine(settings.database_url)
+        with session_scope(engine) as s:  # as if stored by an older version that knew the strategy
+            bad = crud.create_run(s, run=RunRecord(suite_id=run["suite_id"], spec=spec.model_dump(mode="json"),
+                                                   spec_hash=spec.spec_hash, total_cases=2))
+        engine.dispose()
+        c.app.state.dispatcher.start_run(bad.id, 1, {"fake": 2})
+        failed = wait_for(c, bad.id, finished)
+    assert failed["status"] == "failed" and "no_such_strategy" in failed["error"]
+    assert failed["progress"]["done"] == 0
+
+
+def test_dense_retrieval_embeds_through_the_stored_endpoint_with_its_key(executing_client):
+    c = executing_client
+    with run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+        eid = c.post("/api/endpoints", json=endpoint_body(base_url=fake.base_url, embedding_model="fake-embed")
+                     ).json()["id"]
+        sid = c.post("/api/suites", json=suite_body(n_questions=3)).json()["id"]
+        run = c.post("/api/runs", json={
+            "suite_id": sid, "endpoint_ids": [eid], "strategies": [{"name": "rag", "params": {"retriever": "dense"}}],
+            "embeddings": {"source": "endpoint", "endpoint_id": eid}}).json()
+        done = wait_for(c, run["id"], finished)
+        stats = fake.stats()
+    assert done["status"] == "completed" and done["progress"]["outcomes"] == {"ok": 3}, done
+    assert stats["by_path"]["/v1/embeddings"] >= 1 and stats["by_path"][CHAT] == 3
