@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     queue_polling_interval_s: float = Field(default=0.5, gt=0)
     engine_cache_size: int = Field(default=8, ge=1, description="engines kept per process (one per run)")
+    index_cache_dir: Path | None = Field(
+        default=None, description="where retrieval indexes and corpus token counts are kept for later runs and "
+        "other processes; default: an 'indexes' folder beside a SQLite database, else ~/.cache/ctxeval/indexes")
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
@@ -96,6 +99,13 @@ class Settings(BaseSettings):
             return None
         database = make_url(self.database_url).database
         return Path(database) if database and database != ":memory:" else None
+
+    @property
+    def index_cache_path(self) -> Path:
+        if self.index_cache_dir is not None:
+            return self.index_cache_dir
+        db = self.sqlite_path
+        return db.parent / "indexes" if db is not None else Path.home() / ".cache" / "ctxeval" / "indexes"
 
     @property
     def dbos_system_database_url(self) -> str:

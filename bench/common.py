@@ -269,7 +269,7 @@ class Sizes:
     def quick_sizes(cls) -> Sizes:
         return cls(quick=True, reps=3, heavy_reps=2, engine_cases=500, concurrency=64, latency_ms=50.0,
                    durable_cases=100, peer_questions=200, corpus_tokens=1_000_000, retrieval_queries=100,
-                   prefix_context_tokens=400, prefix_questions=8, scale_cases=20_000, scale_requests=6,
+                   prefix_context_tokens=400, prefix_questions=8, scale_cases=100_000, scale_requests=6,
                    memory_corpus_tokens=1_000_000, memory_questions=300)
 
     @classmethod

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from app.errors import NotFoundError
 from app.services.cache import DbResponseCache
 from evals.domain import Endpoint, RunSpec, Suite
 from evals.embeddings import EmbeddingSettings
+from evals.retrieval.base import IndexCache
 
 
 @dataclass
@@ -72,22 +74,26 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
     return RunInputs(spec, suite, endpoints, judge, embeddings)
 
 
-def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> RunEngine:
+def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None,
+          index_cache: IndexCache | None = None) -> RunEngine:
     from evals.runner import Engine, plan_cases
 
     inputs = load_run_inputs(db, run_id)
     plans = plan_cases(inputs.spec, inputs.suite)
     engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec, cache=DbResponseCache(db),
-                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings)
+                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, index_cache=index_cache)
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)})
 
 
 class EngineCache:
-    def __init__(self, db: DbEngine, *, size: int = 8, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, db: DbEngine, *, size: int = 8, transport: httpx.AsyncBaseTransport | None = None,
+                 index_dir: Path | None = None) -> None:
         self._db = db
         self._size = size
         self._transport = transport
+        # one index cache for every run this process executes, kept on disk for the other processes
+        self.indexes = IndexCache(directory=index_dir)
         self._engines: OrderedDict[tuple[int, int], RunEngine] = OrderedDict()
         self._users: dict[tuple[int, int], int] = {}
         self._locks: dict[tuple[int, int], asyncio.Lock] = {}
@@ -101,8 +107,8 @@ class EngineCache:
             lock = self._locks.setdefault(key, asyncio.Lock())
             async with lock:
                 if key not in self._engines:
-                    self._engines[key] = await asyncio.to_thread(build, self._db, run_id,
-                                                                 transport=self._transport)
+                    self._engines[key] = await asyncio.to_thread(build, self._db, run_id, transport=self._transport,
+                                                                 index_cache=self.indexes)
             self._engines.move_to_end(key)
             yield self._engines[key]
         finally:

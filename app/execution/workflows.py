@@ -72,7 +72,8 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
         raise RuntimeError("an executor is already running in this process")
     db = db or make_engine(settings.database_url)
     _runtime = Runtime(settings=settings, db=db,
-                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport))
+                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport,
+                                           index_dir=settings.index_cache_path))
     try:
         DBOS(config={
             "name": APP_NAME,

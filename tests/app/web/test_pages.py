@@ -383,7 +383,7 @@ def test_new_run_form_takes_more_scorers_a_judge_and_embeddings(client: Any, db:
 def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_per_stored_case(client: Any, db: Any,
                                                                                    monkeypatch: Any) -> None:
     from app.services import run_views, statistics
-    from tests.web.data import case, suite
+    from tests.app.web.data import case, suite
 
     calls: list[int] = []
     real = statistics.summarize
@@ -445,7 +445,7 @@ def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_r
     with session_scope(db) as s:
         run_service.resume(s, NoDispatch(), run_id)  # type: ignore[arg-type]
         assert s.execute(select(RunViewRecord).where(col(RunViewRecord.run_id) == run_id)).first() is None
-        from tests.web.data import case, suite
+        from tests.app.web.data import case, suite
 
         case_service.store(s, run_id=run_id, position=99, result=case(suite(9), 8, "rag[k=2]", "fake2"))
         record = s.get(RunRecord, run_id)
