@@ -95,6 +95,23 @@ def get(session: Session, record: RunRecord, kind: str, params: Any, build: Call
     return body
 
 
+def stored_many(session: Session, records: list[RunRecord], kind: str, params: Any) -> dict[int, bytes]:
+    """The stored, current view ``kind`` of each finished run among ``records`` that has one (one query)."""
+    finished = {r.id: run_state(r) for r in records if r.id is not None and r.status not in ACTIVE_STATUSES}
+    if not finished:
+        return {}
+    key = view_key(kind, params)
+    rows = session.execute(select(RunViewRecord.run_id, RunViewRecord.state, RunViewRecord.body).where(  # type: ignore[call-overload]
+        col(RunViewRecord.run_id).in_(list(finished)), col(RunViewRecord.key) == key)).all()
+    return {run_id: body.encode("utf-8") for run_id, state, body in rows if finished.get(run_id) == state}
+
+
+def put(session: Session, record: RunRecord, kind: str, params: Any, body: bytes) -> None:
+    """Store the view of a finished run (nothing for an active one)."""
+    if record.id is not None and record.status not in ACTIVE_STATUSES:
+        _store(session.get_bind(), record.id, view_key(kind, params), run_state(record), body)
+
+
 def _store(bind: Any, run_id: int, key: str, state: str, body: bytes) -> None:
     """Replace the stored view in a transaction of its own (a GET's session commits nothing)."""
     engine: Engine = bind.engine if hasattr(bind, "engine") else bind

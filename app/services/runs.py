@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -169,10 +170,16 @@ def _progress(record: RunRecord, rows: list[Any], done_this_attempt: int | None,
 
 
 def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
-    ids = [r.id for r in records if r.id is not None]
-    grouped: dict[int, list[Any]] = defaultdict(list)
-    for row in crud.progress_rows(session, run_ids=ids):
-        grouped[row[0]].append(row)
+    # a finished run's counts and sums no longer change: aggregated over its cases once, then stored
+    stored = run_views.stored_many(session, records, "progress", [])
+    grouped: dict[int, list[Any]] = defaultdict(list, {i: json.loads(body) for i, body in stored.items()})
+    ids = [r.id for r in records if r.id is not None and r.id not in stored]
+    if ids:
+        for run_id, outcome, n, prompt, completion, cached, cost in crud.progress_rows(session, run_ids=ids):
+            grouped[run_id].append([run_id, outcome, int(n), int(prompt), int(completion), int(cached), float(cost)])
+        for r in records:
+            if r.id in ids and r.status not in ACTIVE_STATUSES:
+                run_views.put(session, r, "progress", [], json.dumps(grouped.get(r.id, [])).encode())
     now = utcnow()
     out = []
     for r in records:

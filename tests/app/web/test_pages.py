@@ -430,7 +430,7 @@ def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_r
     run_views.warm(db, run_id)  # what the execution does once it has marked the run finished
     with session_scope(db) as s:
         kinds = s.execute(select(RunViewRecord.key).where(col(RunViewRecord.run_id) == run_id)).scalars().all()
-    assert len(kinds) == 2  # the summary and the report page's data
+    assert len(kinds) == 3  # the progress, the summary and the report page's data
     run_views.forget_memory()
     monkeypatch.setattr(statistics, "summarize", lambda *a, **k: pytest.fail("a stored view was computed again"))
     stored = client.get(f"/api/runs/{run_id}/summary").json()
@@ -452,6 +452,27 @@ def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_r
         record.status, record.finished_at = "completed", utcnow()
         s.add(record)
     assert client.get(f"/api/runs/{run_id}/summary").json()["n"] == 19  # the resumed attempt's cases count
+
+
+def test_a_finished_runs_progress_is_aggregated_once(client: Any, db: Any, monkeypatch: Any) -> None:
+    from app import crud
+
+    done, active = seed(db), seed(db, status="running")
+    first = {r["id"]: r["progress"] for r in client.get("/api/runs").json()["data"]}
+    assert first[done]["done"] == first[active]["done"] == 18
+    asked: list[list[int]] = []
+    real = crud.progress_rows
+
+    def counting(session: Any, *, run_ids: Any) -> Any:
+        asked.append(list(run_ids))
+        return real(session, run_ids=run_ids)
+
+    monkeypatch.setattr(crud, "progress_rows", counting)
+    again = {r["id"]: r["progress"] for r in client.get("/api/runs").json()["data"]}
+    assert client.get(f"/api/runs/{done}").json()["progress"] == first[done]
+    assert again == first
+    assert asked == [[active], [active]] or asked == [[active]]  # the finished run's are stored
+    assert 'id="summary"' in client.get(f"/runs/{done}").text and all(done not in ids for ids in asked)
 
 
 def test_a_stored_view_of_an_earlier_state_is_not_served(client: Any, db: Any) -> None:
