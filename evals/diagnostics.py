@@ -23,7 +23,6 @@ from evals.stats import cohen_kappa
 
 RECALL = "retrieval_recall"
 Attribution = Literal["correct", "not_retrieved", "retrieved_wrong"]
-_RETRIEVAL_SCORES = {"retrieval_recall", "recall_at_k", "mrr", "ndcg"}
 
 
 class HasScores(Protocol):
@@ -44,8 +43,16 @@ def attribute(score: float | None, recall: float | None, threshold: float = 0.5)
 def primary_answer_scorer(names: Sequence[str]) -> str | None:
     """The first scorer that grades the answer's correctness (not the retrieval, not faithfulness):
     the one attribution uses."""
-    return next((n for n in names if n.partition(":")[0] not in _RETRIEVAL_SCORES
-                 and n != "llm_judge:faithfulness"), None)
+    from evals.errors import UserInputError
+    from evals.scorers import get_scorer
+
+    def grades(name: str) -> bool:
+        try:
+            return get_scorer(name).grades_answer
+        except UserInputError:  # a stored run's scorer that is no longer installed
+            return False
+
+    return next((n for n in names if grades(n)), None)
 
 
 class AttributionRow(BaseModel):

@@ -20,18 +20,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
+from evals import registry
 from evals.cache import ResponseCache
 from evals.client import ModelClient
 from evals.domain import CallRecord, CaseResult, Endpoint, Question
 from evals.errors import UserInputError
-from evals.scorers import JUDGE_SCORER
+from evals.scorers import Scorer
 from evals.strategies.base import LLM
 
-RUBRICS = ("correctness", "niah", "faithfulness")
+JUDGE_SCORER = "llm_judge"
+Rubric = Literal["correctness", "niah", "faithfulness"]
+RUBRICS: tuple[str, ...] = get_args(Rubric)
 SYSTEM = ("You are an impartial judge grading answers to questions. Apply the rubric exactly. "
           "End your reply with one JSON object on its own line.")
 MAX_CONTEXT_CHARS = 60_000
@@ -61,6 +65,13 @@ def rubric_of(name: str) -> str:
         raise UserInputError(f"unknown judge rubric '{rubric}' in '{name}'; rubrics: {', '.join(RUBRICS)}",
                              field="scorers")
     return rubric
+
+
+class JudgeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rubric: Rubric = Field(default="correctness", description="correctness | niah | faithfulness "
+                                                              "(llm_judge:niah sets it)")
 
 
 def judge_messages(rubric: str, question: Question, case: CaseResult) -> list[dict[str, Any]] | None:
@@ -177,9 +188,45 @@ def parse_verdict(text: str, rubric: str) -> Verdict:
     return Verdict(rubric=rubric, score=score, raw_score=raw_score, rationale=rationale[:500], raw=raw)
 
 
+# ------------------------------------------------------------------------------------------- scorer
+@registry.scorer(order=40, arg="rubric", needs_model=True, label="LLM judge", family="model")
+class LlmJudge(Scorer):
+    """A judge model grades each case with a rubric (correctness, niah or faithfulness)."""
+
+    name = "llm_judge"
+    kind = "model"
+    Params = JudgeParams
+    needs_model = True
+
+    @property
+    def rubric(self) -> str:
+        return str(self.params.rubric)  # type: ignore[attr-defined]
+
+    @property
+    def grades_answer(self) -> bool:
+        return self.rubric != "faithfulness"
+
+    async def grade(self, case: CaseResult, question: Question, llm: LLM) -> Verdict:
+        """The verdict on ``case``; calls go through ``llm`` (the judge endpoint's client, with the
+        run's response cache) and are recorded there with role ``judge``.
+
+        An empty answer scores 0 (correctness, niah) or None (faithfulness) without a call. Endpoint
+        errors propagate (:class:`~evals.errors.EndpointError`).
+        """
+        rubric = self.rubric
+        if not case.answer.strip():
+            score = None if rubric == "faithfulness" else 0.0
+            return Verdict(rubric=rubric, score=score, rationale="no answer to grade")
+        messages = judge_messages(rubric, question, case)
+        if messages is None:
+            return Verdict(rubric=rubric, score=None, rationale="nothing retrieved to check against")
+        resp = await llm.chat(messages, role="judge")
+        return parse_verdict(resp.text or resp.reasoning, rubric)
+
+
 # -------------------------------------------------------------------------------------------- judge
 class Judge:
-    """Grades cases on one judge endpoint, through the run's response cache."""
+    """The judge endpoint of a run: the model client every model-graded scorer receives."""
 
     def __init__(self, endpoint: Endpoint, *, transport: httpx.AsyncBaseTransport | None = None,
                  cache: ResponseCache | None = None) -> None:
@@ -190,20 +237,8 @@ class Judge:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def grade(self, name: str, question: Question, case: CaseResult) -> tuple[Verdict, list[CallRecord]]:
-        """The verdict of judge scorer ``name`` on ``case`` and the judge calls it took.
-
-        An empty answer scores 0 (correctness, niah) or None (faithfulness) without a call. Endpoint
-        errors propagate (:class:`~evals.errors.EndpointError`).
-        """
-        rubric = rubric_of(name)
-        if not case.answer.strip():
-            score = None if rubric == "faithfulness" else 0.0
-            return Verdict(rubric=rubric, score=score, rationale="no answer to grade"), []
-        messages = judge_messages(rubric, question, case)
-        if messages is None:
-            return Verdict(rubric=rubric, score=None, rationale="nothing retrieved to check against"), []
+    async def grade(self, scorer: Scorer, question: Question, case: CaseResult) -> tuple[Verdict, list[CallRecord]]:
+        """The verdict of the model-graded ``scorer`` on ``case`` and the judge calls it took."""
         llm = LLM(self.client, self.cache)
-        resp = await llm.chat(messages, role="judge")
-        verdict = parse_verdict(resp.text or resp.reasoning, rubric)
+        verdict = await scorer.grade(case, question, llm)  # type: ignore[attr-defined]
         return verdict, llm.calls

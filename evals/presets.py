@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from evals import registry
 from evals.domain import Document, Question
 from evals.errors import UserInputError
 
@@ -340,13 +341,28 @@ def presets() -> dict[str, Preset]:
     return {p.name: p for p in (CTXEVAL_PRESET, RULER, KAMRADT, LITM, _longbench(), lb2, lb2_cot, INFINITEBENCH)}
 
 
+def _register_builtin() -> None:
+    """The built-in presets join the component registry (``evals.registry``), beside plugins' presets."""
+    for i, p in enumerate(presets().values()):
+        registry.register("preset", p.name, p, label=p.name, description=p.description, order=i,
+                          origin=p.source)
+
+
+_register_builtin()
+
+
 def get_preset(name: str | None) -> Preset:
-    table = presets()
     if name is None:
-        return table[CTXEVAL]
-    if name not in table:
-        raise UserInputError(f"unknown preset '{name}'; presets: {', '.join(table)}", field="preset")
-    return table[name]
+        return presets()[CTXEVAL]
+    if ":" in name:
+        raise UserInputError(f"unknown preset '{name}'; presets: {', '.join(registry.names('preset'))}",
+                             field="preset")
+    try:
+        found: Preset = registry.get("preset", name, field_name="preset").target
+    except UserInputError:
+        raise UserInputError(f"unknown preset '{name}'; presets: {', '.join(registry.names('preset'))}",
+                             field="preset") from None
+    return found
 
 
 def preset_of(suite_metadata: Mapping[str, Any], override: str | None = None) -> Preset:

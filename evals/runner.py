@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from evals import prompts
+from evals import prompts, registry
 from evals.cache import ResponseCache
 from evals.client import ModelClient
 from evals.diagnostics import attribute, primary_answer_scorer
@@ -32,10 +33,10 @@ from evals.domain import (
 )
 from evals.embeddings import Embedder, EmbeddingSettings, make_embedder
 from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
-from evals.judge import Judge, Verdict, rubric_of
+from evals.judge import Judge, Verdict
 from evals.presets import Preset, first_line, preset_of
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
-from evals.scorers import is_judge_scorer, retrieval_recall
+from evals.scorers import Scorer, auto_retrieval_scorers, default_scorers, get_scorer, retrieval_recall
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
 from evals.strategies.base import LLM
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
@@ -71,19 +72,14 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     if not names:
         names = preset_scorers(chosen, suite)
     if not names:
-        names = ["exact_match", "f1"]
+        names = default_scorers()
     if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:niah" not in names:
         names.insert(0, "llm_judge:niah")
-    from evals.scorers import get_scorer
-
     for n in names:
-        if is_judge_scorer(n):
-            rubric_of(n)
-        else:
-            get_scorer(n)
-    wants_recall = any(build_strategy(s).retrieval for s in strategies) and any(q.evidence for q in suite.questions)
-    if wants_recall and "retrieval_recall" not in names:
-        names.append("retrieval_recall")
+        get_scorer(n)
+    retrieves = any(registry.get("strategy", s.name).needs_retrieval for s in strategies)
+    if retrieves and any(q.evidence for q in suite.questions):
+        names.extend(n for n in auto_retrieval_scorers() if n not in names)
     return RunSpec(suite_hash=suite.content_hash, suite_name=suite.name,
                    endpoints=[e.public() for e in endpoints], strategies=strategies, scorers=names,
                    system_prompt=system_prompt, judge=judge.public() if judge is not None else None,
@@ -170,10 +166,11 @@ class Engine:
         if retrieval_env is None:
             retrieval_env = RetrievalEnv.from_embedder(embedder) if embedder is not None else RetrievalEnv()
         self.retrieval_env = retrieval_env
-        self.judge_scorers = [n for n in spec.scorers if is_judge_scorer(n)]
+        self.scorers: dict[str, Scorer] = {n: get_scorer(n) for n in spec.scorers}
+        self.judge_scorers = [s for s in self.scorers.values() if s.needs_model]
         if self.judge_scorers and judge is None:
-            raise UserInputError(f"the scorers {', '.join(self.judge_scorers)} need a judge endpoint; give one "
-                                 "('judge' in the run file)", field="judge")
+            raise UserInputError(f"the scorers {', '.join(s.name for s in self.judge_scorers)} need a judge "
+                                 "endpoint; give one ('judge' in the run file)", field="judge")
         self.judge = Judge(judge, transport=transport, cache=cache) if judge is not None and self.judge_scorers else None
         self._judge_slots = asyncio.Semaphore(judge.concurrency if judge is not None else 1)
         self.clients = {name: ModelClient(ep, transport=transport) for name, ep in endpoints.items()}
@@ -290,8 +287,6 @@ class Engine:
 
     def _score(self, result: CaseResult) -> None:
         """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
-        from evals.scorers import score_case
-
         if result.outcome == Outcome.error:
             result.scores = {name: None for name in self.spec.scorers}
             return
@@ -300,7 +295,7 @@ class Engine:
         scored = result
         if task is not None and task.first_line:  # LongBench scores the first line of these tasks' answers
             scored = result.model_copy(update={"answer": first_line(result.answer)})
-        result.scores = score_case(scored, question, self.spec.scorers)
+        result.scores = {s.name: s.score(scored, question) for s in self.scorers.values() if not s.needs_model}
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's
@@ -309,12 +304,14 @@ class Engine:
         question = self.questions[result.question_id]
         verdicts: dict[str, Any] = {}
         usage, cost, failure = Usage(), None, None
-        for name in self.judge_scorers:
+        for scorer in self.judge_scorers:
+            name = scorer.name
             try:
                 async with self._judge_slots:
-                    verdict, calls = await self.judge.grade(name, question, result)
+                    verdict, calls = await self.judge.grade(scorer, question, result)
             except EndpointError as e:
-                verdict, calls = Verdict(rubric=rubric_of(name), score=None, error=str(e)), []
+                rubric = str(getattr(scorer.params, "rubric", name))
+                verdict, calls = Verdict(rubric=rubric, score=None, error=str(e)), []
                 failure = failure or (f"judge_{e.error_class}", f"judge call failed: {e}")
             if verdict.error and failure is None:
                 failure = ("judge_unparseable", f"{name}: {verdict.error}")
@@ -345,6 +342,35 @@ class Engine:
             result.metadata["attribution"] = label
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class PrefixWaves(Generic[T]):
+    """Cases in prefix waves: ``first`` starts at once (every case without a prefix group, and the first
+    case of each group, its leader); ``followers[group]`` start when that group's leader has warmed the
+    server's prefix cache (first token or finished). Plan order is kept within each list."""
+
+    first: list[T]
+    leaders: dict[str, T]
+    followers: dict[str, list[T]]
+
+
+def prefix_waves(items: Iterable[T], group: Callable[[T], str | None]) -> PrefixWaves[T]:
+    """The one case ordering of both runners (in memory here, durable in the service)."""
+    waves: PrefixWaves[T] = PrefixWaves([], {}, {})
+    for item in items:
+        g = group(item)
+        if g is None:
+            waves.first.append(item)
+        elif g not in waves.leaders:
+            waves.leaders[g] = item
+            waves.first.append(item)
+        else:
+            waves.followers.setdefault(g, []).append(item)
+    return waves
+
+
 async def run_all(engine: Engine, plans: list[CasePlan], *,
                   skip: Iterable[str] = ()) -> AsyncIterator[CaseResult]:
     """Execute ``plans`` and yield each result as it finishes.
@@ -356,12 +382,9 @@ async def run_all(engine: Engine, plans: list[CasePlan], *,
     done = set(skip)
     todo = [p for p in plans if p.case_id not in done]
     sems = {name: asyncio.Semaphore(ep.concurrency) for name, ep in engine.endpoints.items()}
-    warm: dict[str, asyncio.Event] = {}
-    leaders: set[str] = set()
-    for p in todo:
-        if p.prefix_group and p.prefix_group not in warm:
-            warm[p.prefix_group] = asyncio.Event()
-            leaders.add(p.case_id)
+    waves = prefix_waves(todo, lambda p: p.prefix_group)
+    warm: dict[str, asyncio.Event] = {g: asyncio.Event() for g in waves.leaders}
+    leaders: set[str] = {p.case_id for p in waves.leaders.values()}
 
     async def one(plan: CasePlan) -> CaseResult:
         event = warm.get(plan.prefix_group) if plan.prefix_group else None

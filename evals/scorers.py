@@ -12,13 +12,16 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from evals import benchmark_metrics as bm
+from evals import registry
 from evals.domain import CaseResult, Question
 from evals.errors import UserInputError
+from evals.registry import NoParams
 
 # ------------------------------------------------------------------------------------ normalisation
 _PUNCT = frozenset(string.punctuation)
@@ -195,61 +198,55 @@ def retrieved_doc_ranking(case: CaseResult) -> list[str]:
     return [c.doc_id for c in sorted(case.retrieved, key=lambda c: c.rank)]
 
 
-def _ranking_scorer(metric: Callable[..., float], k: int | None) -> Callable[[CaseResult, Question], float | None]:
-    def score(case: CaseResult, question: Question) -> float | None:
-        if case.metadata.get("retrieval") is not True or not question.evidence:
-            return None
-        gold = [ev.doc_id for ev in question.evidence]
-        return metric(retrieved_doc_ranking(case), gold, k)
-
-    return score
-
-
-_RANKING: dict[str, tuple[Callable[..., float], int | None, str]] = {
-    "recall_at_k": (recall_at_k, RANK_K, "share of gold documents among the top k retrieved documents"),
-    "mrr": (mrr, None, "reciprocal rank of the first gold document retrieved"),
-    "ndcg": (ndcg_at_k, RANK_K, "nDCG@k of the retrieved documents, binary relevance"),
-}
-JUDGE_SCORER = "llm_judge"
-
-
-def is_judge_scorer(name: str) -> bool:
-    """``llm_judge`` and ``llm_judge:<rubric>`` are graded by a judge model (``evals.judge``), not here."""
-    return name == JUDGE_SCORER or name.startswith(JUDGE_SCORER + ":")
-
-
 # ---------------------------------------------------------------------------------------- registry
 AnswerMetric = Callable[[str, Sequence[str]], float]
+Family = Literal["answer", "retrieval", "model"]
 
 
-@dataclass(frozen=True)
 class Scorer:
-    """A named scorer. ``score`` returns None when the case cannot be scored by it."""
+    """A scorer, registered with ``@evals.registry.scorer()`` and built with its validated ``Params``.
 
-    name: str
-    kind: Literal["answer", "retrieval"]
-    description: str
-    _answer: AnswerMetric | None = None
-    _case: Callable[[CaseResult, Question], float | None] | None = None
-    _with_question: Callable[[str, Sequence[str], Question], float] | None = None
+    ``score`` returns None when the case cannot be scored by it. A scorer with ``needs_model`` is graded
+    by a model: the engine calls ``grade(case, question, llm)`` with a client of the judge endpoint
+    instead (see ``evals.judge``). ``grades_answer`` is False for scorers that say nothing of the
+    answer's correctness (retrieval metrics, faithfulness): attribution skips them.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Family] = "answer"
+    Params: ClassVar[type[BaseModel]] = NoParams
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, params: BaseModel, *, name: str | None = None) -> None:
+        self.params = params
+        self.name = name or type(self).name  # type: ignore[misc]
+        self.description = registry.get("scorer", type(self).name).description
+
+    @property
+    def grades_answer(self) -> bool:
+        return self.kind == "answer"
 
     def score(self, case: CaseResult, question: Question) -> float | None:
-        if self._with_question is not None:
-            return self._with_question(case.answer, question.answers, question) if question.answers else None
-        if self._answer is not None:
-            return self._answer(case.answer, question.answers) if question.answers else None
-        assert self._case is not None
-        return self._case(case, question)
+        raise NotImplementedError
 
     def metric(self) -> AnswerMetric:
         """The plain ``(prediction, references) -> float`` function of an answer scorer."""
-        if self._answer is None:
-            raise UserInputError(f"'{self.name}' is not an answer metric; it scores a case's retrieval")
-        return self._answer
+        raise UserInputError(f"'{self.name}' is not an answer metric; it scores a case's retrieval")
+
+    async def grade(self, case: CaseResult, question: Question, llm: Any) -> Any:
+        """Model-graded scorers only: the verdict (``score``, ``error``, ``as_dict()``) on ``case``,
+        asking the model through ``llm`` (``evals.strategies.base.LLM`` on the judge endpoint)."""
+        raise NotImplementedError(f"scorer '{self.name}' is not graded by a model")
 
 
-def _answer(name: str, fn: AnswerMetric, description: str) -> Scorer:
-    return Scorer(name=name, kind="answer", description=description, _answer=fn)
+def default_scorers() -> list[str]:
+    """The scorers a run gets when neither it nor its suite names any."""
+    return [c.name for c in registry.components("scorer") if c.extra.get("default")]
+
+
+def auto_retrieval_scorers() -> list[str]:
+    """Scorers added to every run with a retrieving strategy on a suite with evidence."""
+    return [c.name for c in registry.components("scorer") if c.extra.get("auto_for_retrieval")]
 
 
 # ------------------------------------------------------------------- benchmark metrics (LongBench, …)
@@ -295,11 +292,6 @@ def infinitebench(prediction: str, references: Sequence[str], question: Question
     return bm.INFINITEBENCH_METRICS[name](prediction, references)
 
 
-def _with_q(name: str, fn: Callable[..., float], description: str) -> Scorer:
-    return Scorer(name=name, kind="answer", description=description, _answer=fn,
-                  _with_question=lambda p, r, q: fn(p, r, q))
-
-
 _LONGBENCH_DESCRIPTIONS = {
     "longbench_qa_f1": "LongBench qa_f1_score", "longbench_qa_f1_zh": "LongBench qa_f1_zh_score (jieba)",
     "longbench_rouge": "LongBench rouge_score (rouge package ROUGE-L F)",
@@ -310,49 +302,173 @@ _LONGBENCH_DESCRIPTIONS = {
 }
 
 
-SCORERS: dict[str, Scorer] = {s.name: s for s in (
-    _answer("exact_match", exact_match, "normalised prediction equals a reference"),
-    _answer("f1", f1, "SQuAD token F1, best over references"),
-    _answer("subspan_em", subspan_em, "a normalised reference occurs in the normalised prediction"),
-    _answer("ruler_all", ruler_all, "RULER string_match_all: share of references found"),
-    _answer("ruler_part", ruler_part, "RULER string_match_part: any reference found"),
-    _answer("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score), best over references"),
-    _answer("best_subspan_em", subspan_em, "Lost in the Middle best_subspan_em (same as subspan_em)"),
-    *(_with_q(name, _longbench_metric(name), desc + ", best over references")
-      for name, desc in _LONGBENCH_DESCRIPTIONS.items()),
-    _with_q("longbench", longbench, "LongBench: the dataset's own metric (eval.py dataset2metric)"),
-    _with_q("infinitebench", infinitebench, "InfiniteBench: the task's own metric (compute_scores.py)"),
-    Scorer(name="retrieval_recall", kind="retrieval", _case=retrieval_recall,
-           description="share of gold evidence covered by the retrieved chunks"),
-    *(Scorer(name=name, kind="retrieval", _case=_ranking_scorer(fn, k), description=desc)
-      for name, (fn, k, desc) in _RANKING.items()),
-)}
 
 
-def _ranking_with_k(name: str) -> Scorer | None:
-    """``recall_at_k:N``, ``ndcg:N`` and ``mrr:N``: a ranking scorer with its own k."""
-    base, _, arg = name.partition(":")
-    if base not in _RANKING or not arg.isdigit() or int(arg) < 1:
-        return None
-    fn, _, desc = _RANKING[base]
-    return Scorer(name=name, kind="retrieval", _case=_ranking_scorer(fn, int(arg)), description=desc)
+def answer_scorer(name: str, description: str, *, order: int = 100,
+                  **meta: Any) -> Callable[[AnswerMetric], AnswerMetric]:
+    """Register a plain answer metric ``fn(prediction, references) -> float`` as scorer ``name``."""
+
+    def wrap(fn: AnswerMetric) -> AnswerMetric:
+        class _Answer(Scorer):
+            kind = "answer"
+
+            def score(self, case: CaseResult, question: Question) -> float | None:
+                return fn(case.answer, question.answers) if question.answers else None
+
+            def metric(self) -> AnswerMetric:
+                return fn
+
+        _Answer.name = name
+        _Answer.__name__ = _Answer.__qualname__ = f"AnswerScorer_{name}"
+        registry.register("scorer", name, _Answer, label=name, description=description, order=order,
+                          family="answer", **meta)
+        return fn
+
+    return wrap
+
+
+answer_scorer("exact_match", "normalised prediction equals a reference", order=0, default=True)(exact_match)
+answer_scorer("f1", "SQuAD token F1, best over references", order=1, default=True)(f1)
+answer_scorer("subspan_em", "a normalised reference occurs in the normalised prediction", order=2)(subspan_em)
+answer_scorer("ruler_all", "RULER string_match_all: share of references found", order=3)(ruler_all)
+answer_scorer("ruler_part", "RULER string_match_part: any reference found", order=4)(ruler_part)
+answer_scorer("rouge_l", "ROUGE-L F-measure (rouge-score), best over references", order=5)(rouge_l)
+answer_scorer("best_subspan_em", "Lost in the Middle best_subspan_em (same as subspan_em)", order=6)(subspan_em)
+
+
+QuestionMetric = Callable[[str, Sequence[str], Question], float]
+
+
+def question_scorer(name: str, description: str, *, order: int = 100,
+                    **meta: Any) -> Callable[[QuestionMetric], QuestionMetric]:
+    """Register a metric that also reads the question (``fn(prediction, references, question)``), such
+    as a benchmark's per-dataset metric, as scorer ``name``."""
+
+    def wrap(fn: QuestionMetric) -> QuestionMetric:
+        class _WithQuestion(Scorer):
+            kind = "answer"
+
+            def score(self, case: CaseResult, question: Question) -> float | None:
+                return fn(case.answer, question.answers, question) if question.answers else None
+
+            def metric(self) -> AnswerMetric:
+                return fn  # type: ignore[return-value]  (the question is optional)
+
+        _WithQuestion.name = name
+        _WithQuestion.__name__ = _WithQuestion.__qualname__ = f"QuestionScorer_{name}"
+        registry.register("scorer", name, _WithQuestion, label=name, description=description, order=order,
+                          family="answer", **meta)
+        return fn
+
+    return wrap
+
+
+@registry.scorer(order=30, description="share of gold evidence covered by the retrieved chunks",
+                 needs_retrieval=True, family="retrieval", auto_for_retrieval=True)
+class RetrievalRecall(Scorer):
+    name = "retrieval_recall"
+    kind = "retrieval"
+
+    def score(self, case: CaseResult, question: Question) -> float | None:
+        return retrieval_recall(case, question)
+
+
+class RankingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=RANK_K, ge=1, description="documents of the ranking looked at (name:k sets it)")
+
+
+class _Ranking(Scorer):
+    kind = "retrieval"
+    Params = RankingParams
+    _metric: ClassVar[Callable[..., float]]
+
+    def score(self, case: CaseResult, question: Question) -> float | None:
+        if case.metadata.get("retrieval") is not True or not question.evidence:
+            return None
+        gold = [ev.doc_id for ev in question.evidence]
+        return type(self)._metric(retrieved_doc_ranking(case), gold, self.params.k)  # type: ignore[attr-defined]
+
+
+@registry.scorer(order=31, arg="k", needs_retrieval=True, family="retrieval",
+                 description="share of gold documents among the top k retrieved documents")
+class RecallAtK(_Ranking):
+    name = "recall_at_k"
+    _metric = staticmethod(recall_at_k)
+
+
+class MrrParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int | None = Field(default=None, ge=1, description="look at the top k only (default: the whole ranking)")
+
+
+@registry.scorer(order=32, arg="k", needs_retrieval=True, family="retrieval",
+                 description="reciprocal rank of the first gold document retrieved")
+class Mrr(_Ranking):
+    name = "mrr"
+    Params = MrrParams
+    _metric = staticmethod(mrr)
+
+
+@registry.scorer(order=33, arg="k", needs_retrieval=True, family="retrieval",
+                 description="nDCG@k of the retrieved documents, binary relevance")
+class Ndcg(_Ranking):
+    name = "ndcg"
+    _metric = staticmethod(ndcg_at_k)
 
 
 def get_scorer(name: str) -> Scorer:
-    """The registered scorer ``name``; a ``UserInputError`` listing the valid names otherwise."""
-    if name in SCORERS:
-        return SCORERS[name]
-    if (ranked := _ranking_with_k(name)) is not None:
-        return ranked
-    if is_judge_scorer(name):
-        raise UserInputError(f"'{name}' is graded by a judge model: the run scores it when given a judge "
-                             "endpoint", field="scorer")
-    raise UserInputError(f"unknown scorer '{name}'; valid scorers: {', '.join(SCORERS)}, "
-                         f"{JUDGE_SCORER}[:correctness|niah|faithfulness]", field="scorer")
+    """The scorer ``name`` (``recall_at_k:10`` sets ``k``); a ``UserInputError`` listing the valid names
+    otherwise."""
+    comp = registry.get("scorer", name, field_name="scorer")
+    built: Scorer = comp.target(registry.params_of("scorer", name, field_prefix="scorer"), name=name)
+    return built
+
+
+def needs_model(name: str) -> bool:
+    """Whether scorer ``name`` is graded by a model (it needs a judge endpoint)."""
+    return registry.get("scorer", name, field_name="scorer").needs_model
+
+
+def is_judge_scorer(name: str) -> bool:
+    """Whether ``name`` is a registered scorer graded by a model (``llm_judge[:rubric]`` among them)."""
+    try:
+        return needs_model(name)
+    except UserInputError:
+        return False
+
+
+class _ScorerView(Mapping[str, Scorer]):
+    """The registered scorers that score without a model, by name, in display order (read-only)."""
+
+    def _names(self) -> list[str]:
+        return [c.name for c in registry.components("scorer") if not c.needs_model]
+
+    def __getitem__(self, name: str) -> Scorer:
+        if name not in self._names():
+            raise KeyError(name)
+        return get_scorer(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+SCORERS: Mapping[str, Scorer] = _ScorerView()
 
 
 def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]) -> dict[str, float | None]:
-    """Every named scorer's score for ``case`` (None where a scorer does not apply). Judge scorers are
-    left out: the engine grades them with its judge after these."""
-    scorers = [get_scorer(n) for n in scorer_names if not is_judge_scorer(n)]
-    return {s.name: s.score(case, question) for s in scorers}
+    """Every named scorer's score for ``case`` (None where a scorer does not apply). Scorers graded by a
+    model are left out: the engine grades them with its judge endpoint after these."""
+    scorers = [get_scorer(n) for n in scorer_names]
+    return {s.name: s.score(case, question) for s in scorers if not s.needs_model}
+
+
+for _i, (_name, _desc) in enumerate(_LONGBENCH_DESCRIPTIONS.items()):
+    question_scorer(_name, _desc + ", best over references", order=10 + _i)(_longbench_metric(_name))
+question_scorer("longbench", "LongBench: the dataset's own metric (eval.py dataset2metric)", order=19)(longbench)
+question_scorer("infinitebench", "InfiniteBench: the task's own metric (compute_scores.py)", order=20)(infinitebench)

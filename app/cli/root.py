@@ -27,7 +27,7 @@ def main() -> None:
     cli()
 
 
-COMMAND_MODULES = ("app.cli.run", "app.cli.score", "app.cli.probe")
+COMMAND_MODULES = ("app.cli.run", "app.cli.score", "app.cli.probe", "app.cli.components")
 
 
 def _register() -> None:

@@ -105,8 +105,18 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     return summary
 
 
+def _epilog() -> str:
+    """The strategies and scorers a run file may name, read from the registry (plugins included)."""
+    from evals import registry
+
+    scorers = [f"{c.name}[:{c.arg}]" if c.arg else c.name for c in registry.components("scorer")]
+    return (f"Strategies: {', '.join(registry.names('strategy'))}.\n\n"
+            f"Scorers: {', '.join(scorers)}.\n\n"
+            "Parameters of each: ctxeval components strategies|scorers.")
+
+
 def register(cli: typer.Typer) -> None:
-    @cli.command("run")
+    @cli.command("run", epilog=_epilog())
     def run_cmd(
         spec: Path = typer.Argument(..., help="run file (YAML): suite, endpoints, strategies, scorers"),
         out: Path = typer.Option(Path("results.jsonl"), "--out", "-o", help="JSONL file, one case per line"),

@@ -16,6 +16,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from evals import registry
 from evals.domain import Suite
 from evals.errors import CtxevalError, UserInputError
 from evals.suites import io as suite_io
@@ -69,7 +70,7 @@ def _wrote(path: Path, suite: Suite) -> None:
 
 @suite_app.command("generate")
 def generate_cmd(
-    kind: str = typer.Argument(..., help="suite kind; see the list in the help of this command"),
+    kind: str = typer.Argument(..., help="suite kind: " + ", ".join(registry.known_names("generator"))),
     out: Path = _OUT,
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same suite"),
     tokenizer: str = _TOKENIZER,
@@ -78,7 +79,7 @@ def generate_cmd(
     samples: int | None = typer.Option(None, "--samples", help="questions per length/depth (or in all)"),
     param: list[str] = typer.Option([], "--param", "-p", help="generator parameter key=value, repeatable"),
 ) -> None:
-    """Generate a synthetic suite of KIND (niah, ruler_*, lim_kv, passkey, multihop)."""
+    """Generate a synthetic suite of KIND (`ctxeval components generators` lists them with parameters)."""
     from evals.suites.registry import generate, list_kinds
 
     with _user_errors():

@@ -43,6 +43,7 @@ from app.services import cases as case_service
 from app.services import run_views
 from app.settings import Settings
 from evals.domain import CaseResult, Outcome
+from evals.runner import prefix_waves
 
 log = logging.getLogger("ctxeval.execution")
 
@@ -188,22 +189,12 @@ async def run_workflow(run_id: int, attempt: int) -> str:
     todo = await plan_run(run_id, attempt)
     if todo is None:
         return "skipped"
-    leaders: dict[str, dict[str, Any]] = {}
-    followers: dict[str, list[dict[str, Any]]] = {}
-    first_wave: list[dict[str, Any]] = []
-    for item in todo:
-        group = item.get("group")
-        if group is None or group not in leaders:
-            if group is not None:
-                leaders[group] = item
-            first_wave.append(item)
-        else:
-            followers.setdefault(group, []).append(item)
-    handles = {item["case_id"]: await _enqueue_case(run_id, attempt, item) for item in first_wave}
+    waves = prefix_waves(todo, lambda item: item.get("group"))
+    handles = {item["case_id"]: await _enqueue_case(run_id, attempt, item) for item in waves.first}
     later = []
-    for group, leader in leaders.items():
+    for group, leader in waves.leaders.items():
         await _wait(handles[leader["case_id"]])
-        for item in followers.get(group, []):
+        for item in waves.followers.get(group, []):
             later.append(await _enqueue_case(run_id, attempt, item))
     for handle in list(handles.values()) + later:
         await _wait(handle)

@@ -1,69 +1,25 @@
 """How many cases, tokens and dollars a run will take, before it starts.
 
-Input tokens are counted with the local cl100k tokenizer on the prompts the strategies would build:
-``no_context`` sends the question; ``long_context`` the question's documents (cut to the window when
-its truncation policy allows, nothing when it would refuse them); retrieval strategies send ``k``
-chunks of ``chunk_tokens`` (or ``budget_tokens``), never more than the documents hold. Output tokens
+Input tokens are each strategy's own estimate (``Strategy.estimate_tokens``) counted with the local
+cl100k tokenizer: ``no_context`` sends the question; ``long_context`` the question's documents (cut
+to the window when its truncation policy allows, nothing when it would refuse them); retrieval
+strategies send ``k`` chunks of ``chunk_tokens`` (or ``budget_tokens``), never more than the
+documents hold; a plugin's strategy says what it sends. Output tokens
 are each endpoint's ``max_output_tokens``: an upper bound. Cost uses the endpoints' prices with no
 cached input, so a server's prefix cache can only make the run cheaper.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
-from evals import prompts
-from evals.domain import Endpoint, Question, StrategySpec, Suite, Usage
+from evals.domain import Usage
 from evals.retrieval.base import uses_embeddings
 from evals.scorers import is_judge_scorer
 from evals.strategies import build_strategy
-from evals.tokens import Tokenizer, local_tokenizer
-
-MESSAGE_OVERHEAD = 8  # chat-template tokens per message
-
-
-class _Counter:
-    def __init__(self, suite: Suite, tokenizer: Tokenizer) -> None:
-        self.suite = suite
-        self.tok = tokenizer
-        self._context: dict[tuple[str, ...] | None, int] = {}
-
-    def count(self, text: str) -> int:
-        return self.tok.count(text)
-
-    def context_tokens(self, q: Question) -> int:
-        key = tuple(q.doc_ids) if q.doc_ids is not None else None
-        if key not in self._context:
-            self._context[key] = self.count(prompts.render_documents(self.suite.context_documents(q)))
-        return self._context[key]
-
-
-def _case_tokens(counter: _Counter, q: Question, spec: StrategySpec, strategy: Any, endpoint: Endpoint,
-                 system_prompt: str | None) -> tuple[int, bool]:
-    """(input tokens, sent) of one case."""
-    if spec.name == "no_context":
-        text = (system_prompt or prompts.SYSTEM_NO_CONTEXT) + prompts.no_context_user(q.question)
-        return counter.count(text) + 2 * MESSAGE_OVERHEAD, True
-    frame = counter.count((system_prompt or prompts.SYSTEM) + prompts.long_context_user("", q.question))
-    frame += 2 * MESSAGE_OVERHEAD
-    context = counter.context_tokens(q)
-    params = strategy.params
-    if getattr(strategy, "retrieval", False):
-        if getattr(params, "budget_tokens", None):
-            return frame + min(params.budget_tokens, context), True
-        k, size = getattr(params, "k", 5), getattr(params, "chunk_tokens", 256)
-        return frame + min(k * size, context), True
-    window = endpoint.context_window
-    if window is not None:
-        budget = max(window - endpoint.max_output_tokens - getattr(params, "margin_tokens", 0) - frame, 0)
-        if context > budget:
-            if getattr(params, "truncation", "error") == "error":
-                return 0, False
-            context = budget
-    return frame + context, True
+from evals.strategies.base import EstimateContext
+from evals.tokens import local_tokenizer
 
 
 def estimate(session: Session, body: RunCreate) -> RunEstimate:
@@ -71,7 +27,7 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
 
     spec, suite, endpoints = build_spec(session, body)
     built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
-    counter = _Counter(suite, local_tokenizer("cl100k"))
+    est = EstimateContext(suite, local_tokenizer("cl100k"), system_prompt=spec.system_prompt)
     by_strategy: dict[str, dict[str, float]] = {}
     totals = {"cases": 0, "prompt": 0, "completion": 0, "cost": 0.0, "not_sent": 0}
     for endpoint in endpoints:
@@ -79,7 +35,7 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
             row = by_strategy.setdefault(spec_s.key, {"cases": 0, "prompt_tokens": 0, "completion_tokens": 0,
                                                       "cost_usd": 0.0, "not_sent": 0})
             for q in suite.questions:
-                tokens, sent = _case_tokens(counter, q, spec_s, strategy, endpoint, spec.system_prompt)
+                tokens, sent = strategy.estimate_tokens(est.at(q, endpoint))
                 out = endpoint.max_output_tokens if sent else 0
                 cost = endpoint.cost(Usage(prompt_tokens=tokens, completion_tokens=out)) or 0.0
                 row["cases"] += 1
@@ -96,10 +52,10 @@ def estimate(session: Session, body: RunCreate) -> RunEstimate:
         "input tokens counted with cl100k on the prompts each strategy builds",
         "output tokens at each endpoint's max_output_tokens (an upper bound)",
         "no cached input: prefix caching only lowers the cost",
-        "self_route counted as its retrieval pass; questions it routes to long context cost more",
     ]
+    assumptions.extend(dict.fromkeys(st.estimate_note for _, st in built if st.estimate_note))
     if any(is_judge_scorer(n) for n in spec.scorers):
-        assumptions.append("judge calls (llm_judge scorers) are not counted")
+        assumptions.append("judge calls (scorers graded by a model, such as llm_judge) are not counted")
     if any(uses_embeddings(getattr(st.params, "retriever", None)) for _, st in built):
         assumptions.append("embedding calls of dense and hybrid retrieval are not counted")
     if totals["not_sent"]:

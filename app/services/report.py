@@ -18,6 +18,7 @@ from app.errors import NotFoundError
 from app.models import DocumentRecord, QuestionRecord, RunRecord
 from app.services import cases as case_service
 from app.services import runs as run_service
+from evals import registry
 from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, RunSpec
 from evals.summary import CaseRow, PairedComparison
 
@@ -25,13 +26,18 @@ RECALL_SCORER = "retrieval_recall"
 
 
 def default_pair(spec: RunSpec) -> tuple[str, str] | None:
-    """The comparison a report opens with: long context against the first other strategy that is not
-    ``no_context`` (else the first two strategies)."""
+    """The comparison a report opens with: the baseline strategy (long context) against the first other
+    strategy that is not a control (``no_context``), else the first two strategies."""
     keys = [s.key for s in spec.strategies]
     if len(keys) < 2:
         return None
-    base = next((s.key for s in spec.strategies if s.name == "long_context"), keys[0])
-    other = next((s.key for s in spec.strategies if s.key != base and s.name != "no_context"), None)
+
+    def flag(name: str, key: str) -> bool:
+        comp = registry.find("strategy", name)
+        return comp is not None and bool(comp.extra.get(key))
+
+    base = next((s.key for s in spec.strategies if flag(s.name, "baseline")), keys[0])
+    other = next((s.key for s in spec.strategies if s.key != base and not flag(s.name, "control")), None)
     other = other or next(k for k in keys if k != base)
     return base, other
 

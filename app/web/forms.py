@@ -18,6 +18,7 @@ import yaml
 from starlette.datastructures import FormData
 
 from app.schemas import RunCreate, RunEmbeddings
+from evals import registry
 from evals.domain import Endpoint, StrategySpec
 from evals.errors import UserInputError
 
@@ -39,6 +40,8 @@ class StrategyForm:
     name: str
     description: str
     fields: list[FieldSpec]
+    label: str = ""
+    preselected: bool = False  # ticked on a fresh new-run form
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -64,29 +67,21 @@ def _field(name: str, info: Any) -> FieldSpec | None:
     if annotation is float:
         return FieldSpec(name, "float", default, [], description, optional)
     if annotation is str:
-        if name == "retriever":
-            from evals.retrieval import RETRIEVERS
-
-            return FieldSpec(name, "choice", default, sorted(RETRIEVERS), description or "how chunks are found",
-                             optional)
+        kind = registry.field_component(info)
+        if kind is not None:  # a parameter naming a registered component (retriever, chunker, ...)
+            return FieldSpec(name, "choice", default, registry.names(kind), description, optional)
         return FieldSpec(name, "text", default, [], description, optional)
     return None  # nested parameters (dicts, models) are left to the JSON API
 
 
 def strategy_forms() -> list[StrategyForm]:
-    """Every registered strategy with the parameters a form can set."""
-    from evals.strategies import STRATEGIES
-
+    """Every registered strategy (built-in or plugin) with the parameters a form can set."""
     out = []
-    for name in sorted(STRATEGIES, key=lambda n: (_ORDER.get(n, 99), n)):
-        cls = STRATEGIES[name]
-        fields = [f for n, info in cls.Params.model_fields.items() if (f := _field(n, info)) is not None]
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        out.append(StrategyForm(name, doc, fields))
+    for comp in registry.components("strategy"):
+        fields = [f for n, info in comp.params.model_fields.items() if (f := _field(n, info)) is not None]
+        out.append(StrategyForm(comp.name, comp.description, fields, comp.label,
+                                bool(comp.extra.get("preselected"))))
     return out
-
-
-_ORDER = {"no_context": 0, "long_context": 1, "rag": 2, "self_route": 3}
 
 
 def _values(raw: str, spec: FieldSpec, where: str) -> list[Any]:

@@ -18,6 +18,7 @@ from app.services import runs as run_service
 from app.web import charts
 from app.web.auth import PageUser
 from app.web.render import page
+from evals import registry
 from evals.domain import Outcome
 from evals.errors import CtxevalError
 from evals.summary import CaseRow, PairedComparison, RunSummary
@@ -32,7 +33,8 @@ def _labels(run: RunPublic) -> charts.Labels:
 
 def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> dict[str, Any]:
     labels = _labels(run)
-    has_retrieval = any(s.name not in ("no_context", "long_context") for s in run.spec.strategies)
+    has_retrieval = any((c := registry.find("strategy", s.name)) is not None and c.needs_retrieval
+                        for s in run.spec.strategies)
     return {
         "length": charts.score_by_length(summary, labels),
         "depth": charts.depth_heatmaps(summary, labels),

@@ -25,7 +25,6 @@ from evals.errors import CtxevalError
 router = APIRouter(include_in_schema=False)
 
 STATUSES = [s.value for s in RunStatus]
-DEFAULT_STRATEGIES = ("long_context", "rag")
 
 
 def redirect(url: str, notice: str | None = None) -> RedirectResponse:
@@ -62,15 +61,15 @@ def _new_run_page(request: Request, session: Any, *, values: dict[str, Any], err
                   status_code: int = 200) -> HTMLResponse:
     suites, _ = suite_service.list_public(session, offset=0, limit=1000, name=None)
     endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
-    from evals.scorers import SCORERS
+    from evals import registry
 
     return page(request, "run_new.html", status_code=status_code, nav="new", suites=suites, endpoints=endpoints,
-                strategies=strategy_forms(), scorers=list(SCORERS.values()), values=values, error=error,
+                strategies=strategy_forms(), scorers=registry.components("scorer"), values=values, error=error,
                 field=field, estimate=estimate, estimate_error=None)
 
 
 def _defaults(request: Request) -> dict[str, Any]:
-    values: dict[str, Any] = {f"s.{name}.on": "on" for name in DEFAULT_STRATEGIES}
+    values: dict[str, Any] = {f"s.{sf.name}.on": "on" for sf in strategy_forms() if sf.preselected}
     suite_id = request.query_params.get("suite_id")
     if suite_id:
         values["suite_id"] = suite_id

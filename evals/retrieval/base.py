@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evals import registry
 from evals.domain import ENGINE_VERSION, Document, stable_hash
 from evals.errors import UserInputError
 from evals.retrieval.chunking import Chunk, ChunkingParams, chunk_documents
@@ -103,29 +104,21 @@ class Retriever(ABC):
         return False
 
 
-RETRIEVERS: dict[str, type[Retriever]] = {}
-
-
-def register_retriever(cls: type[Retriever]) -> type[Retriever]:
-    RETRIEVERS[cls.name] = cls
-    return cls
+RetrieverName = registry.component_name("retriever")  # a parameter naming a registered retriever
 
 
 def uses_embeddings(name: str | None) -> bool:
     """Whether the registered retriever ``name`` needs an embedder."""
-    return name in RETRIEVERS and RETRIEVERS[name].uses_embeddings
+    if name is None or name not in registry.names("retriever"):
+        return False
+    return bool(registry.get("retriever", name).target.uses_embeddings)
 
 
 def build_retriever(name: str, params: dict[str, Any] | None = None) -> Retriever:
-    if name not in RETRIEVERS:
-        raise UserInputError(f"unknown retriever '{name}'; known: {', '.join(sorted(RETRIEVERS))}",
-                             field="retriever")
-    cls = RETRIEVERS[name]
-    try:
-        p = cls.Params(**(params or {}))
-    except ValueError as e:
-        raise UserInputError(f"bad parameters for retriever '{name}': {e}", field="retriever_params") from e
-    return cls(p)
+    """The retriever ``name`` (registered with ``@evals.registry.retriever()``) with validated params."""
+    registry.get("retriever", name, field_name="retriever")
+    built: Retriever = registry.build("retriever", name, params, field_prefix="retriever_params")
+    return built
 
 
 @dataclass

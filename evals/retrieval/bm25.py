@@ -9,7 +9,8 @@ import bm25s
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.retrieval.base import RetrievalEnv, Retriever, register_retriever
+from evals import registry
+from evals.retrieval.base import RetrievalEnv, Retriever
 from evals.retrieval.chunking import Chunk
 
 
@@ -18,7 +19,7 @@ def _tokens(texts: list[str]) -> list[list[str]]:
     return out  # type: ignore[return-value]
 
 
-@register_retriever
+@registry.retriever(order=0)
 class BM25Retriever(Retriever):
     name = "bm25"
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from evals import registry
 from evals.domain import Document, stable_hash
 from evals.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
-Chunking = Literal["sentence", "paragraph", "tokens"]
+Chunking = registry.component_name("chunker")  # a registered chunker: sentence, paragraph, tokens, ...
 
 
 class ChunkingParams(BaseModel):
@@ -175,12 +175,29 @@ def token_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple
     return [(offset[s], offset[min(s + size, n)], min(s + size, n) - s) for s in starts]
 
 
+@registry.chunker("sentence", order=0)
+def sentence_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Whole sentences packed up to the chunk size; the overlap steps back over whole sentences."""
+    return _pack(_units(text, params, tok), params)
+
+
+@registry.chunker("paragraph", order=1)
+def paragraph_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Whole paragraphs packed up to the chunk size (long ones fall back to sentences)."""
+    return _pack(_units(text, params, tok), params)
+
+
+@registry.chunker("tokens", order=2)
+def token_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Fixed windows of exactly chunk_tokens tokens, blind to sentences."""
+    return token_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
+
+
 def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:
+    """A chunker (registered with ``@evals.registry.chunker()``) is ``(text, params, tokenizer) ->
+    [(start, end, tokens)]`` character spans; this turns its spans into chunks."""
     text = doc.text
-    if params.chunking == "tokens":
-        spans = token_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
-    else:
-        spans = _pack(_units(text, params, tok), params)
+    spans = registry.get("chunker", params.chunking, field_name="chunking").target(text, params, tok)
     title = doc.title if params.title_prefix else ""
     chunks: list[Chunk] = []
     for start, end, total in spans:

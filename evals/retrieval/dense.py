@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from evals import registry
 from evals.errors import PermanentError
-from evals.retrieval.base import RetrievalEnv, Retriever, register_retriever
+from evals.retrieval.base import RetrievalEnv, Retriever
 from evals.retrieval.chunking import Chunk
 
 
-@register_retriever
+@registry.retriever(order=1)
 class DenseRetriever(Retriever):
     name = "dense"
     uses_embeddings = True

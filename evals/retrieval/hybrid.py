@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.retrieval.base import RetrievalEnv, Retriever, register_retriever
+from evals import registry
+from evals.retrieval.base import RetrievalEnv, Retriever
 from evals.retrieval.bm25 import BM25Retriever
 from evals.retrieval.chunking import Chunk
 from evals.retrieval.dense import DenseRetriever
@@ -49,7 +50,7 @@ def reciprocal_rank_fusion(score_lists: Sequence[np.ndarray], weights: Sequence[
     return np.where(seen, fused, -np.inf)
 
 
-@register_retriever
+@registry.retriever(order=2)
 class HybridRetriever(Retriever):
     name = "hybrid"
     uses_embeddings = True

@@ -1,13 +1,6 @@
-"""Context strategies, registered by name. Importing this package registers the built-in ones."""
+"""Context strategies. Each registers itself with ``@evals.registry.strategy()``; the registry imports
+the built-in modules the first time strategies are asked for."""
 
-from evals.strategies import agentic, context, rag  # noqa: F401  (registration)
-from evals.strategies.base import (
-    STRATEGIES,
-    CaseContext,
-    Strategy,
-    StrategyOutput,
-    build_strategy,
-    register_strategy,
-)
+from evals.strategies.base import CaseContext, Strategy, StrategyOutput, build_strategy
 
-__all__ = ["STRATEGIES", "CaseContext", "Strategy", "StrategyOutput", "build_strategy", "register_strategy"]
+__all__ = ["CaseContext", "Strategy", "StrategyOutput", "build_strategy"]

@@ -24,11 +24,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from evals import registry
 from evals.client import ChatResponse
 from evals.domain import Document, Outcome, RetrievedChunk
+from evals.retrieval.base import RetrieverName
 from evals.retrieval.chunking import Chunk, Chunking, token_windows
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
-from evals.strategies.rag import RagParams, overlaps_evidence, retrieve
+from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
+from evals.strategies.rag import RagParams, overlaps_evidence, retrieval_estimate, retrieve
 
 MAX_LISTED_DOCUMENTS = 200
 SYSTEM_NATIVE = (
@@ -65,7 +67,7 @@ _ACTION = re.compile(r"^[\s>*`#\-]*(?:action\s*:\s*)?[*`]*\s*(SEARCH|READ|ANSWER
 class AgenticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    retriever: str = "bm25"
+    retriever: RetrieverName = Field(default="bm25", description="how chunks are found")
     retriever_params: dict[str, Any] = Field(default_factory=dict)
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
@@ -213,13 +215,18 @@ def _arguments(raw: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-@register_strategy
+@registry.strategy(order=4)
 class Agentic(Strategy):
     """Search and read in a loop until the model answers or a budget is spent."""
 
     name = "agentic"
     retrieval = True
     Params = AgenticParams
+    estimate_note = "agentic counted as one search's chunks; every further step resends its history"
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """One search's worth of chunks over the frame: a lower bound (each step resends the history)."""
+        return retrieval_estimate(est, self.params)
 
     def native(self, ctx: CaseContext) -> bool:
         mode = self.params.tool_mode  # type: ignore[attr-defined]

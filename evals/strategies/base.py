@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
+from evals import registry
 from evals.cache import ResponseCache, request_key
 from evals.client import ChatResponse, ModelClient
 from evals.domain import (
@@ -29,8 +30,8 @@ from evals.domain import (
     Truncation,
     Usage,
 )
-from evals.errors import UserInputError
 from evals.presets import Preset, get_preset
+from evals.registry import NoParams
 from evals.retrieval.base import IndexCache, RetrievalEnv
 from evals.tokens import Tokenizer
 
@@ -119,6 +120,55 @@ class CaseContext:
         return self.count_cache[key]
 
 
+MESSAGE_OVERHEAD = 8  # chat-template tokens per message, a conservative estimate
+
+
+class EstimateContext:
+    """What a strategy's token estimate may look at before a run: one question of the suite on one
+    endpoint, counted with a local tokenizer (no model call). The whole-context size of a document
+    list is counted once and shared by every strategy and question."""
+
+    def __init__(self, suite: Suite, tokenizer: Tokenizer, *, system_prompt: str | None = None) -> None:
+        self.suite = suite
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.question: Question = suite.questions[0] if suite.questions else None  # type: ignore[assignment]
+        self.endpoint: Endpoint | None = None
+        self._context: dict[tuple[str, ...] | None, int] = {}
+
+    def at(self, question: Question, endpoint: Endpoint) -> EstimateContext:
+        self.question, self.endpoint = question, endpoint
+        return self
+
+    def count(self, text: str) -> int:
+        return self.tokenizer.count(text)
+
+    def context_tokens(self) -> int:
+        """Tokens of the question's documents rendered as the long-context prompt renders them."""
+        from evals import prompts
+
+        q = self.question
+        key = tuple(q.doc_ids) if q.doc_ids is not None else None
+        if key not in self._context:
+            self._context[key] = self.count(prompts.render_documents(self.suite.context_documents(q)))
+        return self._context[key]
+
+    def frame_tokens(self) -> int:
+        """The long-context prompt around the documents: system prompt, question, message overheads."""
+        from evals import prompts
+
+        text = (self.system_prompt or prompts.SYSTEM) + prompts.long_context_user("", self.question.question)
+        return self.count(text) + 2 * MESSAGE_OVERHEAD
+
+
+def context_budget(endpoint: Endpoint, *, margin_tokens: int, frame_tokens: int) -> int | None:
+    """Tokens the documents may take on ``endpoint``: window − output − margin − the prompt around
+    them; None when the window is unknown. The one budget rule of the strategies and the estimate."""
+    if endpoint.context_window is None:
+        return None
+    return endpoint.context_window - endpoint.max_output_tokens - margin_tokens - frame_tokens
+
+
 @dataclass
 class StrategyOutput:
     answer: str = ""
@@ -134,20 +184,27 @@ class StrategyOutput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class Strategy(ABC):
+    """A strategy registers with ``@evals.registry.strategy()``; its name, label, ``Params`` model and
+    whether it retrieves are declared here once and read by the registry."""
+
     name: ClassVar[str]
+    label: ClassVar[str | None] = None
     retrieval: ClassVar[bool] = False
     Params: ClassVar[type[BaseModel]] = NoParams
+    estimate_note: ClassVar[str | None] = None  # what the token estimate leaves out, shown with it
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
 
     @abstractmethod
     async def answer(self, ctx: CaseContext) -> StrategyOutput: ...
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """(input tokens, sent) of the question ``est`` points at, before the run: what the estimate and
+        the dashboard show. The default counts the whole long-context prompt; strategies that send
+        less (or nothing) say so."""
+        return est.frame_tokens() + est.context_tokens(), True
 
     def prefix_key(self, question: Question, suite: Suite) -> str | None:
         """Questions with the same key share a long prompt prefix (for prefix-aware ordering)."""
@@ -157,24 +214,9 @@ class Strategy(ABC):
         return [{"role": "system", "content": ctx.system_prompt or default}]
 
 
-STRATEGIES: dict[str, type[Strategy]] = {}
-
-
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    STRATEGIES[cls.name] = cls
-    return cls
-
-
 def build_strategy(spec: StrategySpec, *, index: int | None = None) -> Strategy:
+    """The strategy a spec names, built through the registry with validated parameters."""
     where = f"strategies[{index}]" if index is not None else "strategy"
-    if spec.name not in STRATEGIES:
-        raise UserInputError(f"unknown strategy '{spec.name}'; known: {', '.join(sorted(STRATEGIES))}",
-                             field=f"{where}.name")
-    cls = STRATEGIES[spec.name]
-    try:
-        params = cls.Params(**spec.params)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise UserInputError(f"{first['msg']}", field=f"{where}.params.{loc}") from e
-    return cls(params)
+    registry.get("strategy", spec.name, field_name=f"{where}.name")
+    built: Strategy = registry.build("strategy", spec.name, spec.params, field_prefix=f"{where}.params")
+    return built

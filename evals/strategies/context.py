@@ -7,16 +7,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals import presets, prompts
+from evals import presets, prompts, registry
 from evals.domain import Outcome, Question, Suite, Truncation, stable_hash
 from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.strategies.base import (
+    MESSAGE_OVERHEAD,
+    CaseContext,
+    EstimateContext,
+    Strategy,
+    StrategyOutput,
+    context_budget,
+)
 from evals.tokens import truncate_tokens
 
-MESSAGE_OVERHEAD = 8  # chat-template tokens per message, a conservative estimate
 
-
-@register_strategy
+@registry.strategy(order=0, control=True)
 class NoContext(Strategy):
     """The question alone: does the model know the answer already?"""
 
@@ -31,6 +36,10 @@ class NoContext(Strategy):
             {"role": "user", "content": prompts.no_context_user(ctx.question.question)}]
         resp = await ctx.llm.chat(messages)
         return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages)
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        text = (est.system_prompt or prompts.SYSTEM_NO_CONTEXT) + prompts.no_context_user(est.question.question)
+        return est.count(text) + 2 * MESSAGE_OVERHEAD, True
 
 
 async def send_rendered(ctx: CaseContext, rendered: Rendered, out: StrategyOutput, *, role: str = "answer"
@@ -106,26 +115,25 @@ async def build_long_context(ctx: CaseContext, params: LongContextParams) -> Lon
     frame_tokens = await ctx.count(system + prompts.long_context_user("", q)) + 2 * MESSAGE_OVERHEAD
     window = ctx.endpoint.context_window
     truncation = Truncation(policy=params.truncation, dropped_tokens=0)
-    if window is not None:
-        budget = window - ctx.endpoint.max_output_tokens - params.margin_tokens - frame_tokens
-        if block_tokens > budget:
-            if params.truncation == "error":
-                truncation.dropped_tokens = block_tokens - max(budget, 0)
-                return StrategyOutput(
-                    outcome=Outcome.over_window, error_class="over_budget", truncation=truncation,
-                    error_message=(f"documents need {block_tokens} tokens but the budget is {max(budget, 0)} "
-                                   f"(window {window} − output {ctx.endpoint.max_output_tokens} − margin "
-                                   f"{params.margin_tokens} − prompt {frame_tokens}); not sent"),
-                    metadata={"estimated_prompt_tokens": block_tokens + frame_tokens})
-            block, dropped = truncate_tokens(ctx.tokenizer, block, max(budget, 0), params.truncation)
-            truncation.dropped_tokens = dropped
-            block_tokens -= dropped
+    budget = context_budget(ctx.endpoint, margin_tokens=params.margin_tokens, frame_tokens=frame_tokens)
+    if budget is not None and block_tokens > budget:
+        if params.truncation == "error":
+            truncation.dropped_tokens = block_tokens - max(budget, 0)
+            return StrategyOutput(
+                outcome=Outcome.over_window, error_class="over_budget", truncation=truncation,
+                error_message=(f"documents need {block_tokens} tokens but the budget is {max(budget, 0)} "
+                               f"(window {window} − output {ctx.endpoint.max_output_tokens} − margin "
+                               f"{params.margin_tokens} − prompt {frame_tokens}); not sent"),
+                metadata={"estimated_prompt_tokens": block_tokens + frame_tokens})
+        block, dropped = truncate_tokens(ctx.tokenizer, block, max(budget, 0), params.truncation)
+        truncation.dropped_tokens = dropped
+        block_tokens -= dropped
     messages = [{"role": "system", "content": system},
                 {"role": "user", "content": prompts.long_context_user(block, q)}]
     return LongContextPrompt(messages, block_tokens + frame_tokens, truncation)
 
 
-@register_strategy
+@registry.strategy(order=1, baseline=True, preselected=True)
 class LongContext(Strategy):
     """All of the question's documents in a stable order, documents first and the question last."""
 
@@ -148,6 +156,18 @@ class LongContext(Strategy):
         return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=built.messages,
                               truncation=built.truncation,
                               metadata={"estimated_prompt_tokens": built.estimated_tokens})
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """The documents cut to the window when the truncation policy allows; nothing when it refuses."""
+        assert est.endpoint is not None
+        frame, context = est.frame_tokens(), est.context_tokens()
+        budget = context_budget(est.endpoint, margin_tokens=self.params.margin_tokens,  # type: ignore[attr-defined]
+                                frame_tokens=frame)
+        if budget is not None and context > budget:
+            if self.params.truncation == "error":  # type: ignore[attr-defined]
+                return 0, False
+            context = max(budget, 0)
+        return frame + context, True
 
     def prefix_key(self, question: Question, suite: Suite) -> str | None:
         ids = question.doc_ids if question.doc_ids is not None else [d.id for d in suite.documents]

@@ -6,20 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evals import presets, prompts
-from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
+from evals import presets, prompts, registry
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
-from evals.retrieval.base import build_retriever
+from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
+from evals.retrieval.base import RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
-from evals.strategies.base import CaseContext, Strategy, StrategyOutput, register_strategy
+from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
 from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
 
 
 class RagParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    retriever: str = "bm25"
+    retriever: RetrieverName = Field(default="bm25", description="how chunks are found")
     retriever_params: dict[str, Any] = Field(default_factory=dict)
     chunk_tokens: int = Field(default=256, ge=16, le=32768)
     overlap_tokens: int = Field(default=32, ge=0)
@@ -44,6 +44,15 @@ class RagParams(BaseModel):
     def chunking_params(self) -> ChunkingParams:
         return ChunkingParams(chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
                               title_prefix=self.title_prefix, chunking=self.chunking)
+
+
+def retrieval_estimate(est: EstimateContext, params: RagParams | Any) -> tuple[int, bool]:
+    """The long-context frame plus ``k`` chunks of ``chunk_tokens`` (or ``budget_tokens``), never more
+    than the documents hold."""
+    context = est.context_tokens()
+    budget = getattr(params, "budget_tokens", None)
+    sent = min(budget, context) if budget else min(params.k * params.chunk_tokens, context)
+    return est.frame_tokens() + sent, True
 
 
 def overlaps_evidence(chunk: Chunk, evidence: list[Evidence]) -> bool:
@@ -114,13 +123,16 @@ async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerabl
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
 
 
-@register_strategy
+@registry.strategy(order=2, preselected=True)
 class Rag(Strategy):
     """Retrieve chunks of the question's documents and answer from them."""
 
     name = "rag"
     retrieval = True
     Params = RagParams
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        return retrieval_estimate(est, self.params)
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         task = ctx.preset.prompt_for(ctx.question)
@@ -140,13 +152,18 @@ class SelfRouteParams(RagParams):
     margin_tokens: int = Field(default=64, ge=0)
 
 
-@register_strategy
+@registry.strategy(order=3)
 class SelfRoute(Strategy):
     """RAG first with the option to decline; declined questions go to long context (Li et al. 2024)."""
 
     name = "self_route"
     retrieval = True
     Params = SelfRouteParams
+    estimate_note = "self_route counted as its retrieval pass; questions it routes to long context cost more"
+
+    def estimate_tokens(self, est: EstimateContext) -> tuple[int, bool]:
+        """Its retrieval pass; questions it routes to long context cost more."""
+        return retrieval_estimate(est, self.params)
 
     async def answer(self, ctx: CaseContext) -> StrategyOutput:
         p: SelfRouteParams = self.params  # type: ignore[assignment]

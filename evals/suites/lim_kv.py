@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from evals import registry
 from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
@@ -102,6 +103,7 @@ def _cell(rng: random.Random, length: int, how: str, value: float, tokenizer: To
         meta={"gold_index": g, "num_pairs": fitted.n, "gold_key": gold[0], "sample": sample})
 
 
+@registry.generator("lim_kv", params=LimKvParams)
 def generate_lim_kv(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "lim_kv"
     p = parse_params(LimKvParams, params, kind)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from evals import registry
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
 from evals.suites import mhquestions as mq
@@ -175,6 +176,7 @@ def _questions(world: mq.World, p: MultihopParams, checker: _Checker) -> list[mq
 
 
 # -------------------------------------------------------------------------------------------- entry
+@registry.generator("multihop", params=MultihopParams)
 def generate_multihop(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     """A synthetic organisation of ``target_tokens`` tokens and ``samples`` questions over it."""
     p = _params(params)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
@@ -118,6 +119,7 @@ def _fit(needle: str, ids: list[int], length: int, depth: float, q_tokens: int, 
     return text, span, fitted.tokens - q_tokens
 
 
+@registry.generator("niah", params=NiahParams)
 def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "niah"
     p = parse_params(NiahParams, params, kind)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
@@ -35,6 +36,7 @@ class PasskeyParams(DepthParams):
     digits: int = Field(default=5, ge=2, le=30)
 
 
+@registry.generator("passkey", params=PasskeyParams)
 def generate_passkey(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "passkey"
     p = parse_params(PasskeyParams, params, kind)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
@@ -76,6 +77,7 @@ def _words(rng: random.Random, needed: int) -> list[str]:
     return pool
 
 
+@registry.generator("ruler_cwe", params=CweParams)
 def generate_ruler_cwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "ruler_cwe"
     p = parse_params(CweParams, params, kind)

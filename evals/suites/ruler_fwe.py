@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from evals import registry
 from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
@@ -47,6 +48,7 @@ def counts(n: int, ranks: np.ndarray, alpha: float, z: float) -> np.ndarray:
     return np.floor(n * ranks**-alpha / z).astype(np.int64)
 
 
+@registry.generator("ruler_fwe", params=FweParams)
 def generate_ruler_fwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "ruler_fwe"
     p = parse_params(FweParams, params, kind)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
@@ -174,6 +175,7 @@ def _suite(kind: str, description: str, p: RulerNiahParams, items: list[Item], s
     return make_suite(kind, description, items, [scorer], p, tokenizer, params_dump=_dump(p))
 
 
+@registry.generator("ruler_niah_single", params=SingleParams)
 def generate_ruler_niah_single(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     """One key, one value in the haystack; ask for its value."""
     kind = "ruler_niah_single"
@@ -181,6 +183,7 @@ def generate_ruler_niah_single(params: dict[str, Any], tokenizer: Tokenizer) -> 
     return _suite(kind, "RULER NIAH, one needle", p, _generate(kind, p, tokenizer), "ruler_part", tokenizer)
 
 
+@registry.generator("ruler_niah_multikey", params=MultikeyParams)
 def generate_ruler_niah_multikey(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     """``num_keys`` needles with different keys; ask for the value of one."""
     kind = "ruler_niah_multikey"
@@ -189,6 +192,7 @@ def generate_ruler_niah_multikey(params: dict[str, Any], tokenizer: Tokenizer) -
     return _suite(kind, f"RULER NIAH, {p.num_keys} keys, one asked", p, items, "ruler_part", tokenizer)
 
 
+@registry.generator("ruler_niah_multivalue", params=MultivalueParams)
 def generate_ruler_niah_multivalue(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     """One key with ``num_values`` values; all must be returned."""
     kind = "ruler_niah_multivalue"
@@ -197,6 +201,7 @@ def generate_ruler_niah_multivalue(params: dict[str, Any], tokenizer: Tokenizer)
     return _suite(kind, f"RULER NIAH, one key with {p.num_values} values", p, items, "ruler_all", tokenizer)
 
 
+@registry.generator("ruler_niah_multiquery", params=MultiqueryParams)
 def generate_ruler_niah_multiquery(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     """``num_queries`` keys asked at once; the values of all of them must be returned."""
     kind = "ruler_niah_multiquery"

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
@@ -54,6 +55,7 @@ def chains(rng: random.Random, num_chains: int, num_hops: int) -> tuple[list[lis
     return per_chain, values, statements
 
 
+@registry.generator("ruler_vt", params=VtParams)
 def generate_ruler_vt(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     kind = "ruler_vt"
     p = parse_params(VtParams, params, kind)

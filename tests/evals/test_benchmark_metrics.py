@@ -19,7 +19,7 @@ from evals import benchmark_metrics as bm
 from evals.domain import CaseResult, Question
 from evals.scorers import get_scorer
 
-ORIGINALS = Path(__file__).parent / "data" / "originals"
+ORIGINALS = Path(__file__).parents[1] / "data" / "originals"
 
 
 def _load(name: str, file: str) -> types.ModuleType:
