@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -34,6 +35,9 @@ from bench.fakeserver import MODEL, bind
 
 NAME = "workers"
 WORKERS = 4
+# in flight across all workers: every process holds a connection per concurrent database operation, and
+# a shared PostgreSQL's max_connections (100 by default) is what a drill on one machine runs into first
+CONCURRENCY = 16
 
 
 def _line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
@@ -99,6 +103,7 @@ def run_workers(url: str, base_url: str, n: int, concurrency: int, n_workers: in
         r.raise_for_status()
         sid = r.json()["id"]
         time.sleep(1.5)  # DBOS lists queues on a 1 s tick: the new endpoint's queue is seen by every worker
+        connections = stack.enter_context(_ConnectionPeak(url))
         before = _stats(workers)
         start = time.perf_counter()
         r = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
@@ -115,16 +120,52 @@ def run_workers(url: str, base_url: str, n: int, concurrency: int, n_workers: in
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         after = _stats(workers)
-    if run["status"] != "completed" or run["progress"]["done"] != n:
-        raise RuntimeError(f"the run ended {run['status']} with {run['progress']['done']}/{n} cases")
+        if run["status"] != "completed" or run["progress"]["done"] != n:
+            raise RuntimeError(f"the run ended {run['status']} with {run['progress']['done']}/{n} cases: "
+                               f"{run.get('error')}")
     per_worker = [{k: a[k] - b[k] for k in a} for a, b in zip(after, before, strict=True)]
     return {"seconds": seconds, "per_worker": per_worker,
             "cpu_ms_per_case": 1000 * sum(w["cpu_s"] for w in per_worker) / n,
-            "statements_per_case": sum(w["statements"] for w in per_worker) / n}
+            "statements_per_case": sum(w["statements"] for w in per_worker) / n,
+            "peak_connections": connections.peak, "processes": n_workers + 1}
+
+
+class _ConnectionPeak:
+    """The most connections the database had open at once while the block ran (sampled every 0.1 s)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.url = make_url(url)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psycopg
+
+        u = self.url
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, password=u.password,
+                             dbname="postgres", autocommit=True) as conn:
+            while not self._stop.is_set():
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                   (u.database,)).fetchone()
+                self.peak = max(self.peak, int(row[0]) if row else 0)
+                self._stop.wait(0.1)
+
+    def __enter__(self) -> _ConnectionPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if exc[0] is not None:  # the figure explains many failures (PostgreSQL's max_connections)
+            exc[1].args = (*exc[1].args, f"{self.peak} PostgreSQL connections at peak")  # type: ignore[union-attr]
 
 
 def run(sizes: Sizes, log: Callable[[str], None] = print, *, n_workers: int = WORKERS) -> list[Row]:
-    n, conc = sizes.workers_cases, sizes.concurrency
+    n, conc = sizes.workers_cases, min(sizes.concurrency, CONCURRENCY)
     what = f"Durable execution with {n_workers} worker processes (PostgreSQL)"
     cond = (f"{n} long_context cases, concurrency {conc}, fake server {sizes.latency_ms:g} ms; API process "
             f"(execution none) + {n_workers} `ctxeval worker` processes on one fresh PostgreSQL database per rep; "
@@ -153,7 +194,8 @@ def run(sizes: Sizes, log: Callable[[str], None] = print, *, n_workers: int = WO
         samples = alternate({"memory": memory, "workers": durable}, sizes.heavy_reps, warmup=False, log=log)
     mid = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     detail = (f"{mid['cpu_ms_per_case']:.1f} ms of worker CPU per case (≈ {1000 / mid['cpu_ms_per_case']:.0f} "
-              f"cases/s per worker core), {mid['statements_per_case']:.1f} SQL statements per case")
+              f"cases/s per worker core), {mid['statements_per_case']:.1f} SQL statements per case, "
+              f"{mid['peak_connections']} PostgreSQL connections at peak")
     return [Row(bench=NAME, what=what, conditions=cond,
                 ctxeval=Figure(f"service, {n_workers} workers", "cases/s", samples["workers"], detail=detail),
                 reference=Figure("in-memory runner, same cases", "cases/s", samples["memory"]),
