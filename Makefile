@@ -3,7 +3,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-local test test-fast lint typecheck run demo serve bench bench-quick clean
+# (install-example: the example plugin the tests run a suite with)
+.PHONY: install install-local install-example test test-fast lint typecheck run demo serve bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,11 +17,16 @@ install: $(BIN)/python
 install-local: install
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[dev,local]'
 
+# The example plugin package (examples/ctxeval-plugin-example): the tests load it by entry point and
+# run a suite with its strategy, retriever and scorer.
+install-example: install
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e examples/ctxeval-plugin-example
+
 # Sets up everything and runs the whole test suite (PostgreSQL and browser tests included).
-test: install-local
+test: install-local install-example
 	bash scripts/test.sh
 
-test-fast: install
+test-fast: install install-example
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 lint: install

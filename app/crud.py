@@ -226,6 +226,52 @@ def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
     ).all())
 
 
+def outcome_counts(session: Session, *, run_id: int) -> dict[str, int]:
+    rows = session.execute(sa.select(col(CaseRecord.outcome), func.count()).where(col(CaseRecord.run_id) == run_id)
+                           .group_by(col(CaseRecord.outcome))).all()
+    return {str(o): int(n) for o, n in rows}
+
+
+def error_classes(session: Session, *, run_id: int,
+                  limit: int = 5) -> list[tuple[str, int, str | None, list[str]]]:
+    """(error class, cases, one example message, endpoints) of the run's errored cases, most frequent
+    first."""
+    errored = col(CaseRecord.outcome).in_(("error", "judge_error"))
+    rows = session.execute(
+        sa.select(col(CaseRecord.error_class), col(CaseRecord.endpoint), func.count(),
+                  func.min(col(CaseRecord.error_message)))
+        .where(col(CaseRecord.run_id) == run_id, errored)
+        .group_by(col(CaseRecord.error_class), col(CaseRecord.endpoint))).all()
+    merged: dict[str, list[Any]] = {}
+    for c, endpoint, n, m in rows:
+        item = merged.setdefault(str(c or "unknown"), [0, m, []])
+        item[0] += int(n)
+        item[1] = item[1] or m
+        item[2].append(str(endpoint))
+    ordered = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    return [(c, n, m, sorted(eps)) for c, (n, m, eps) in ordered]
+
+
+def delete_cases(session: Session, *, run_id: int, case_ids: Sequence[str]) -> int:
+    """Delete these cases of the run (their details go with them); the number deleted."""
+    n = 0
+    ids = list(case_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        pks = list(session.exec(select(CaseRecord.id).where(CaseRecord.run_id == run_id,
+                                                             col(CaseRecord.case_id).in_(chunk))).all())
+        if pks:
+            session.execute(sa.delete(CaseDetailRecord).where(col(CaseDetailRecord.case_pk).in_(pks)))
+            session.execute(sa.delete(CaseRecord).where(col(CaseRecord.id).in_(pks)))
+            n += len(pks)
+    return n
+
+
+def errored_case_ids(session: Session, *, run_id: int) -> set[str]:
+    return set(session.exec(select(CaseRecord.case_id).where(
+        CaseRecord.run_id == run_id, CaseRecord.outcome == "error")).all())
+
+
 def count_cases_since(session: Session, *, run_id: int, since: Any) -> int:
     return session.exec(select(func.count()).select_from(CaseRecord).where(
         CaseRecord.run_id == run_id, col(CaseRecord.finished_at) >= since)).one()

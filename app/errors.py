@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from evals.errors import UserInputError
+from evals import UserInputError
 
 log = logging.getLogger("ctxeval.service")
 

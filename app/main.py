@@ -16,7 +16,7 @@ from app.execution.dispatch import Dispatcher
 from app.middleware import BodySizeLimit
 from app.settings import Settings
 from app.web import install as install_dashboard
-from evals.domain import ENGINE_VERSION
+from evals import ENGINE_VERSION
 
 DESCRIPTION = """
 Measure long-context stuffing against retrieval on any OpenAI-compatible endpoint.

@@ -40,7 +40,8 @@ class RunStatus(StrEnum):
     queued = "queued"
     running = "running"
     completed = "completed"
-    failed = "failed"
+    completed_with_errors = "completed_with_errors"  # some cases errored; the run's error says which
+    failed = "failed"  # no case got an answer, or cases are missing (resume the run)
     cancelled = "cancelled"
 
 
@@ -125,7 +126,7 @@ class RunRecord(SQLModel, table=True):
     )
     spec: dict[str, Any] = _json()  # RunSpec.model_dump(mode="json"): never holds a key
     spec_hash: str = Field(max_length=64, index=True)
-    status: str = Field(default=RunStatus.queued.value, max_length=20, index=True)
+    status: str = Field(default=RunStatus.queued.value, max_length=32, index=True)
     attempt: int = 1  # bumped by every resume; names the run's workflow
     total_cases: int = 0
     rerun_of: int | None = None

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from evals.domain import Endpoint, RunSpec, StrategySpec
-from evals.probe import ProbeResult
+from evals import Endpoint, ProbeResult, RunSpec, StrategySpec
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
@@ -192,7 +191,7 @@ class RunPublic(BaseModel):
     id: int
     name: str | None
     suite_id: int
-    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"]
     attempt: int
     total_cases: int
     rerun_of: int | None

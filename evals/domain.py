@@ -246,6 +246,12 @@ class Outcome(StrEnum):
     no_answer = "no_answer"  # the stream ended without content (e.g. reasoning used the whole budget)
     error = "error"  # any other failure; ``error_class`` says which
     judge_error = "judge_error"  # the answer is fine but a judge's verdict could not be parsed
+    cancelled = "cancelled"  # the run was cancelled before the case finished
+
+
+# Outcomes of a case that got no answer: its answer scores are 0 by definition and it counts as
+# unanswered in the summary (``declined`` and ``judge_error`` cases have an answer).
+UNANSWERED = frozenset({Outcome.over_window, Outcome.error, Outcome.no_answer, Outcome.cancelled})
 
 
 class Usage(_Strict):
@@ -333,7 +339,14 @@ class CaseResult(_Strict):
     metadata: dict[str, Any] = Field(default_factory=dict)
     from_cache: bool = False
 
+    @property
+    def answered(self) -> bool:
+        """False for over_window, error, no_answer and cancelled cases (see ``UNANSWERED``)."""
+        return self.outcome not in UNANSWERED
 
-def case_id_for(question_id: str, endpoint: str, strategy_key: str) -> str:
-    """Deterministic id of a case inside a run."""
-    return stable_hash([question_id, endpoint, strategy_key])[:24]
+
+def case_id_for(question_id: str, endpoint: str, strategy_key: str, identity: str | None = None) -> str:
+    """Deterministic id of a case inside a run. ``identity`` (the hash of the case's full identity, see
+    ``evals.runner.case_identity``) makes a changed model, strategy, question or scorer a new case."""
+    parts = [question_id, endpoint, strategy_key] + ([identity] if identity is not None else [])
+    return stable_hash(parts)[:24]

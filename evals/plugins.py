@@ -19,6 +19,7 @@ import importlib.metadata
 import threading
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 GROUPS = ("ctxeval.strategies", "ctxeval.retrievers", "ctxeval.chunkers", "ctxeval.scorers",
@@ -65,7 +66,7 @@ def _load_one(ep: importlib.metadata.EntryPoint) -> PluginStatus:
                 obj()
     except Exception as e:  # any plugin fault is reported, never raised
         last = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
-        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+        where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
         status.error = f"{type(e).__name__}: {e}{where}"
     after = {(c.kind, c.name) for kind in registry.KINDS for c in registry._registry[kind].values()}
     status.components = sorted(f"{k}:{n}" for k, n in after - before)
@@ -80,6 +81,10 @@ def load_all() -> list[PluginStatus]:
             _status = []  # set first: a plugin asking the registry while it loads must not recurse
             _status.extend(_load_one(ep) for ep in _entry_points())
         return list(_status)
+
+
+def loaded() -> bool:
+    return _status is not None
 
 
 def statuses() -> list[PluginStatus]:

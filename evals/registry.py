@@ -36,7 +36,8 @@ PLURAL: dict[Kind, str] = {"strategy": "strategies", "retriever": "retrievers", 
                            "scorer": "scorers", "generator": "generators", "preset": "presets"}
 
 BUILTIN_MODULES: dict[Kind, tuple[str, ...]] = {
-    "strategy": ("evals.strategies.context", "evals.strategies.rag", "evals.strategies.agentic"),
+    "strategy": ("evals.strategies.context", "evals.strategies.rag", "evals.strategies.agentic",
+                 "evals.strategies.http"),
     "retriever": ("evals.retrieval.bm25", "evals.retrieval.dense", "evals.retrieval.hybrid"),
     "chunker": ("evals.retrieval.chunking",),
     "scorer": ("evals.scorers", "evals.judge"),
@@ -127,7 +128,8 @@ def register(kind: Kind, name: str, target: Any, *, params: type[BaseModel] | No
     model = params or getattr(target, "Params", None) or NoParams
     if arg is not None and arg not in model.model_fields:
         raise ValueError(f"{kind} '{name}': arg '{arg}' is not one of its parameters")
-    source = _current_source[-1] if _current_source else "ctxeval"
+    builtin = str(getattr(target, "__module__", "")).split(".")[0] == "evals"
+    source = _current_source[-1] if _current_source and not builtin else "ctxeval"
     if needs_retrieval is None:
         needs_retrieval = bool(getattr(target, "retrieval", False))
     comp = Component(kind=kind, name=name, target=target, params=model,
@@ -175,6 +177,17 @@ preset = _decorator("preset")
 
 
 def _load(kind: Kind) -> None:
+    """Built-in components first (every kind but the lazy ones), then the plugins, once."""
+    _load_builtins(kind)
+    from evals import plugins
+
+    if not plugins.loaded():
+        for other in KINDS:  # every built-in name is taken before a plugin may ask for one
+            _load_builtins(other)
+        plugins.load_all()
+
+
+def _load_builtins(kind: Kind) -> None:
     if kind in _loaded:
         return
     with _lock:
@@ -183,9 +196,6 @@ def _load(kind: Kind) -> None:
         _loaded.add(kind)  # before importing: built-in modules import each other
         for module in BUILTIN_MODULES[kind]:
             importlib.import_module(module)
-    from evals import plugins
-
-    plugins.load_all()
 
 
 def _load_lazy(kind: Kind, name: str | None) -> None:

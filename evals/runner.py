@@ -9,7 +9,7 @@ runner (bounded concurrency per endpoint, prefix-aware ordering); the service dr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -36,7 +36,15 @@ from evals.errors import ContextOverflowError, CtxevalError, EndpointError, User
 from evals.judge import Judge, Verdict
 from evals.presets import Preset, first_line, preset_of
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
-from evals.scorers import Scorer, auto_retrieval_scorers, default_scorers, get_scorer, retrieval_recall
+from evals.scorers import (
+    Scorer,
+    auto_retrieval_scorers,
+    check_references,
+    default_scorers,
+    get_scorer,
+    retrieval_recall,
+    score_of,
+)
 from evals.strategies import CaseContext, Strategy, StrategyOutput, build_strategy
 from evals.strategies.base import LLM
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
@@ -52,6 +60,7 @@ class CasePlan(BaseModel):
     endpoint: str
     strategy: StrategySpec
     prefix_group: str | None = None  # cases sharing a long prompt prefix
+    identity: dict[str, Any] = {}  # what the case's answer and scores depend on (``case_identity``)
 
 
 def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[StrategySpec],
@@ -77,6 +86,7 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         names.insert(0, "llm_judge:niah")
     for n in names:
         get_scorer(n)
+    check_references(suite.questions, names)
     retrieves = any(registry.get("strategy", s.name).needs_retrieval for s in strategies)
     if retrieves and any(q.evidence for q in suite.questions):
         names.extend(n for n in auto_retrieval_scorers() if n not in names)
@@ -97,6 +107,12 @@ def preset_scorers(preset: Preset, suite: Suite) -> list[str]:
     return names
 
 
+def required_secrets(spec: RunSpec) -> list[str]:
+    """Names of the secrets (pipeline tokens) the run's strategies need; the caller supplies their values
+    (``Engine(secrets=...)``): the engine reads no environment."""
+    return sorted({n for i, s in enumerate(spec.strategies) for n in build_strategy(s, index=i).required_secrets()})
+
+
 def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
     """The embedding settings as stored in a spec: a separate embedding endpoint without its key."""
     if settings is None:
@@ -107,18 +123,64 @@ def embedding_spec(settings: EmbeddingSettings | None) -> dict[str, Any] | None:
     return data
 
 
-def plan_cases(spec: RunSpec, suite: Suite) -> list[CasePlan]:
-    """Every case of the run in a deterministic order: endpoint, then question, then strategy."""
-    built = [(s, build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+# Endpoint settings that change what the model answers (not its key, concurrency, timeouts or prices).
+_ANSWER_SETTINGS = ("base_url", "model", "max_output_tokens", "max_tokens_field", "temperature", "seed",
+                    "context_window", "tokenizer", "extra_body")
+
+
+def case_identity(spec: RunSpec, endpoint: dict[str, Any], strategy: StrategySpec, question_hash: str,
+                  context_hash: str) -> dict[str, Any]:
+    """The full identity of a case: the endpoint's base URL, model and generation settings, the
+    strategy and its parameters, the question and its context documents (content hashes), the
+    scorers, the system prompt, the judge model and the engine version. Two cases with the same
+    identity are interchangeable; ``--resume`` reuses a stored case only when its identity matches."""
+    judge = spec.judge or {}
+    return {
+        "endpoint": {k: endpoint.get(k) for k in _ANSWER_SETTINGS},
+        "strategy": strategy.model_dump(mode="json"),
+        "question": question_hash,
+        "context": context_hash,
+        "scorers": list(spec.scorers),
+        "system_prompt": spec.system_prompt,
+        "judge": {k: judge.get(k) for k in ("base_url", "model")} if judge else None,
+        "embeddings": spec.embeddings,
+        "engine_version": spec.engine_version,
+    }
+
+
+def plan_cases(spec: RunSpec, suite: Suite, *, strategies: Mapping[str, Strategy] | None = None
+               ) -> list[CasePlan]:
+    """Every case of the run in a deterministic order: endpoint, then question, then strategy. A case's
+    id covers its full identity (``case_identity``), so a changed model or question is a new case.
+    ``strategies`` (by spec key, e.g. an engine's) saves building them again."""
+    built = [(s, strategies[s.key] if strategies is not None and s.key in strategies
+              else build_strategy(s, index=i)) for i, s in enumerate(spec.strategies)]
+    doc_hashes: dict[str, str] = {}
+
+    def doc_hash(d: Any) -> str:
+        if d.id not in doc_hashes:
+            doc_hashes[d.id] = stable_hash(d.model_dump(mode="json"))
+        return doc_hashes[d.id]
+
+    contexts: dict[tuple[str, ...] | None, str] = {}
+    question_hashes = {}
+    for q in suite.questions:
+        key = tuple(q.doc_ids) if q.doc_ids is not None else None
+        if key not in contexts:
+            contexts[key] = stable_hash([doc_hash(d) for d in suite.context_documents(q)])
+        question_hashes[q.id] = (stable_hash(q.model_dump(mode="json")), contexts[key])
     plans: list[CasePlan] = []
     for ep in spec.endpoints:
         name = ep["name"]
         for q in suite.questions:
+            qhash, chash = question_hashes[q.id]
             for spec_s, strat in built:
                 prefix = strat.prefix_key(q, suite)
                 group = stable_hash([name, spec_s.key, prefix])[:16] if prefix else None
-                plans.append(CasePlan(case_id=case_id_for(q.id, name, spec_s.key), question_id=q.id,
-                                      endpoint=name, strategy=spec_s, prefix_group=group))
+                identity = case_identity(spec, ep, spec_s, qhash, chash)
+                plans.append(CasePlan(case_id=case_id_for(q.id, name, spec_s.key, stable_hash(identity)),
+                                      question_id=q.id, endpoint=name, strategy=spec_s, prefix_group=group,
+                                      identity=identity))
     return plans
 
 
@@ -146,7 +208,8 @@ class Engine:
                  cache: ResponseCache | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  index_cache: IndexCache | None = None,
                  retrieval_env: RetrievalEnv | None = None, embedder: Embedder | None = None,
-                 embeddings: EmbeddingSettings | None = None, judge: Endpoint | None = None) -> None:
+                 embeddings: EmbeddingSettings | None = None, judge: Endpoint | None = None,
+                 secrets: Mapping[str, str] | None = None) -> None:
         missing = [e["name"] for e in spec.endpoints if e["name"] not in endpoints]
         if missing:
             raise UserInputError(f"the run names endpoints that were not given: {', '.join(missing)}")
@@ -159,6 +222,12 @@ class Engine:
         self.preset = preset_of(suite.metadata, spec.preset)
         self.strategies: dict[str, Strategy] = {s.key: build_strategy(s, index=i)
                                                 for i, s in enumerate(spec.strategies)}
+        self.secrets: Mapping[str, str] = dict(secrets or {})
+        missing_secrets = sorted({n for st in self.strategies.values() for n in st.required_secrets()
+                                  if not self.secrets.get(n)})
+        if missing_secrets:
+            raise UserInputError(f"the run's strategies need the token(s) {', '.join(missing_secrets)}: set "
+                                 "these environment variables", field="token_env")
         self._own_embedder: Embedder | None = None
         if retrieval_env is None and embedder is None and any(
                 strategy_uses_embeddings(st) for st in self.strategies.values()):
@@ -183,6 +252,8 @@ class Engine:
     async def aclose(self) -> None:
         for c in self.clients.values():
             await c.aclose()
+        for st in self.strategies.values():
+            await st.aclose()
         if self.judge is not None:
             await self.judge.aclose()
         if self._own_embedder is not None:
@@ -203,7 +274,7 @@ class Engine:
                           tokenizer=self.tokenizers[plan.endpoint], chunk_tokenizer=self.chunk_tokenizer,
                           indexes=self.indexes, retrieval_env=self.retrieval_env,
                           system_prompt=self.spec.system_prompt, count_cache=self._counts[plan.endpoint],
-                          preset=self.preset)
+                          preset=self.preset, secrets=self.secrets)
         try:
             out = await strategy.answer(ctx)
         except ContextOverflowError as e:
@@ -220,13 +291,15 @@ class Engine:
         if strategy_uses_embeddings(strategy) and self.retrieval_env.embed_key:
             out.metadata["embedder"] = self.retrieval_env.embed_key
         result = self._result(plan, q.metadata, out, llm)
+        if plan.identity:
+            result.metadata["identity"] = plan.identity
         if result.context_tokens is None:
             try:
                 result.context_tokens = await self._long_context_tokens(plan.endpoint, ctx)
             except CtxevalError:
                 result.context_tokens = None
         self._score(result)
-        if self.judge is not None and result.outcome != Outcome.error:
+        if self.judge is not None and result.answered:
             await self._judge(result)
         self._attribute(result)
         return result
@@ -286,16 +359,18 @@ class Engine:
         )
 
     def _score(self, result: CaseResult) -> None:
-        """Scores every case but errors (their scores stay None: a fault says nothing of the model)."""
-        if result.outcome == Outcome.error:
-            result.scores = {name: None for name in self.spec.scorers}
-            return
+        """Scores every case. A case without an answer (over_window, error, no_answer) gets 0 from every
+        answer scorer and judge scorer by definition, never a score of the empty string; retrieval
+        scorers still score what was retrieved (``evals.scorers.score_of``)."""
         question = self.questions[result.question_id]
         task = self.preset.prompt_for(question)
         scored = result
         if task is not None and task.first_line:  # LongBench scores the first line of these tasks' answers
             scored = result.model_copy(update={"answer": first_line(result.answer)})
-        result.scores = {s.name: s.score(scored, question) for s in self.scorers.values() if not s.needs_model}
+        result.scores = {s.name: score_of(s, scored, question) for s in self.scorers.values() if not s.needs_model}
+        if not result.answered:
+            for judge_scorer in self.judge_scorers:
+                result.scores[judge_scorer.name] = 0.0
 
     async def _judge(self, result: CaseResult) -> None:
         """Grade the judge scorers. Judge calls join ``calls`` (role ``judge``) but not the case's

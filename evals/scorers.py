@@ -129,6 +129,113 @@ def rouge_l(prediction: str, references: Sequence[str]) -> float:
     return max(_rouge_l_one(pred, rouge_tokenize(r)) for r in references)
 
 
+# ------------------------------------------------------------------------------- multiple choice
+_LETTERS = string.ascii_uppercase
+_ANSWER_PREFIX = r"(?:answer(?:\s+is)?\s*[:：]?\s*)?"
+_PAREN_LETTER = re.compile(rf"^{_ANSWER_PREFIX}\(([A-Za-z])\)(?:[.:]?\s.*)?$", re.IGNORECASE | re.DOTALL)
+_MARKED_LETTER = re.compile(rf"^{_ANSWER_PREFIX}([A-Za-z])[.:)](?:\s.*)?$", re.IGNORECASE | re.DOTALL)
+_LONE_LETTER = re.compile(rf"^{_ANSWER_PREFIX}([A-Z])\.?$", re.IGNORECASE)
+
+
+def _letter_class(n_options: int) -> str:
+    """The regex class of option letters: A-D as in LongBench v2, wider when a question has more."""
+    return f"[A-{_LETTERS[max(4, min(n_options, 26)) - 1]}]"
+
+
+def choice_texts(choices: Any) -> list[str]:
+    """A question's options as a list (A first): a list of texts, or a mapping letter → text."""
+    if isinstance(choices, dict):
+        return [str(choices[k]) for k in sorted(choices, key=str)]
+    if isinstance(choices, list | tuple):
+        return [str(c) for c in choices]
+    return []
+
+
+def extract_choice(prediction: str, n_options: int = 4, choices: Sequence[str] = ()) -> str | None:
+    r"""The option letter a response chose, or None.
+
+    First LongBench v2's ``extract_answer`` (``pred.py``): remove every ``*``, then the first match
+    of ``The correct answer is \(([A-D])\)``, else of ``The correct answer is ([A-D])``. Then
+    ctxeval's fallback for replies that give the letter alone, optionally after ``Answer:`` or
+    ``Answer is``: a letter in parentheses (``(B)``, ``(b) Paris``), a letter marked by ``.``, ``:``
+    or ``)`` and optionally followed by the option's text (``B.``, ``b) Paris``, ``C: Nice``), or a
+    capital letter alone (``B``; a lone ``a`` is read as the article). Last, when the question carries its
+    options, a reply equal (SQuAD-normalised) to exactly one option's text chooses that option.
+    Letters beyond D are read when the question has more than four options.
+    """
+    n = max(n_options, len(choices), 4)
+    letters = _letter_class(n)
+    response = prediction.replace("*", "")
+    match = re.search(rf"The correct answer is \(({letters})\)", response)
+    if match is None:
+        match = re.search(rf"The correct answer is ({letters})", response)
+    if match is not None:
+        return match.group(1)
+    text = response.strip()
+    for pattern in (_PAREN_LETTER, _MARKED_LETTER, _LONE_LETTER):
+        bare = pattern.match(text)
+        if bare is None:
+            continue
+        letter = bare.group(1)
+        # a lone lower-case "a" is the article, not option A: a lone letter must be a capital
+        if pattern is _LONE_LETTER and not letter.isupper():
+            continue
+        if _LETTERS.index(letter.upper()) < n:
+            return letter.upper()
+    if choices:
+        said = normalize_answer(response)
+        hits = [i for i, c in enumerate(choices) if normalize_answer(c) == said and said]
+        if len(hits) == 1:
+            return _LETTERS[hits[0]]
+    return None
+
+
+def gold_letters(references: Sequence[str], choices: Sequence[str] = ()) -> set[str]:
+    """The option letters the references name: a letter (``B``, ``(B)``), or an option's text."""
+    n = max(len(choices), 4)
+    out: set[str] = set()
+    for ref in references:
+        r = ref.strip().strip("()").strip()
+        if len(r) == 1 and r.upper() in _LETTERS[:max(n, 26 if not choices else n)]:
+            out.add(r.upper())
+            continue
+        said = normalize_answer(ref)
+        for i, c in enumerate(choices):
+            if said and normalize_answer(c) == said:
+                out.add(_LETTERS[i])
+    return out
+
+
+def choice(prediction: str, references: Sequence[str], choices: Sequence[str] = ()) -> float:
+    """1.0 when the letter the response chose (``extract_choice``) is a reference's letter."""
+    _need_refs(references)
+    gold = gold_letters(references, choices)
+    if not gold:
+        raise ValueError(f"no option letter in the references {list(references)!r}: give the letter (e.g. 'B') "
+                         "or the text of one of the question's choices")
+    n = max(len(choices), 4, *(_LETTERS.index(g) + 1 for g in gold))
+    return float(extract_choice(prediction, n, choices) in gold)
+
+
+def question_choices(question: Question) -> list[str]:
+    """The options a question carries: ``metadata["choices"]``, else LongBench v2's ``choice_A``…
+    values among its ``metadata["template_vars"]``."""
+    texts = choice_texts(question.metadata.get("choices"))
+    if texts:
+        return texts
+    tv = question.metadata.get("template_vars") or {}
+    out = []
+    for letter in _LETTERS:
+        if f"choice_{letter}" not in tv:
+            break
+        out.append(str(tv[f"choice_{letter}"]))
+    return out
+
+
+def _choice_for(prediction: str, references: Sequence[str], question: Question | None = None) -> float:
+    return choice(prediction, references, question_choices(question) if question is not None else ())
+
+
 # ------------------------------------------------------------------------------- retrieval metrics
 def _evidence_found(case: CaseResult, doc_id: str, start: int | None, end: int | None) -> bool:
     for chunk in case.retrieved:
@@ -461,12 +568,69 @@ class _ScorerView(Mapping[str, Scorer]):
 SCORERS: Mapping[str, Scorer] = _ScorerView()
 
 
-def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]) -> dict[str, float | None]:
-    """Every named scorer's score for ``case`` (None where a scorer does not apply). Scorers graded by a
-    model are left out: the engine grades them with its judge endpoint after these."""
-    scorers = [get_scorer(n) for n in scorer_names]
-    return {s.name: s.score(case, question) for s in scorers if not s.needs_model}
+_SQUAD_NORMALISED = ("exact_match", "f1", "subspan_em")
 
+
+def reference_problem(name: str, question: Question) -> str | None:
+    """Why ``question``'s references cannot be scored by scorer ``name`` (None when they can): a
+    reference that normalises to nothing under the metric (``"A"`` under SQuAD normalisation, which
+    removes the article), or, for ``choice``, references that name no option."""
+    if not question.answers:
+        return None
+    if name in _SQUAD_NORMALISED:
+        empty = [r for r in question.answers if not normalize_answer(r)]
+        norm = "SQuAD normalisation (lowercase, no punctuation, no a/an/the)"
+    elif name == "rouge_l":
+        empty = [r for r in question.answers if not rouge_tokenize(r)]
+        norm = "ROUGE tokenisation (ASCII letters and digits)"
+    elif name in ("ruler_all", "ruler_part"):
+        empty = [r for r in question.answers if not r]
+        norm = "RULER matching"
+    elif name == "choice":
+        if gold_letters(question.answers, question_choices(question)):
+            return None
+        return (f"question '{question.id}': no reference names an option ({question.answers!r}); give the "
+                "option letter, or the text of one of the question's 'choices'")
+    else:
+        return None
+    if not empty:
+        return None
+    return (f"question '{question.id}': the reference {empty[0]!r} normalises to an empty string under "
+            f"{norm}, so '{name}' cannot score it (every reply would match or none would); for a "
+            "multiple-choice question use the 'choice' scorer")
+
+
+def check_references(questions: Sequence[Question], scorer_names: Sequence[str], *,
+                     source: str | None = None) -> None:
+    """Refuse scorers that cannot score a question's references (``reference_problem``), naming the
+    first such question."""
+    names = [n for n in scorer_names if n in SCORERS and SCORERS[n].kind == "answer"]
+    for q in questions:
+        for name in names:
+            problem = reference_problem(name, q)
+            if problem is not None:
+                raise UserInputError(problem, source=source, field="scorers")
+
+
+def score_case(case: CaseResult, question: Question, scorer_names: Sequence[str]) -> dict[str, float | None]:
+    """Every named scorer's score for ``case`` (None where a scorer does not apply; answer scorers give
+    0 to a case without an answer, ``score_of``). Scorers graded by a model are left out: the engine
+    grades them with its judge endpoint after these."""
+    scorers = [get_scorer(n) for n in scorer_names]
+    return {s.name: score_of(s, case, question) for s in scorers if not s.needs_model}
+
+
+def score_of(scorer: Scorer, case: CaseResult, question: Question) -> float | None:
+    """``scorer``'s score for ``case``, except that a case without an answer (``case.answered`` is
+    False: over_window, error, no_answer, cancelled) scores 0 on every answer scorer by definition
+    (None for a question without references), never the score of an empty string."""
+    if not case.answered and scorer.kind == "answer":
+        return 0.0 if question.answers else None
+    return scorer.score(case, question)
+
+
+question_scorer("choice", "multiple choice: the option letter chosen (LongBench v2 extraction) is the reference's",
+                order=7)(_choice_for)
 
 for _i, (_name, _desc) in enumerate(_LONGBENCH_DESCRIPTIONS.items()):
     question_scorer(_name, _desc + ", best over references", order=10 + _i)(_longbench_metric(_name))

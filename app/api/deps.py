@@ -9,11 +9,11 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from app import crud
 from app.errors import UnavailableError
 from app.execution.dispatch import Dispatcher
 from app.models import ApiToken
 from app.schemas import MAX_ID
+from app.services import tokens
 from app.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `ctxeval token create NAME`")
@@ -52,12 +52,10 @@ def require_token(settings: SettingsDep, session: SessionDep,
             raise HTTPException(status_code=401, detail="an API token is required (Authorization: Bearer ...)",
                                 headers={"WWW-Authenticate": "Bearer"})
         return None
-    record = crud.find_token(session, token=credentials.credentials)
+    record = tokens.authenticate(session, credentials.credentials)
     if record is None:
         raise HTTPException(status_code=401, detail="the API token is not valid",
                             headers={"WWW-Authenticate": "Bearer"})
-    crud.touch_token(session, record=record)
-    session.commit()
     return record
 
 

@@ -22,8 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.cli.report import print_summary, report_console
 from app.settings import Settings
-from evals.domain import Endpoint
-from evals.summary import RunSummary
+from evals import Endpoint, RunSummary
 
 STRATEGIES: list[dict[str, Any]] = [
     {"name": "long_context", "label": "long_context", "params": {"truncation": "error"}},
@@ -70,8 +69,7 @@ async def run_demo(*, endpoint: Endpoint, settings: Settings, size: str, console
                    keep_serving: bool) -> RunSummary:
     from app.cli.service import migrate_all
     from app.main import create_app
-    from evals.suites.demo import demo_suite
-    from evals.tokens import local_tokenizer
+    from evals import demo_suite, local_tokenizer
 
     migrate_all(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
@@ -149,7 +147,7 @@ def register(cli: typer.Typer) -> None:
         with contextlib.ExitStack() as stack:
             if base_url is None:
                 from app.localmodel.server import LocalModelServer, local_endpoint
-                from evals.errors import UserInputError
+                from evals import UserInputError
 
                 console.print("starting the bundled model (SmolLM2-135M-Instruct, llama.cpp) …")
                 try:

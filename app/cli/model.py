@@ -10,7 +10,7 @@ from types import FrameType
 import typer
 
 from app.localmodel.server import LocalModelServer, bundled_model_path
-from evals.errors import CtxevalError
+from evals import CtxevalError
 
 model_app = typer.Typer(name="model", no_args_is_help=True, add_completion=False,
                         help="A real model on this machine: llama.cpp serving a GGUF file.")

@@ -26,8 +26,8 @@ def register(cli: typer.Typer) -> None:
 
         from pydantic import SecretStr, ValidationError
 
-        from evals.domain import Endpoint
-        from evals.probe import probe
+        from evals import Endpoint
+        from evals import probe_endpoint as probe
 
         key: SecretStr | None = None
         if api_key_env:

@@ -6,8 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evals.diagnostics import AttributionRow, JudgeAgreement
-from evals.summary import RunSummary
+from evals import AttributionRow, JudgeAgreement, RunSummary
 
 PLAIN_WIDTH = 160  # columns of the tables when the output is a file or a pipe, not a terminal
 
@@ -77,3 +76,30 @@ def print_diagnostics(summary: RunSummary, console: Console | None = None) -> No
         console.print(attribution_table(summary.attribution))
     if summary.judge_agreement:
         console.print(agreement_table(summary.judge_agreement))
+
+
+def print_verdict(summary: RunSummary, console: Console | None = None) -> None:
+    """The run's status when it is not clean, the crossovers, effective lengths and the recommendation."""
+    console = console or Console()
+    h = summary.health
+    if h is not None and h.status != "completed":
+        colour = "red" if h.status == "failed" else "yellow"
+        console.print(f"[{colour}]status: {h.status}[/] — {escape(h.reason or '')}")
+    for g in summary.groups:
+        if g.unanswered:
+            parts = ", ".join(f"{v} {k}" for k, v in g.unanswered.items())
+            console.print(f"unanswered: {escape(g.strategy)} on {escape(g.endpoint)}: {parts} "
+                          f"({g.unanswered_share:.0%}; they score 0)")
+    for co in summary.crossovers:
+        console.print(f"crossover: {escape(co.verdict)}")
+    for g in summary.groups:
+        el = g.effective_length
+        if el is not None and el.n_buckets > 1:
+            point = "none" if el.length is None else str(el.length)
+            console.print(f"effective length of {escape(g.strategy)} on {escape(g.endpoint)} ({el.scorer} ≥ "
+                          f"{el.threshold:g}): {point} (from {el.low or 'none'} to {el.high or 'none'})")
+    rec = summary.recommendation
+    if rec is not None:
+        console.print(f"[bold]Recommendation:[/] {escape(rec.sentence)}")
+        for scope in rec.by_length:
+            console.print(f"  {escape(scope.sentence)}")

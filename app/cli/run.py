@@ -5,33 +5,46 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from app.cli.report import print_diagnostics, print_summary, report_console
+from app.cli.report import print_diagnostics, print_summary, print_verdict, report_console
 from app.cli.runfile import (
     load_run_file,
     load_suite_for,
     resolve_embeddings,
     resolve_endpoints,
     resolve_judge,
+    resolve_secrets,
 )
-from evals.cache import SqliteCache
-from evals.domain import CaseResult
-from evals.errors import UserInputError
-from evals.retrieval.base import IndexCache
-from evals.runner import Engine, make_spec, plan_cases, run_all
-from evals.summary import CaseRow, RunSummary, summarize
+from evals import (
+    CasePlan,
+    CaseResult,
+    CaseRow,
+    Engine,
+    IndexCache,
+    Outcome,
+    RunSummary,
+    SqliteCache,
+    UserInputError,
+    make_spec,
+    plan_cases,
+    run_all,
+    summarize,
+)
 
 
-def read_finished(path: Path, *, repair: bool = False) -> dict[str, CaseRow]:
+def read_finished(path: Path, *, repair: bool = False,
+                  identities: dict[str, dict[str, Any]] | None = None) -> dict[str, CaseRow]:
     """Cases already in a results file (a crash loses no finished case: re-run with --resume).
 
     With ``repair``, the file is rewritten without torn or duplicate lines (a crash mid-write leaves
-    a partial last line), so appended results start on a line of their own.
+    a partial last line), so appended results start on a line of their own. ``identities``, when
+    given, receives each case's stored identity (``metadata["identity"]``).
     """
     rows: dict[str, CaseRow] = {}
     if not path.exists():
@@ -49,11 +62,73 @@ def read_finished(path: Path, *, repair: bool = False) -> dict[str, CaseRow]:
             if r.case_id not in rows:
                 good.append(line)
             rows[r.case_id] = CaseRow.from_result(r)
+            if identities is not None:
+                identities[r.case_id] = r.metadata.get("identity") or {}
     if repair:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
         tmp.replace(path)
     return rows
+
+
+def _what_changed(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The parts of a case identity that differ, e.g. ``model 'a' → 'b'``."""
+    if not old:
+        return "made by an earlier version without a recorded identity"
+    parts = []
+    for key in new:
+        if old.get(key) == new[key]:
+            continue
+        if isinstance(new[key], dict) and isinstance(old.get(key), dict):
+            sub = [f"{k} {old[key].get(k)!r} → {v!r}" for k, v in new[key].items() if old[key].get(k) != v]
+            parts.append(f"{key} " + ", ".join(sub) if key == "strategy" else ", ".join(sub))
+        elif key in ("question", "context"):
+            parts.append(f"{key} text")
+        else:
+            parts.append(f"{key} {old.get(key)!r} → {new[key]!r}")
+    return "; ".join(parts) or "identity"
+
+
+def _reusable(plans: list[CasePlan], finished: dict[str, CaseRow], identities: dict[str, dict[str, Any]],
+              out: Path, console: Console) -> dict[str, CaseRow]:
+    """The finished cases ``--resume`` may keep: those whose full identity matches a planned case and
+    that did not error. Cases of another configuration (another model or base URL under the same
+    endpoint name, changed strategy parameters, questions or scorers) are run again, and their lines
+    move to ``<out>.replaced.jsonl`` so nothing is lost; errored cases are run again."""
+    by_id = {p.case_id: p for p in plans}
+    by_slot = {(p.question_id, p.endpoint, p.strategy.key): p for p in plans}
+    keep, changed, reasons = {}, [], {}
+    for case_id, row in finished.items():
+        if case_id in by_id:
+            if row.outcome != Outcome.error:
+                keep[case_id] = row
+            continue
+        plan = by_slot.get((row.question_id, row.endpoint, row.strategy))
+        if plan is not None:
+            changed.append(case_id)
+            why = _what_changed(identities.get(case_id, {}), plan.identity)
+            reasons[why] = reasons.get(why, 0) + 1
+    errored = sum(1 for k, r in finished.items() if k in by_id and r.outcome == Outcome.error)
+    if changed:
+        stale = set(changed)
+        moved = out.with_name(out.name + ".replaced.jsonl")
+        lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+        with moved.open("a", encoding="utf-8") as fh:
+            fh.writelines(line for line in lines if _line_case_id(line) in stale)
+        out.write_text("".join(line for line in lines if _line_case_id(line) not in stale), encoding="utf-8")
+        why = "; ".join(f"{n} with {r}" for r, n in reasons.items())
+        console.print(f"[yellow]resume:[/] {len(changed)} case(s) in {escape(str(out))} were made with another "
+                      f"configuration and run again ({escape(why)}); their old lines are in {escape(str(moved))}")
+    if errored:
+        console.print(f"resume: {errored} errored case(s) are run again")
+    return keep
+
+
+def _line_case_id(line: str) -> str | None:
+    try:
+        return json.loads(line).get("case_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console) -> RunSummary:
@@ -65,8 +140,9 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
                      judge=judge, embeddings=embeddings)
     plans = plan_cases(spec, suite)
-    finished = read_finished(out, repair=True) if resume else {}
-    finished = {k: v for k, v in finished.items() if k in {p.case_id for p in plans}}
+    identities: dict[str, dict[str, Any]] = {}
+    finished = read_finished(out, repair=True, identities=identities) if resume else {}
+    finished = _reusable(plans, finished, identities, out, console) if finished else {}
     if not resume and out.exists():
         out.unlink()
     cache = None
@@ -76,14 +152,15 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
     console.print(f"suite [bold]{escape(suite.name)}[/] ({len(suite.questions)} questions, hash {suite.content_hash[:12]}), "
                   f"{len(endpoints)} endpoint(s), {len(spec.strategies)} strategies → {len(plans)} cases"
                   + (f", {len(finished)} already done" if finished else ""))
-    rows = dict(finished)
+    rows = {k: v for k, v in finished.items() if k in {p.case_id for p in plans}}
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]:.4f}  {task.fields[errors]} errors")]
     # retrieval indexes and corpus token counts, kept for later runs beside the response cache
     index_dir = (Path(run.cache).parent if isinstance(run.cache, str) else Path(".ctxeval")) / "indexes"
     async with Engine(suite=suite, endpoints={e.name: e for e in endpoints}, spec=spec, cache=cache,
-                      embeddings=embeddings, judge=judge, index_cache=IndexCache(directory=index_dir)) as engine:
+                      embeddings=embeddings, judge=judge, secrets=resolve_secrets(spec),
+                      index_cache=IndexCache(directory=index_dir)) as engine:
         with Progress(*columns, console=console, transient=False) as progress, out.open("a", encoding="utf-8") as fh:
             task = progress.add_task("cases", total=len(plans), completed=len(finished), tokens=0, cost=0.0,
                                      errors=0)
@@ -98,9 +175,11 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
                 progress.update(task, advance=1, tokens=tokens, cost=cost, errors=errors)
     if cache is not None:
         cache.close()
-    summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None)
+    summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None,
+                        endpoint_urls={e.name: e.base_url for e in endpoints})
     print_summary(summary, console)
     print_diagnostics(summary, console)
+    print_verdict(summary, console)
     console.print(f"results: {out}")
     return summary
 
@@ -122,8 +201,15 @@ def register(cli: typer.Typer) -> None:
         out: Path = typer.Option(Path("results.jsonl"), "--out", "-o", help="JSONL file, one case per line"),
         resume: bool = typer.Option(False, "--resume", help="keep the cases already in --out and run the rest"),
         summary_json: Path | None = typer.Option(None, "--summary-json", help="also write the summary as JSON"),
+        max_error_rate: float = typer.Option(
+            0.0, "--max-error-rate", min=0.0, max=1.0,
+            help="the share of errored cases tolerated before the exit code is 1 (default 0: any error fails)"),
     ) -> None:
-        """Run a comparison headless and print a per-strategy table."""
+        """Run a comparison headless and print a per-strategy table.
+
+        Exit codes: 0 the run completed (errored share within --max-error-rate); 1 the run failed (no
+        case got an answer) or more cases errored than --max-error-rate allows; 2 bad input.
+        """
         console = report_console()
         try:
             summary = asyncio.run(run_file(spec, out, resume=resume, console=console))
@@ -132,3 +218,21 @@ def register(cli: typer.Typer) -> None:
             raise typer.Exit(2) from e
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.model_dump(mode="json"), indent=2), encoding="utf-8")
+        code = exit_code(summary, max_error_rate)
+        if code:
+            h = summary.health
+            assert h is not None
+            why = (h.reason if h.status == "failed" else
+                   f"{h.reason}; above --max-error-rate {max_error_rate:g}")
+            console.print(f"[red]run {h.status.replace('_', ' ')}:[/] {escape(why or '')}")
+            raise typer.Exit(code)
+
+
+def exit_code(summary: RunSummary, max_error_rate: float = 0.0) -> int:
+    """1 when the run failed (no case got an answer) or its errored share exceeds ``max_error_rate``."""
+    h = summary.health
+    if h is None or h.n == 0:
+        return 0
+    if h.status == "failed":
+        return 1
+    return 1 if (h.error_share or 0.0) > max_error_rate else 0

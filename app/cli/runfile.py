@@ -28,11 +28,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals.domain import Endpoint, StrategySpec, Suite
-from evals.embeddings import EmbeddingSettings
-from evals.errors import UserInputError
-from evals.suites.io import yaml_line
-from evals.tokens import local_tokenizer
+from evals import (
+    EmbeddingSettings,
+    Endpoint,
+    RunSpec,
+    StrategySpec,
+    Suite,
+    UserInputError,
+    local_tokenizer,
+    yaml_line,
+)
 
 
 class GenerateSpec(BaseModel):
@@ -134,13 +139,26 @@ def resolve_embeddings(run: RunFile, source: str = "run file") -> EmbeddingSetti
     return EmbeddingSettings(**data, endpoint=_resolve(ep, source, "embeddings.endpoint") if ep else None)
 
 
+def resolve_secrets(spec: RunSpec) -> dict[str, str]:
+    """The pipeline tokens the run's strategies name (``token_env``), read from the environment."""
+    from evals import required_secrets
+
+    out = {}
+    for name in required_secrets(spec):
+        value = os.environ.get(name)
+        if not value:
+            raise UserInputError(f"environment variable {name} is not set", field="strategies.params.token_env")
+        out[name] = value
+    return out
+
+
 def load_suite_for(run: RunFile, base: Path) -> Suite:
     if run.suite is not None:
-        from evals.suites.io import load_suite
+        from evals import load_suite
 
         path = Path(run.suite)
         return load_suite(path if path.is_absolute() else base / path)
     assert run.generate is not None
-    from evals.suites.registry import generate
+    from evals import generate_suite as generate
 
     return generate(run.generate.kind, run.generate.params, local_tokenizer(run.generate.tokenizer))

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import typer
 
-from evals.errors import UserInputError
-from evals.scorers import SCORERS, AnswerMetric
+from evals import SCORERS, AnswerMetric, UserInputError
 
 Pair = tuple[str, list[str]]
 

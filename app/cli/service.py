@@ -103,14 +103,14 @@ async def _work(settings: Any) -> None:
 @token_cli.command("create")
 def token_create(name: str, database_url: str | None = DbOption) -> None:
     """Create a token named NAME and print it (only now: it is stored as a sha256)."""
-    from app import crud
     from app.db import make_engine, run_migrations, session_scope
+    from app.services import tokens
 
     engine = make_engine(_settings(database_url=database_url).database_url)
     run_migrations(engine)
     try:
         with session_scope(engine) as session:
-            _, plain = crud.create_token(session, name=name)
+            _, plain = tokens.create(session, name)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
@@ -120,11 +120,11 @@ def token_create(name: str, database_url: str | None = DbOption) -> None:
 @token_cli.command("list")
 def token_list(database_url: str | None = DbOption) -> None:
     """List tokens by name (never the tokens themselves)."""
-    from app import crud
     from app.db import make_engine, session_scope
+    from app.services import tokens
 
     with session_scope(make_engine(_settings(database_url=database_url).database_url)) as session:
-        for t in crud.list_tokens(session):
+        for t in tokens.list_all(session):
             typer.echo(f"{t.name}\t{t.prefix}…\tcreated {t.created_at:%Y-%m-%d %H:%M}\t"
                        f"last used {t.last_used_at or 'never'}")
 
@@ -132,11 +132,11 @@ def token_list(database_url: str | None = DbOption) -> None:
 @token_cli.command("revoke")
 def token_revoke(name: str, database_url: str | None = DbOption) -> None:
     """Delete the token named NAME."""
-    from app import crud
     from app.db import make_engine, session_scope
+    from app.services import tokens
 
     with session_scope(make_engine(_settings(database_url=database_url).database_url)) as session:
-        if not crud.delete_token(session, name=name):
+        if not tokens.revoke(session, name):
             typer.echo(f"error: no token named '{name}'", err=True)
             raise typer.Exit(1)
     typer.echo(f"revoked {name}")

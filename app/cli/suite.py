@@ -16,12 +16,16 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from evals import registry
-from evals.domain import Suite
-from evals.errors import CtxevalError, UserInputError
-from evals.suites import io as suite_io
-from evals.suites.sweep import parse_depths, parse_lengths
-from evals.tokens import local_tokenizer
+from evals import (
+    CtxevalError,
+    Suite,
+    UserInputError,
+    local_tokenizer,
+    parse_depths,
+    parse_lengths,
+    registry,
+    suite_io,
+)
 
 suite_app = typer.Typer(name="suite", no_args_is_help=True, add_completion=False,
                         help="Generate, import, sweep and inspect suites (documents + questions).")
@@ -80,7 +84,8 @@ def generate_cmd(
     param: list[str] = typer.Option([], "--param", "-p", help="generator parameter key=value, repeatable"),
 ) -> None:
     """Generate a synthetic suite of KIND (`ctxeval components generators` lists them with parameters)."""
-    from evals.suites.registry import generate, list_kinds
+    from evals import generate_suite as generate
+    from evals import suite_kinds as list_kinds
 
     with _user_errors():
         if kind not in list_kinds():
@@ -114,7 +119,7 @@ def import_cmd(
         None, "--default-question", help="question for LongBench records whose 'input' is empty"),
 ) -> None:
     """Import questions + documents, or a LongBench-style file, as a suite."""
-    from evals.suites.importers import import_longbench, import_questions
+    from evals import import_longbench, import_questions
 
     with _user_errors():
         suite_io.format_of(out)
@@ -140,7 +145,7 @@ def sweep_cmd(
     tokenizer: str = _TOKENIZER,
 ) -> None:
     """Turn every question into one variant per length × depth."""
-    from evals.suites.sweep import sweep
+    from evals import sweep
 
     with _user_errors():
         suite_io.format_of(out)
@@ -158,7 +163,8 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Counts, token lengths per power-of-two bucket, question types and a sample question."""
-    from evals.suites.summary import render, summarize
+    from evals import render_suite_summary as render
+    from evals import summarize_suite as summarize
 
     with _user_errors():
         summary = summarize(suite_io.load_suite(file), local_tokenizer(tokenizer))

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbos import DBOS, DBOSClient
 
-from evals.domain import ENGINE_VERSION
+from evals import ENGINE_VERSION
 
 APP_NAME = "ctxeval"
 APP_VERSION = f"ctxeval-{ENGINE_VERSION}"

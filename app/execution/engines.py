@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,9 +24,7 @@ from app import crud
 from app.db import session_scope
 from app.errors import NotFoundError
 from app.services.cache import DbResponseCache
-from evals.domain import Endpoint, RunSpec, Suite
-from evals.embeddings import EmbeddingSettings
-from evals.retrieval.base import IndexCache
+from evals import EmbeddingSettings, Endpoint, IndexCache, RunSpec, Suite
 
 
 @dataclass
@@ -76,12 +75,15 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None,
           index_cache: IndexCache | None = None) -> RunEngine:
-    from evals.runner import Engine, plan_cases
+    from evals import Engine, plan_cases, required_secrets
 
     inputs = load_run_inputs(db, run_id)
-    plans = plan_cases(inputs.spec, inputs.suite)
+    # pipeline tokens (http_retriever/http_app token_env) come from this process's environment
+    secrets = {n: os.environ[n] for n in required_secrets(inputs.spec) if os.environ.get(n)}
     engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec, cache=DbResponseCache(db),
-                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, index_cache=index_cache)
+                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets,
+                    index_cache=index_cache)
+    plans = plan_cases(inputs.spec, inputs.suite, strategies=engine.strategies)  # built once, by the engine
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)})
 

@@ -42,8 +42,7 @@ from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
 from app.services import run_views
 from app.settings import Settings
-from evals.domain import CaseResult, Outcome
-from evals.runner import prefix_waves
+from evals import CaseResult, Outcome, prefix_waves
 
 log = logging.getLogger("ctxeval.execution")
 
@@ -133,7 +132,7 @@ def _finish(run_id: int, attempt: int) -> str:
             return run.status if run else "deleted"
         stored = len(crud.stored_case_ids(session, run_id=run_id))
         if stored >= run.total_cases:
-            run.status, run.error = RunStatus.completed.value, None
+            run.status, run.error = case_service.run_verdict(session, run)
         else:
             run.status = RunStatus.failed.value
             run.error = f"{run.total_cases - stored} case(s) have no stored result; resume the run"

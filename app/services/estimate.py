@@ -14,12 +14,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from app.schemas import RunCreate, RunEstimate
-from evals.domain import Usage
-from evals.retrieval.base import uses_embeddings
-from evals.scorers import is_judge_scorer
-from evals.strategies import build_strategy
-from evals.strategies.base import EstimateContext
-from evals.tokens import local_tokenizer
+from evals import EstimateContext, Usage, build_strategy, is_judge_scorer, local_tokenizer, uses_embeddings
 
 
 def estimate(session: Session, body: RunCreate) -> RunEstimate:

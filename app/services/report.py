@@ -18,9 +18,7 @@ from app.errors import NotFoundError
 from app.models import DocumentRecord, QuestionRecord, RunRecord
 from app.services import cases as case_service
 from app.services import runs as run_service
-from evals import registry
-from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, RunSpec
-from evals.summary import CaseRow, PairedComparison
+from evals import CaseResult, CaseRow, Evidence, PairedComparison, Question, RetrievedChunk, RunSpec, registry
 
 RECALL_SCORER = "retrieval_recall"
 

@@ -11,6 +11,8 @@ kept in memory while its number of stored cases stays the same (however many vie
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -24,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord, RunViewRecord, as_utc
-from evals.domain import ENGINE_VERSION, stable_hash
+from evals import ENGINE_VERSION
 
 log = logging.getLogger("ctxeval.views")
 
@@ -37,7 +39,8 @@ _lock = threading.Lock()
 
 def view_key(kind: str, params: Any) -> str:
     """What a view is, as a stored key: its kind, parameters and the code version that computed it."""
-    return stable_hash([VIEW_VERSION, ENGINE_VERSION, kind, params])
+    raw = json.dumps([VIEW_VERSION, ENGINE_VERSION, kind, params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def run_state(record: RunRecord) -> str:

@@ -17,11 +17,16 @@ from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import run_views
 from app.services import suites as suite_service
-from evals.domain import Endpoint, RunSpec, Suite
-from evals.embeddings import EmbeddingSettings
-from evals.errors import UserInputError
-from evals.runner import make_spec, plan_cases
-from evals.scorers import is_judge_scorer
+from evals import (
+    EmbeddingSettings,
+    Endpoint,
+    RunSpec,
+    Suite,
+    UserInputError,
+    is_judge_scorer,
+    make_spec,
+    plan_cases,
+)
 
 
 def get_record(session: Session, run_id: int) -> RunRecord:
@@ -109,8 +114,24 @@ def rerun(session: Session, dispatcher: Dispatcher, run_id: int) -> RunPublic:
     return get(session, record.id or 0)
 
 
+def reusable_cases(session: Session, record: RunRecord) -> tuple[int, int]:
+    """Drop the stored cases a resume must not reuse: errored cases (they are run again) and cases whose
+    id is not in the run's plan (a case id covers the case's full identity: endpoint base URL and model,
+    strategy parameters, question and context content, scorers; see ``evals.runner.case_identity``).
+    Returns (errored, stale) counts."""
+    suite_record = suite_service.get_record(session, record.suite_id)
+    plan_ids = {p.case_id for p in plan_cases(RunSpec.model_validate(record.spec),
+                                                crud.load_suite(session, record=suite_record))}
+    stored = crud.stored_case_ids(session, run_id=record.id or 0)
+    stale = stored - plan_ids
+    errored = crud.errored_case_ids(session, run_id=record.id or 0) & plan_ids
+    crud.delete_cases(session, run_id=record.id or 0, case_ids=sorted(stale | errored))
+    return len(errored), len(stale)
+
+
 def resume(session: Session, dispatcher: Dispatcher, run_id: int, *, force: bool = False) -> RunPublic:
-    """A new attempt of the run that executes only the cases without a stored result."""
+    """A new attempt of the run that executes the cases without a stored result, the errored cases
+    again, and any stored case whose identity no longer matches the plan (never reused)."""
     record = get_record(session, run_id)
     if record.status == RunStatus.completed:
         raise ConflictError(f"run {run_id} is completed; use rerun for a new run")
@@ -118,6 +139,7 @@ def resume(session: Session, dispatcher: Dispatcher, run_id: int, *, force: bool
         if not force:
             raise ConflictError(f"run {run_id} is {record.status}; pass force=true to restart its attempt")
         dispatcher.cancel_run(run_id, record.attempt)
+    reusable_cases(session, record)
     record.attempt += 1
     record.status, record.error, record.finished_at = RunStatus.queued.value, None, None
     run_views.invalidate(session, run_id)

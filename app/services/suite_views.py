@@ -11,12 +11,9 @@ from sqlmodel import Session
 
 from app.schemas import SuitePublic
 from app.services import suites as suite_service
-from evals.domain import Suite
-from evals.errors import UserInputError
-from evals.suites import registry
-from evals.suites.summary import summarize
-from evals.suites.sweep import parse_depths, parse_lengths
-from evals.tokens import local_tokenizer
+from evals import Suite, UserInputError, local_tokenizer, parse_depths, parse_lengths
+from evals import suite_generators as registry
+from evals import summarize_suite as summarize
 
 TOKENIZER = "cl100k"
 SAMPLE_QUESTIONS = 8

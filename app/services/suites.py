@@ -11,8 +11,7 @@ from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import SuiteRecord, as_utc
 from app.schemas import QuestionPublic, QuestionsPublic, SuitePublic
-from evals.domain import Suite
-from evals.suites.io import format_of, parse_suite
+from evals import Suite, format_of, parse_suite
 
 
 def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:

@@ -52,7 +52,10 @@
     var p = run.progress;
     block.querySelector('[data-field="bar"]').style.width = (p.fraction * 100).toFixed(1) + "%";
     block.querySelector(".progress").setAttribute("aria-valuenow", p.done);
-    block.querySelector(".progress").classList.toggle("done", run.status === "completed");
+    var bar = block.querySelector(".progress");
+    bar.classList.toggle("done", run.status === "completed");
+    bar.classList.toggle("partial", run.status === "completed_with_errors");
+    bar.classList.toggle("failed", run.status === "failed");
     setText(block, "done", num(p.done));
     setText(block, "total", num(p.total));
     setText(block, "pct", Math.round(p.fraction * 100) + "%");
@@ -61,7 +64,7 @@
     setText(block, "cost", usd(p.cost_usd));
     var row = block.closest("[data-run-row]") || document;
     var badge = row.querySelector('.badge[data-field="status"]');
-    if (badge) { badge.textContent = run.status; badge.className = "badge st-" + run.status; }
+    if (badge) { badge.textContent = run.status.replace(/_/g, " "); badge.className = "badge st-" + run.status; }
     block.setAttribute("data-status", run.status);
   }
 

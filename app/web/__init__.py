@@ -23,7 +23,7 @@ from app.errors import ServiceError, error_body
 from app.web import login, pages_library, pages_report, pages_runs
 from app.web.auth import CookieBearer, LoginRequired
 from app.web.render import STATIC_DIR, error_page
-from evals.errors import UserInputError
+from evals import UserInputError
 
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 

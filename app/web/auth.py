@@ -16,10 +16,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import crud
 from app.api.deps import SessionDep, SettingsDep
 from app.errors import error_body
 from app.models import ApiToken
+from app.services import tokens
 
 COOKIE = "ctxeval_token"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -52,7 +52,7 @@ def page_user(request: Request, settings: SettingsDep, session: SessionDep) -> A
     if not settings.auth_required:
         return None
     token = request.cookies.get(COOKIE)
-    record = crud.find_token(session, token=token) if token else None
+    record = tokens.authenticate(session, token, touch=False)
     if record is None:
         raise LoginRequired(login_url(request))
     return record

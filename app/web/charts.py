@@ -15,8 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.services.report import RecallSplit
-from evals.stats import pareto_frontier
-from evals.summary import CaseRow, GroupSummary, RunSummary
+from evals import CaseRow, GroupSummary, RunSummary, pareto_frontier
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d"]
@@ -113,7 +112,7 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
         fig.add_vline(x=x, line={"color": labels.color(co.strategy), "dash": "dot", "width": 1.5})
         fig.add_annotation(x=x, y=0.62 - 0.08 * marked, yref="paper", xanchor="left", yanchor="bottom",
                            showarrow=False,
-                           text=f" crossover: {labels.name(co.endpoint, co.strategy)} ≥ {co.versus} "
+                           text=f" crossover: {labels.name(co.endpoint, co.strategy)} > {co.versus} "
                                 f"from {by_lo[co.bucket.lo].bucket.label}",
                            font={"size": 11, "color": labels.color(co.strategy)}, bgcolor="rgba(255,255,255,0.85)")
     _layout(fig, x="context length (tokens)", y=f"{scorer} (mean, 95% CI)",
@@ -121,10 +120,14 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
                    "range": [-0.5, len(buckets) - 0.5], "zeroline": False},
             yaxis={"range": [-0.05, 1.08]})
     crossed = [c for c in summary.crossovers if c.length is not None]
-    caption = ("Dotted lines mark where a strategy starts matching long context at every longer length."
-               if crossed else "No strategy catches up with long context at the longest lengths (no crossover).")
+    caption = ("Dotted lines mark where a strategy becomes significantly better than long context (Holm-adjusted) "
+               "and stays not significantly worse at every longer length."
+               if crossed else "No evidence of a crossover: no strategy is significantly better than long context "
+               "at a length from which it stays not significantly worse (Holm-adjusted).")
     if not summary.crossovers:
         caption = "A crossover needs long_context and another strategy on the same endpoint."
+    elif all(c.n_buckets == 0 for c in summary.crossovers):
+        caption = "No crossover can be computed: no length bucket has cases of both long context and another strategy."
     return Chart("chart-length", f"{title} (n = {n} cases)", n, _plain(fig), caption=caption)
 
 
@@ -170,7 +173,9 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
     title = f"Cost vs {scorer or 'score'}"
     groups = [g for g in summary.groups if scorer and g.scores.get(scorer) and g.scores[scorer].mean is not None]
     if not groups:
-        return Chart("chart-cost", title, 0, note="No data because no case has a score yet.")
+        why = ("no case got an answer (see the run's status)" if summary.health and summary.health.answered == 0
+               else "no case has a score yet")
+        return Chart("chart-cost", title, 0, note=f"No data because {why}.")
     use_cost = any(g.cost_usd.mean for g in groups)
 
     def x_of(g: GroupSummary) -> float | None:
@@ -262,11 +267,13 @@ def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Cha
 
 
 # ------------------------------------------------------------------------------ retrieval × answer
-def recall_chart(splits: Sequence[RecallSplit], labels: Labels, *, has_retrieval: bool) -> Chart:
+def recall_chart(splits: Sequence[RecallSplit], labels: Labels, *, has_retrieval: bool,
+                 nothing_answered: bool = False) -> Chart:
     title = "Retrieval hits vs answer correctness"
     splits = [s for s in splits if s.n]
     if not splits:
         why = ("the run has no retrieval strategy." if not has_retrieval else
+               "no case got an answer (see the run's status)." if nothing_answered else
                "no question has gold evidence, so whether retrieval found it is unknown.")
         return Chart("chart-recall", title, 0, note=f"No data because {why}")
     fig = go.Figure()

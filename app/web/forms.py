@@ -18,9 +18,7 @@ import yaml
 from starlette.datastructures import FormData
 
 from app.schemas import RunCreate, RunEmbeddings
-from evals import registry
-from evals.domain import Endpoint, StrategySpec
-from evals.errors import UserInputError
+from evals import Endpoint, StrategySpec, UserInputError, registry
 
 MAX_STRATEGIES = 64
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from app import crud
 from app.api.deps import SessionDep, SettingsDep
+from app.services import tokens
 from app.web.auth import COOKIE, COOKIE_MAX_AGE, safe_next
 from app.web.render import page
 
@@ -26,12 +26,10 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, token: s
     target = safe_next(next)
     if not settings.auth_required:
         return RedirectResponse(target, status_code=303)
-    record = crud.find_token(session, token=token.strip()) if token.strip() else None
+    record = tokens.authenticate(session, token)
     if record is None:
         return page(request, "login.html", status_code=401, next=target, bare=True,
                     error="That token is not valid. Create one with: ctxeval token create NAME")
-    crud.touch_token(session, record=record)
-    session.commit()
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, token.strip(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")

@@ -25,7 +25,7 @@ from app.web.forms import (
 )
 from app.web.pages_runs import redirect
 from app.web.render import page
-from evals.errors import CtxevalError
+from evals import CtxevalError
 
 router = APIRouter(include_in_schema=False)
 

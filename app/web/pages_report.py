@@ -18,10 +18,7 @@ from app.services import runs as run_service
 from app.web import charts
 from app.web.auth import PageUser
 from app.web.render import page
-from evals import registry
-from evals.domain import Outcome
-from evals.errors import CtxevalError
-from evals.summary import CaseRow, PairedComparison, RunSummary
+from evals import CaseRow, CtxevalError, Outcome, PairedComparison, RunSummary, registry
 
 router = APIRouter(include_in_schema=False)
 CASES_PER_PAGE = 100
@@ -42,7 +39,8 @@ def build_charts(run: RunPublic, summary: RunSummary, rows: list[CaseRow]) -> di
         "latency": charts.distribution(rows, labels, metric="latency_s"),
         "ttft": charts.distribution(rows, labels, metric="ttft_s"),
         "recall": charts.recall_chart(report.recall_vs_answer(rows, summary.primary), labels,
-                                      has_retrieval=has_retrieval),
+                                      has_retrieval=has_retrieval,
+                                      nothing_answered=summary.health is not None and summary.health.answered == 0),
     }
 
 

@@ -20,7 +20,7 @@ from app.services import suites as suite_service
 from app.web.auth import PageUser
 from app.web.forms import form_values, run_from_form, strategy_forms, validation_message
 from app.web.render import page
-from evals.errors import CtxevalError
+from evals import CtxevalError
 
 router = APIRouter(include_in_schema=False)
 

@@ -203,6 +203,7 @@ class IndexCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
+            retriever = type(retriever)(retriever.params)  # each index its own state: the caller's is shared
             folder = self._folder("index", key)
             index = await asyncio.to_thread(self._load, folder, retriever) if folder is not None else None
             if index is None:

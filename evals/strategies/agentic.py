@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from evals import registry
 from evals.client import ChatResponse
@@ -79,6 +79,7 @@ class AgenticParams(BaseModel):
     max_tokens_total: int | None = Field(default=100_000, ge=1, description="prompt + completion tokens")
     tool_mode: Literal["auto", "native", "text"] = "auto"
     on_budget: Literal["force_answer", "no_answer"] = "force_answer"
+    _rag: RagParams | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> AgenticParams:
@@ -86,9 +87,12 @@ class AgenticParams(BaseModel):
         return self
 
     def rag_params(self) -> RagParams:
-        return RagParams(retriever=self.retriever, retriever_params=self.retriever_params,
-                         chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
-                         title_prefix=self.title_prefix, chunking=self.chunking, k=self.k)
+        """The retrieval half of the parameters, made once (its retriever is built once with it)."""
+        if self._rag is None:
+            self._rag = RagParams(retriever=self.retriever, retriever_params=self.retriever_params,
+                                  chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens,
+                                  title_prefix=self.title_prefix, chunking=self.chunking, k=self.k)
+        return self._rag
 
 
 def parse_action(text: str, doc_ids: list[str]) -> tuple[str, dict[str, Any]] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -103,6 +103,7 @@ class CaseContext:
     system_prompt: str | None = None
     count_cache: dict[str, int] = field(default_factory=dict)
     preset: Preset = field(default_factory=lambda: get_preset(None))
+    secrets: Mapping[str, str] = field(default_factory=dict)  # tokens by name, given by the caller
 
     @property
     def endpoint(self) -> Endpoint:
@@ -205,6 +206,13 @@ class Strategy(ABC):
         the dashboard show. The default counts the whole long-context prompt; strategies that send
         less (or nothing) say so."""
         return est.frame_tokens() + est.context_tokens(), True
+
+    def required_secrets(self) -> list[str]:
+        """Names of the secrets (tokens) this strategy needs from the caller, e.g. an HTTP pipeline's."""
+        return []
+
+    async def aclose(self) -> None:  # noqa: B027  (optional hook, not abstract)
+        """Release what the strategy holds for the run (HTTP clients); the engine calls it at the end."""
 
     def prefix_key(self, question: Question, suite: Suite) -> str | None:
         """Questions with the same key share a long prompt prefix (for prefix-aware ordering)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from evals import presets, prompts, registry
 from evals.domain import Document, Evidence, RetrievedChunk
 from evals.errors import UserInputError
 from evals.presets import CHAT_RESERVE, Rendered, TaskPrompt
-from evals.retrieval.base import RetrieverName, build_retriever
+from evals.retrieval.base import Retriever, RetrieverName, build_retriever
 from evals.retrieval.chunking import Chunk, Chunking, ChunkingParams
 from evals.strategies.base import CaseContext, EstimateContext, Strategy, StrategyOutput
 from evals.strategies.context import LongContextParams, build_long_context, build_native, send_rendered
@@ -29,16 +29,24 @@ class RagParams(BaseModel):
     budget_tokens: int | None = Field(default=None, ge=1, description="fill chunks up to this many tokens instead of k")
     order: Literal["score", "position"] = Field(default="score",
                                                 description="position keeps the documents' order (OP-RAG)")
+    _retriever: Retriever | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> RagParams:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError("overlap_tokens must be smaller than chunk_tokens")
         try:
-            build_retriever(self.retriever, self.retriever_params)
+            self._retriever = build_retriever(self.retriever, self.retriever_params)
         except UserInputError as e:
             raise ValueError(e.detail) from e
         return self
+
+    def built_retriever(self) -> Retriever:
+        """The retriever, built once with these parameters (at validation) and shared by every case: the
+        index cache keeps the built index per corpus."""
+        if self._retriever is None:
+            self._retriever = build_retriever(self.retriever, self.retriever_params)
+        return self._retriever
 
     @property
     def chunking_params(self) -> ChunkingParams:
@@ -68,7 +76,7 @@ async def retrieve(ctx: CaseContext, params: RagParams, query: str | None = None
                    ) -> tuple[list[RetrievedChunk], list[Chunk]]:
     """Chunks for the question (or ``query``): best first by score, then cut by k or the token
     budget, then ordered."""
-    retriever = build_retriever(params.retriever, params.retriever_params)
+    retriever = params.built_retriever()
     corpus: list[Document] = ctx.suite.documents
     index = await ctx.indexes.get(corpus, params.chunking_params, retriever, ctx.chunk_tokenizer, ctx.retrieval_env)
     doc_ids = [d.id for d in ctx.documents] if ctx.question.doc_ids is not None else None
@@ -105,6 +113,12 @@ async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, a
     """A preset's prompt with the retrieved chunks in place of the documents (the benchmark's retrieval
     template when it has one); Self-Route's instruction closes the user turn."""
     retrieved, chunks = await retrieve(ctx, params)
+    return await native_from_chunks(ctx, task, chunks, retrieved, allow_unanswerable=allow_unanswerable)
+
+
+async def native_from_chunks(ctx: CaseContext, task: TaskPrompt, chunks: list[Chunk],
+                             retrieved: list[RetrievedChunk], *, allow_unanswerable: bool
+                             ) -> tuple[Rendered, list[RetrievedChunk], int]:
     block, template = presets.render_chunks(task, [(c.title, c.text) for c in chunks])
     rendered = presets.render(task, ctx.question, block, template=template)
     if allow_unanswerable:
@@ -115,12 +129,33 @@ async def rag_native(ctx: CaseContext, params: RagParams, task: TaskPrompt, *, a
 async def rag_messages(ctx: CaseContext, params: RagParams, *, allow_unanswerable: bool
                        ) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     retrieved, chunks = await retrieve(ctx, params)
+    return await messages_from_chunks(ctx, chunks, retrieved, allow_unanswerable=allow_unanswerable)
+
+
+async def messages_from_chunks(ctx: CaseContext, chunks: list[Chunk], retrieved: list[RetrievedChunk], *,
+                               allow_unanswerable: bool) -> tuple[list[dict[str, Any]], list[RetrievedChunk], int]:
     system = ctx.system_prompt or prompts.SYSTEM
     user = prompts.passages_user(render_chunks(chunks), ctx.question.question,
                                  allow_unanswerable=allow_unanswerable)
     estimate = sum(c.tokens for c in chunks) + await ctx.count(system + prompts.passages_user(
         "", ctx.question.question, allow_unanswerable=allow_unanswerable))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], retrieved, estimate
+
+
+async def answer_from_chunks(ctx: CaseContext, chunks: list[Chunk], retrieved: list[RetrievedChunk]
+                             ) -> StrategyOutput:
+    """``rag``'s answer from chunks found elsewhere (an HTTP retriever): the same prompt (the preset's
+    when the suite has one), one model call."""
+    task = ctx.preset.prompt_for(ctx.question)
+    if task is not None:
+        rendered, retrieved, estimate = await native_from_chunks(ctx, task, chunks, retrieved,
+                                                                 allow_unanswerable=False)
+        return await send_rendered(ctx, rendered, StrategyOutput(
+            retrieved=retrieved, metadata={"retrieval": True, "estimated_prompt_tokens": estimate}))
+    messages, retrieved, estimate = await messages_from_chunks(ctx, chunks, retrieved, allow_unanswerable=False)
+    resp = await ctx.llm.chat(messages)
+    return StrategyOutput(answer=resp.text, reasoning=resp.reasoning, prompt=messages, retrieved=retrieved,
+                          metadata={"retrieval": True, "estimated_prompt_tokens": estimate})
 
 
 @registry.strategy(order=2, preselected=True)

@@ -296,7 +296,7 @@ _CHOICES = ("A", "B", "C", "D")
 
 
 def _longbench_question(rec: dict[str, Any], default_question: str | None,
-                        fail: Any) -> tuple[str, list[str]]:
+                        fail: Any) -> tuple[str, list[str], list[str]]:
     text = rec.get("input")
     if text is None:
         text = rec.get("question")
@@ -309,11 +309,14 @@ def _longbench_question(rec: dict[str, Any], default_question: str | None,
     raw = rec.get("answers", rec.get("answer"))
     answers = [str(a) for a in (raw if isinstance(raw, list) else [] if raw is None else [raw])]
     options = rec.get("options")
+    choices: list[str] = []
     if all(f"choice_{c}" in rec for c in _CHOICES):  # LongBench v2 multiple choice
-        text += "\n" + "\n".join(f"({c}) {rec[f'choice_{c}']}" for c in _CHOICES)
+        choices = [str(rec[f"choice_{c}"]) for c in _CHOICES]
     elif isinstance(options, list) and options:  # InfiniteBench multiple choice
-        text += "\n" + "\n".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(options))
-    return text, answers
+        choices = [str(o) for o in options]
+    if choices:
+        text += "\n" + "\n".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(choices))
+    return text, answers, choices
 
 
 def import_longbench(path: str | Path, *, name: str | None = None, default_question: str | None = None,
@@ -348,7 +351,7 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
             raise fail("missing or empty 'context' (the text the question is about)", "context")
         if len(questions) >= max_questions:
             raise fail(f"more than {max_questions:,} questions, over the limit")
-        qtext, answers = _longbench_question(rec, default_question, fail)
+        qtext, answers, choices = _longbench_question(rec, default_question, fail)
         raw_id = rec.get("_id", rec.get("id"))
         qid = str(raw_id) if raw_id not in (None, "") else f"q{len(questions) + 1}"
         if qid in seen:
@@ -360,6 +363,8 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
             docs[doc_id] = Document(id=doc_id, title=f"context of {qid}", text=context)
         metadata = {k: v for k, v in rec.items() if k not in _LB_KNOWN and not k.startswith("choice_")}
         metadata.setdefault("task", metadata.get("dataset", "longbench"))
+        if choices:
+            metadata["choices"] = choices  # the `choice` scorer reads them
         try:
             questions.append(Question(id=qid, question=qtext, answers=answers, doc_ids=[doc_id],
                                       evidence=[Evidence(doc_id=doc_id)], metadata=metadata))
@@ -368,5 +373,7 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
             raise fail(err["msg"], ".".join(str(p) for p in err["loc"])) from None
     if not questions:
         raise UserInputError("no records in the file", source=src)
+    # multiple-choice data are scored by the option letter chosen, never by SQuAD matching of "A"
+    scorers = ["choice"] if all("choices" in q.metadata for q in questions) else []
     return Suite(name=name or Path(path).stem, documents=list(docs.values()), questions=questions,
-                 metadata={"imported_from": {"longbench": Path(path).name}})
+                 default_scorers=scorers, metadata={"imported_from": {"longbench": Path(path).name}})

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
+from evals.scorers import check_references
 
 DEFAULT_MAX_BYTES = 200_000_000
 DEFAULT_MAX_DOCUMENTS = 500_000
@@ -116,9 +117,11 @@ def parse_suite(text: str | bytes, fmt: str, *, source: str = "<suite>", default
     _check_references(_records(docs, "documents", locator), _records(questions, "questions", locator),
                       source)
     try:
-        return Suite.model_validate(data)
+        suite = Suite.model_validate(data)
     except ValidationError as e:
         raise _from_validation(e, Suite, source, locator, prefix=()) from None
+    check_references(suite.questions, suite.default_scorers, source=source)
+    return suite
 
 
 _Record = tuple[dict[str, Any], str, Callable[[tuple[Any, ...]], "int | None"]]

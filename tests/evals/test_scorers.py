@@ -2,17 +2,22 @@
 
 import json
 import math
+import re
 
 import pytest
 from rouge_score import rouge_scorer
 from typer.testing import CliRunner
 
 from app.cli import cli
-from evals.domain import CaseResult, Evidence, Question, RetrievedChunk
+from evals import registry
+from evals.domain import CaseResult, Evidence, Outcome, Question, RetrievedChunk
 from evals.errors import UserInputError
 from evals.scorers import (
     SCORERS,
+    check_references,
+    choice,
     exact_match,
+    extract_choice,
     f1,
     get_scorer,
     mrecall_at_k,
@@ -205,8 +210,9 @@ def test_ranking_metrics_reject_empty_gold_and_bad_k(fn):
 
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_and_kinds():
-    assert list(SCORERS) == ["exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
-                             "best_subspan_em", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
+    assert [n for n in SCORERS if registry.get("scorer", n).source == "ctxeval"] == [
+        "exact_match", "f1", "subspan_em", "ruler_all", "ruler_part", "rouge_l",
+                             "best_subspan_em", "choice", "longbench_qa_f1", "longbench_qa_f1_zh", "longbench_rouge",
                              "longbench_rouge_zh", "longbench_classification", "longbench_retrieval",
                              "longbench_retrieval_zh", "longbench_count", "longbench_code_sim", "longbench",
                              "infinitebench", "retrieval_recall", "recall_at_k", "mrr", "ndcg"]
@@ -294,3 +300,99 @@ def test_score_command_rejects_unknown_and_retrieval_metrics(tmp_path):
     missing = CliRunner().invoke(cli, ["score", "--metric", "f1", "--input", str(tmp_path / "none.jsonl")])
     assert missing.exit_code == 2
     assert "none.jsonl" in missing.stderr and "not found" in missing.stderr
+
+
+# ------------------------------------------------------------------------------------ multiple choice
+def _longbench_v2_extract_answer(response):
+    """LongBench v2 ``pred.py`` ``extract_answer``, as published, to compare against."""
+    response = response.replace("*", "")
+    match = re.search(r"The correct answer is \(([A-D])\)", response)
+    if match:
+        return match.group(1)
+    match = re.search(r"The correct answer is ([A-D])", response)
+    if match:
+        return match.group(1)
+    return None
+
+
+LONGBENCH_V2_REPLIES = [
+    "The correct answer is (B)",
+    "The correct answer is B",
+    "**The correct answer is (C)**",
+    "Having read the text, *The correct answer is* (D).",
+    "The correct answer is (A). The correct answer is (B)",  # first match wins
+    "The correct answer is Daniel",  # LongBench reads D here; kept
+    "the correct answer is (B)",  # case-sensitive in the original: no match
+    "The correct answer is (E)",  # only A-D for four options
+    "I cannot tell.",
+    "The correct answer is: B",  # no match in the original
+]
+
+
+@pytest.mark.parametrize("reply", LONGBENCH_V2_REPLIES)
+def test_choice_reproduces_longbench_v2_extraction(reply):
+    original = _longbench_v2_extract_answer(reply)
+    if original is not None:
+        assert extract_choice(reply) == original
+        assert choice(reply, [original]) == 1.0
+    else:  # the fallback reads only a reply that is a letter alone or a marked letter
+        assert extract_choice(reply) in (None, *[c for c in "ABCD" if reply.strip().rstrip(".").endswith(c)])
+
+
+@pytest.mark.parametrize(("reply", "letter"), [
+    ("B", "B"), ("(C)", "C"), ("D.", "D"), ("b) Paris", "B"), ("(a) Lyon", "A"), ("Answer: C", "C"),
+    ("Answer is D.", "D"), ("**B**", "B"), ("A. Lyon", "A"),
+    ("a", None), ("A lot of people think so", None), ("I think it is A", None), ("E", None),
+])
+def test_choice_bare_letter_fallback(reply, letter):
+    assert extract_choice(reply) == letter
+
+
+def test_choice_options_beyond_d_and_choice_texts():
+    six = ["red", "green", "blue", "black", "white", "pink"]
+    assert extract_choice("The correct answer is (F)", choices=six) == "F"
+    assert extract_choice("The correct answer is (F)") is None  # four options: A-D as in LongBench v2
+    assert choice("E", ["E"], six) == 1.0
+    assert extract_choice("Blue.", choices=six) == "C"  # the reply is one option's text
+    assert choice("green", ["B"], six) == 1.0
+    assert choice("The correct answer is (B)", ["green"], six) == 1.0  # reference given as the option text
+    assert choice("The correct answer is (A)", ["B"]) == 0.0
+    assert choice("", ["B"]) == 0.0
+    with pytest.raises(ValueError, match="no option letter"):
+        choice("A", ["Paris"])
+
+
+def test_choice_scorer_reads_the_question_choices():
+    q = Question(id="mc1", question="Which colour?", answers=["C"],
+                 metadata={"choices": ["red", "green", "blue", "black", "white"]})
+    case = CaseResult(case_id="c", question_id="mc1", endpoint="e", strategy="s", strategy_name="s", answer="blue")
+    assert SCORERS["choice"].score(case, q) == 1.0
+    assert SCORERS["choice"].score(case.model_copy(update={"answer": "The correct answer is (E)"}), q) == 0.0
+
+
+def test_unanswered_cases_score_zero_on_every_answer_scorer():
+    q = Question(id="q", question="Which?", answers=["A"], evidence=[])
+    for outcome in (Outcome.over_window, Outcome.error, Outcome.no_answer, Outcome.cancelled):
+        case = CaseResult(case_id="c", question_id="q", endpoint="e", strategy="s", strategy_name="s",
+                          answer="", outcome=outcome)
+        scores = score_case(case, q, ["exact_match", "subspan_em", "choice", "f1"])
+        assert scores == {"exact_match": 0.0, "subspan_em": 0.0, "choice": 0.0, "f1": 0.0}, outcome
+    # the SQuAD metrics themselves keep the reference behaviour on "A" (they are refused at validation)
+    assert exact_match("", ["A"]) == 1.0 and subspan_em("anything", ["A"]) == 1.0
+
+
+def test_validation_refuses_a_reference_that_normalises_to_nothing():
+    questions = [Question(id="ok", question="?", answers=["Paris"]),
+                 Question(id="lb-17", question="Which?", answers=["A"])]
+    with pytest.raises(UserInputError) as info:
+        check_references(questions, ["exact_match"])
+    msg = str(info.value)
+    assert "lb-17" in msg and "'A'" in msg and "choice" in msg
+    for name in ("f1", "subspan_em"):
+        with pytest.raises(UserInputError):
+            check_references(questions, [name])
+    check_references(questions[1:], ["choice", "ruler_part"])  # letters are fine for these
+    with pytest.raises(UserInputError, match="rouge_l"):
+        check_references([Question(id="x", question="?", answers=["!!"])], ["rouge_l"])
+    with pytest.raises(UserInputError, match="names an option"):
+        check_references([Question(id="x", question="?", answers=["Paris"])], ["choice"])

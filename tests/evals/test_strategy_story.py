@@ -40,3 +40,20 @@ async def test_the_estimate_refuses_exactly_the_long_context_cases_the_engine_re
     results = await run_cases(suite, ep, [spec], MockModel())
     sent = {r.question_id: r.outcome != Outcome.over_window for r in results.values()}
     assert sent == expected
+
+
+async def test_a_retriever_is_built_per_run_not_per_case(monkeypatch):
+    from evals.strategies import rag
+
+    calls = []
+    real = rag.build_retriever
+    monkeypatch.setattr(rag, "build_retriever", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    suite = make_suite()
+    counts = []
+    for n in (1, len(suite.questions)):
+        calls.clear()
+        small = suite.model_copy(update={"questions": suite.questions[:n]})
+        results = await run_cases(small, endpoint(), [StrategySpec(name="rag", params={"k": 2})], MockModel())
+        assert len(results) == n
+        counts.append(len(calls))
+    assert counts[0] == counts[1]  # the same builds for 1 question as for all of them

@@ -74,16 +74,20 @@ def test_groups_in_order_with_counts(summary):
 
 def test_outcome_counts(summary):
     assert group(summary, "long_context").outcomes == {
-        "ok": 3, "over_window": 1, "declined": 0, "no_answer": 0, "error": 0, "judge_error": 0}
+        "ok": 3, "over_window": 1, "declined": 0, "no_answer": 0, "error": 0, "judge_error": 0,
+        "cancelled": 0}
     assert group(summary, "rag").outcomes["error"] == 1
     assert group(summary, "self_route").outcomes["declined"] == 1
     assert group(summary, "no_context").outcomes["no_answer"] == 1
 
 
-def test_scores_exclude_none_and_carry_n(summary):
+def test_scores_count_unanswered_as_wrong_and_carry_n(summary):
+    # rag errored on q2 (stored score None): the other strategies scored q2, so it counts 0
     rag = group(summary, "rag").scores["exact_match"]
-    assert (rag.mean, rag.n) == (pytest.approx(2 / 3), 3)  # the errored case has no score
+    assert (rag.mean, rag.n) == (pytest.approx(2 / 4), 4)
     assert rag.low <= rag.mean <= rag.high
+    answered = group(summary, "rag").scores_answered["exact_match"]
+    assert (answered.mean, answered.n) == (pytest.approx(2 / 3), 3)
     lc = group(summary, "long_context").scores["f1"]
     assert (lc.mean, lc.n) == (pytest.approx(2.5 / 4), 4)
 
@@ -128,7 +132,7 @@ def test_length_buckets_and_grid(summary):
     cells = [(c.strategy, c.bucket.label, c.n, c.scores["exact_match"].mean, c.scores["exact_match"].n)
              for c in summary.by_length if c.endpoint == "e1" and c.strategy in ("long_context", "rag")]
     assert cells == [("long_context", "≤4K", 2, 1.0, 2), ("long_context", "≤32K", 2, 0.0, 2),
-                     ("rag", "≤4K", 2, 0.0, 1), ("rag", "≤32K", 2, 1.0, 2)]
+                     ("rag", "≤4K", 2, 0.0, 2), ("rag", "≤32K", 2, 1.0, 2)]
     grid = {(c.bucket.hi, c.depth): (c.n, c.scores["exact_match"].mean)
             for c in summary.grid if c.endpoint == "e1" and c.strategy == "self_route"}
     assert grid == {(4096, 0.0): (1, 1.0), (4096, 50.0): (1, 1.0), (32768, 0.0): (1, 1.0),
@@ -138,10 +142,14 @@ def test_length_buckets_and_grid(summary):
 def test_crossover_per_retrieval_strategy(summary):
     found = {(c.endpoint, c.strategy): c for c in summary.crossovers}
     assert set(found) == {("e1", "rag"), ("e1", "self_route")}  # not no_context, not e2 (no long context)
-    rag = found[("e1", "rag")]  # behind at 4K (0 vs 1), ahead at 32K (1 vs 0)
-    assert (rag.length, rag.versus, rag.scorer, rag.n_buckets) == (32768, "long_context", "exact_match", 2)
-    assert rag.bucket == LengthBucket(lo=16384, hi=32768, label="≤32K")
-    assert found[("e1", "self_route")].length == 4096  # never behind
+    rag = found[("e1", "rag")]  # behind at 4K (0 vs 1), ahead at 32K (1 vs 0), two questions each
+    assert (rag.versus, rag.scorer, rag.n_buckets) == ("long_context", "exact_match", 2)
+    assert [t.bucket for t in rag.tests] == [LengthBucket(lo=2048, hi=4096, label="≤4K"),
+                                             LengthBucket(lo=16384, hi=32768, label="≤32K")]
+    # two questions per length prove nothing: no crossover is declared from point means
+    assert rag.bucket is None and rag.length is None and rag.verdict.startswith("no evidence of a crossover")
+    assert all(t.p_adjusted is not None and t.p_adjusted >= t.p_value for t in rag.tests)
+    assert found[("e1", "self_route")].bucket is None
 
 
 def test_summary_json_round_trip(summary):
@@ -171,7 +179,7 @@ def test_length_buckets_power_of_two_and_given_edges():
     labels = {c.bucket.label for c in s.by_length}
     assert labels == {"≤5000", ">5000"}
     rag = next(c for c in s.crossovers if c.strategy == "rag")
-    assert rag.length == 5000  # the open bucket reports its lower edge
+    assert [t.bucket.label for t in rag.tests] == ["≤5000", ">5000"]
     with pytest.raises(UserInputError):
         summarize(run_rows(), primary=None, length_edges=[0, 10])
 
@@ -179,21 +187,21 @@ def test_length_buckets_power_of_two_and_given_edges():
 # ------------------------------------------------------------------------------------------ compare
 def test_compare_pairs_questions_scored_by_both():
     c = compare(run_rows(), "long_context", "rag", scorer="exact_match", endpoint="e1", n_boot=500)
-    # q2 drops out (rag errored): q1 1→0, q3 0→1, q4 0→1
-    assert (c.n, c.wins, c.losses, c.ties) == (3, 2, 1, 0)
-    assert c.difference.mean == pytest.approx(1 / 3)
-    assert (c.mean_a, c.mean_b) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
-    assert c.difference.n == 3
-    assert c.mcnemar_p == pytest.approx(1.0)  # 2 · (C(3,0) + C(3,1)) / 8, capped at 1
-    assert c.disagreements == ["q1", "q3", "q4"]
+    # rag errored on q2: no answer counts 0. q1 1→0, q2 1→0, q3 0→1, q4 0→1 (over_window: 0 either way)
+    assert (c.n, c.wins, c.losses, c.ties) == (4, 2, 2, 0)
+    assert c.difference.mean == pytest.approx(0.0)
+    assert (c.mean_a, c.mean_b) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert c.difference.n == 4
+    assert c.mcnemar_p == pytest.approx(1.0)
+    assert c.disagreements == ["q1", "q2", "q3", "q4"]
     assert c.endpoints == ["e1"]
 
 
 def test_compare_continuous_scores_have_no_mcnemar_and_ties_count():
     c = compare(run_rows(), "long_context", "rag", scorer="f1")
-    # q1 1.0→0.4, q3 0.5→1.0, q4 0.0→0.8; e2 has no long_context, so its rag case has no pair
-    assert (c.n, c.wins, c.losses, c.mcnemar_p) == (3, 2, 1, None)
-    assert c.difference.mean == pytest.approx((-0.6 + 0.5 + 0.8) / 3)
+    # q1 1.0→0.4, q2 1.0→0 (rag errored), q3 0.5→1.0, q4 0.0→0.8; e2 has no long_context
+    assert (c.n, c.wins, c.losses, c.mcnemar_p) == (4, 2, 2, None)
+    assert c.difference.mean == pytest.approx((-0.6 - 1.0 + 0.5 + 0.8) / 4)
     same = compare(run_rows(), "self_route", "self_route", scorer="exact_match")
     assert (same.ties, same.disagreements, same.difference.mean) == (4, [], 0.0)
 
@@ -204,7 +212,8 @@ def test_compare_many_discordant_pairs_gives_a_small_p():
     c = compare(rows, "a", "b", scorer="exact_match", n_boot=200)
     assert (c.wins, c.losses) == (12, 0)
     assert c.mcnemar_p == pytest.approx(2 / 2**12)
-    assert c.difference.low == c.difference.high == 1.0
+    # never a zero-width interval: Newcombe's paired interval of 12/12 discordant pairs
+    assert c.difference.method == "newcombe" and 0.5 < c.difference.low < 1.0 == c.difference.high
 
 
 def test_compare_unknown_strategy_lists_the_run_strategies():

@@ -31,8 +31,9 @@ async def test_swept_user_suite_gives_a_curve_per_strategy_and_a_crossover(tmp_p
     docs, questions = make_user_files(tmp_path)
     suite = import_questions(questions, docs, name="vault")
     tok = local_tokenizer("cl100k")
-    swept = sweep(suite, lengths=[1000, 2000, 4000, 8000], depths=[0, 50, 100], tokenizer=tok)
-    assert len(swept.questions) == 12
+    # eleven depths per length: enough paired cases per length for the crossover test to be significant
+    swept = sweep(suite, lengths=[1000, 2000, 4000, 8000], depths=list(range(0, 101, 10)), tokenizer=tok)
+    assert len(swept.questions) == 44
     # a window of 3,000 tokens: long context fits the short variants only
     ep = Endpoint(name="m", base_url="http://127.0.0.1:9", model="m", context_window=3000, max_output_tokens=16)
     spec = make_spec(swept, [ep], [StrategySpec(name="long_context"), StrategySpec(name="rag", params={"k": 2}, label="rag")],
@@ -51,5 +52,9 @@ async def test_swept_user_suite_gives_a_curve_per_strategy_and_a_crossover(tmp_p
     assert max(lc.values()) == 1.0 and min(lc.values()) == 0.0  # fits short, over the window long
     crossover = next(c for c in summary.crossovers if c.strategy == "rag")
     assert crossover.length is not None and crossover.length > 1000
+    assert crossover.bucket.label == "≤4K" and "overtakes" in crossover.verdict
+    # with three cases per length the same curve is no evidence: nothing is declared from point means
+    few = [r for r in rows if r.depth in (0.0, 50.0, 100.0)]
+    assert next(c for c in summarize(few, primary="exact_match").crossovers if c.strategy == "rag").bucket is None
     depths = {cell.depth for cell in summary.grid if cell.strategy == "long_context"}
-    assert depths == {0.0, 50.0, 100.0}  # the depths asked for; the measured ones are in the metadata
+    assert depths == {float(d) for d in range(0, 101, 10)}  # the depths asked for; the measured ones are in the metadata

@@ -11,7 +11,7 @@ from app.schemas import ERROR_RESPONSES, CasesPublic
 from app.services import cases as service
 from app.services import export
 from app.services import runs as run_service
-from evals.domain import CaseResult, Outcome
+from evals import CaseResult, Outcome
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["cases"], responses=ERROR_RESPONSES)
 

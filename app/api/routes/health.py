@@ -6,7 +6,7 @@ from sqlalchemy import text
 from app.api.deps import SessionDep, SettingsDep
 from app.errors import UnavailableError
 from app.schemas import HealthPublic
-from evals.domain import ENGINE_VERSION
+from evals import ENGINE_VERSION
 
 router = APIRouter(tags=["health"])
 

@@ -26,7 +26,7 @@ def estimate_run(session: SessionDep, body: RunCreate) -> RunEstimate:
 
 @router.get("", response_model=RunsPublic, summary="List runs, newest first")
 def list_runs(session: SessionDep, offset: Offset = 0, limit: Limit = 100,
-              status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
+              status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"] | None = None,
               suite_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> RunsPublic:
     return service.list_public(session, offset=offset, limit=limit, status=status, suite_id=suite_id)
 

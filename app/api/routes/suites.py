@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, File, Query, Response, UploadFile, status
 from app.api.deps import IdPath, Limit, Offset, SessionDep
 from app.schemas import ERROR_RESPONSES, QuestionsPublic, SuitePublic, SuitesPublic
 from app.services import suites as service
-from evals.domain import Suite
+from evals import Suite
 
 router = APIRouter(prefix="/suites", tags=["suites"], responses=ERROR_RESPONSES)
 

@@ -79,3 +79,75 @@ def test_bad_run_file_names_the_line_and_field(tmp_path, fake_server):
     res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml")])
     assert res.exit_code == 2
     assert "endpoints.0.concurrency" in res.output and "line" in res.output
+
+
+# ------------------------------------------------------------------------------ honest outcomes
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _small_run(tmp_path, endpoints, strategies=None):
+    suite = generate("multihop", {"seed": 3, "target_tokens": 4000, "samples": 3}, local_tokenizer("cl100k"))
+    dump_suite(suite, tmp_path / "suite.jsonl")
+    spec = {"suite": "suite.jsonl", "endpoints": endpoints, "scorers": ["exact_match", "f1"],
+            "strategies": strategies or [{"name": "no_context"}, {"name": "long_context"}]}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return suite
+
+
+def test_a_run_on_a_down_endpoint_fails_with_the_reason_and_exit_1(tmp_path):
+    url = _closed_port_url()
+    _small_run(tmp_path, [{"name": "down", "base_url": url, "model": "m", "max_retries": 0}])
+    out = tmp_path / "results.jsonl"
+    res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out),
+                              "--summary-json", str(tmp_path / "s.json")])
+    assert res.exit_code == 1, res.output
+    assert "run failed" in res.output and url in res.output and "no case got an answer" in res.output
+    results = [CaseResult.model_validate_json(line) for line in out.read_text().splitlines()]
+    assert results and all(r.outcome == Outcome.error for r in results)
+    assert all(v == 0.0 for r in results for v in r.scores.values())  # unanswered: 0 by definition
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["health"]["status"] == "failed"
+    assert summary["health"]["top_errors"][0]["count"] == len(results)
+
+
+def test_partial_failure_exit_code_follows_max_error_rate(tmp_path, fake_server):
+    _small_run(tmp_path, [{"name": "fake", "base_url": fake_server.url, "model": "fake-model"},
+                          {"name": "down", "base_url": _closed_port_url(), "model": "m", "max_retries": 0}])
+    out = tmp_path / "results.jsonl"
+    res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "completed with errors" in res.output and "50%" in res.output
+    res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out), "--max-error-rate", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "status: completed_with_errors" in res.output
+    assert "Recommendation:" in res.output
+
+
+def test_resume_with_another_model_under_the_same_endpoint_name_runs_again(tmp_path, fake_server):
+    suite = _small_run(tmp_path, [{"name": "fake", "base_url": fake_server.url, "model": "fake-model"}])
+    out = tmp_path / "results.jsonl"
+    assert runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out)]).exit_code == 0
+    before = fake_server.stats()["by_path"].get("/v1/chat/completions", 0)
+    text = (tmp_path / "run.yaml").read_text().replace("model: fake-model", "model: other-model")
+    (tmp_path / "run.yaml").write_text(text)
+    res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out), "--resume"])
+    assert res.exit_code == 0, res.output
+    n_cases = len(suite.questions) * 2
+    assert "already done" not in res.output
+    assert f"{n_cases} case(s)" in res.output and "another configuration" in res.output
+    assert "'fake-model' → 'other-model'" in res.output
+    assert fake_server.stats()["by_path"].get("/v1/chat/completions", 0) > before
+    results = [CaseResult.model_validate_json(line) for line in out.read_text().splitlines()]
+    assert len(results) == n_cases
+    assert {r.metadata["identity"]["endpoint"]["model"] for r in results} == {"other-model"}
+    replaced = out.with_name(out.name + ".replaced.jsonl").read_text().splitlines()
+    assert len(replaced) == n_cases  # the first model's answers are kept aside, not mixed in
+    # the same configuration again: everything is reused
+    res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out), "--resume"])
+    assert f"{n_cases} already done" in res.output

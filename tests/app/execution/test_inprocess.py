@@ -165,3 +165,47 @@ def test_dense_retrieval_embeds_through_the_stored_endpoint_with_its_key(executi
         stats = fake.stats()
     assert done["status"] == "completed" and done["progress"]["outcomes"] == {"ok": 3}, done
     assert stats["by_path"]["/v1/embeddings"] >= 1 and stats["by_path"][CHAT] == 3
+
+
+# ------------------------------------------------------------------------------------ run status
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_run_on_a_down_endpoint_is_failed_with_the_reason(executing_client):
+    c = executing_client
+    url = _closed_port_url()
+    eid = c.post("/api/endpoints", json=endpoint_body(name="down", base_url=url, max_retries=0)).json()["id"]
+    sid = c.post("/api/suites", json=suite_body(n_questions=3)).json()["id"]
+    run = c.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
+                                    "strategies": [{"name": "long_context"}]}).json()
+    done = wait_for(c, run["id"], finished)
+    assert done["status"] == "failed", done
+    assert "no case got an answer" in done["error"] and url in done["error"]
+    assert "connection" in done["error"]
+    assert c.get("/api/runs", params={"status": "failed"}).json()["count"] >= 1
+    summary = c.get(f"/api/runs/{run['id']}/summary").json()
+    assert summary["health"]["status"] == "failed"
+    assert summary["recommendation"]["sentence"].startswith("No recommendation")
+    page = c.get(f"/runs/{run['id']}").text
+    assert "failed" in page and url in page
+
+
+def test_some_errored_cases_complete_with_errors_and_resume_runs_them_again(executing_client):
+    c = executing_client
+    with run_in_thread(FakeConfig(faults=[{"status": 400}])) as fake:  # the first request is refused
+        run = start_run(c, fake, questions=3, concurrency=1, strategies=("long_context",))
+        done = wait_for(c, run["id"], finished)
+        assert done["status"] == "completed_with_errors", done
+        assert "1 of 3 cases (33%) errored" in done["error"] and fake.base_url.removesuffix("/v1") in done["error"]
+        listing = c.get("/runs").text
+        assert "completed with errors" in listing and "1 of 3 cases" in listing
+        resumed = c.post(f"/api/runs/{run['id']}/resume")
+        assert resumed.status_code == 200, resumed.text
+        again = wait_for(c, run["id"], finished)
+    assert again["status"] == "completed" and again["error"] is None
+    assert again["progress"]["outcomes"] == {"ok": 3}

@@ -1,0 +1,1 @@
+"""An example ctxeval plugin (see docs/extending.md)."""
