@@ -6,7 +6,8 @@ after restarts, is a one-row read. A view is stored with the run's *state* (atte
 time): resuming a run changes its state (and deletes its views), so a stale view is never served.
 
 A queued or running run changes with every stored case, so its views are computed, never stored, and
-kept in memory while its number of stored cases stays the same (however many viewers poll it).
+kept in memory: computed again once new cases are stored, but at most once per few times the last
+computation took, one computation at a time however many viewers poll it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -35,6 +37,20 @@ MEMORY_ITEMS = 32
 
 _memory: OrderedDict[tuple[Any, ...], tuple[float, bytes]] = OrderedDict()
 _lock = threading.Lock()
+COST_FACTOR = 4.0  # a running run's view is computed again at most once per 4 × its computation time,
+SLOW_S = 0.5  # once that computation takes this long (a small run's view is always fresh)
+
+
+@dataclass
+class _ActiveView:
+    body: bytes
+    count: int  # stored cases it was computed from
+    at: float  # when its computation started (monotonic)
+    cost_s: float
+
+
+_active_views: dict[tuple[Any, ...], _ActiveView] = {}
+_active_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
 
 def view_key(kind: str, params: Any) -> str:
@@ -69,6 +85,7 @@ def forget_memory() -> None:
     """Empty this process's copies (the stored views stay)."""
     with _lock:
         _memory.clear()
+        _active_views.clear()
 
 
 def get(session: Session, record: RunRecord, kind: str, params: Any, build: Callable[[], bytes]) -> bytes:
@@ -76,26 +93,48 @@ def get(session: Session, record: RunRecord, kind: str, params: Any, build: Call
     finished run, stored)."""
     key = view_key(kind, params)
     state = run_state(record)
-    active = record.status in ACTIVE_STATUSES
-    if active:  # its stored cases still change: the number of them is part of what the view is
-        state += "|" + str(session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar())
+    if record.status in ACTIVE_STATUSES:
+        return _active(session, record, key, state, build)
     mkey = (record.id, record.created_at, key, state)
     hit = _recall(mkey)
     if hit is not None:
         return hit
-    if not active:
-        stored = session.execute(select(RunViewRecord.body).where(  # type: ignore[call-overload]
-            col(RunViewRecord.run_id) == record.id, col(RunViewRecord.key) == key,
-            col(RunViewRecord.state) == state)).scalar()
-        if stored is not None:
-            body = stored.encode("utf-8")
-            _remember(mkey, body)
-            return body
-    body = build()
-    if not active:
+    stored = session.execute(select(RunViewRecord.body).where(  # type: ignore[call-overload]
+        col(RunViewRecord.run_id) == record.id, col(RunViewRecord.key) == key,
+        col(RunViewRecord.state) == state)).scalar()
+    if stored is not None:
+        body = stored.encode("utf-8")
+    else:
+        body = build()
         _store(session.get_bind(), int(record.id or 0), key, state, body)
     _remember(mkey, body)
     return body
+
+
+def _active(session: Session, record: RunRecord, key: str, state: str, build: Callable[[], bytes]) -> bytes:
+    """A running run's view: computed again when cases were stored since; but a slow one (``SLOW_S`` or
+    more) at most once per ``COST_FACTOR`` × its computation time (a 10 s computation over 100k cases
+    is served for up to 40 s while new cases arrive), so viewers cannot keep a core busy. One computation
+    at a time per view: concurrent viewers wait for it and share it."""
+    count = session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar()
+    akey = (record.id, record.created_at, key, state)
+    with _lock:
+        lock = _active_locks.setdefault(akey, threading.Lock())
+    with lock:
+        last = _active_views.get(akey)
+        now = time.monotonic()
+        if last is not None and (last.count == count or (
+                last.cost_s >= SLOW_S and now - last.at < COST_FACTOR * last.cost_s)):
+            return last.body
+        start = time.monotonic()
+        body = build()
+        with _lock:
+            _active_views[akey] = _ActiveView(body, count, start, time.monotonic() - start)
+            while len(_active_views) > MEMORY_ITEMS:
+                old = next(iter(_active_views))
+                del _active_views[old]
+                _active_locks.pop(old, None)
+        return body
 
 
 def stored_many(session: Session, records: list[RunRecord], kind: str, params: Any) -> dict[int, bytes]:
@@ -134,6 +173,8 @@ def invalidate(session: Session, run_id: int) -> None:
     with _lock:
         for k in [k for k in _memory if k[0] == run_id]:
             del _memory[k]
+        for k in [k for k in _active_views if k[0] == run_id]:
+            del _active_views[k]
 
 
 def warm(engine: Engine, run_id: int) -> None:

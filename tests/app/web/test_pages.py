@@ -414,6 +414,16 @@ def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_per_stored_
     assert len(calls) == 4
     with session_scope(db) as s:  # an active run's views are never stored
         assert s.execute(select(RunViewRecord).where(col(RunViewRecord.run_id) == active)).first() is None
+    # a slow computation (a run of 100k cases) is not repeated for every new case: here every one counts as slow
+    monkeypatch.setattr(run_views, "SLOW_S", 0.0)
+    monkeypatch.setattr(run_views, "COST_FACTOR", 1e9)
+    with session_scope(db) as s:
+        case_service.store(s, run_id=active, position=100, result=case(suite(9), 7, "rag[k=2]", "fake2"))
+    assert client.get(f"/api/runs/{active}/summary").json()["n"] == a1["n"] + 1  # served again: a stale view
+    assert len(calls) == 4
+    monkeypatch.setattr(run_views, "COST_FACTOR", 0.0)
+    assert client.get(f"/api/runs/{active}/summary").json()["n"] == a1["n"] + 2
+    assert len(calls) == 5
 
 
 def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_resumes(
