@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col
 
 from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord, RunViewRecord, as_utc
@@ -165,6 +165,8 @@ def _store(bind: Any, run_id: int, key: str, state: str, body: bytes) -> None:
                                                       body=body.decode("utf-8")))
     except IntegrityError:  # another process stored it (or the run was deleted) meanwhile
         log.debug("run %s: view %s stored elsewhere meanwhile", run_id, key[:12])
+    except DBAPIError as e:  # storing is only a saving: the view was computed and is served anyway
+        log.warning("run %s: could not store the view %s: %s", run_id, key[:12], e)
 
 
 def invalidate(session: Session, run_id: int) -> None:
