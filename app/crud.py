@@ -21,6 +21,8 @@ from app.models import (
     DocumentRecord,
     EndpointKey,
     EndpointRecord,
+    ExecutorRecord,
+    PromptBlob,
     QuestionRecord,
     RunRecord,
     SuiteRecord,
@@ -147,12 +149,50 @@ def count_runs_by_suite(session: Session, *, suite_ids: Sequence[int]) -> dict[i
     return {sid: n for sid, n in rows}
 
 
-def list_questions(session: Session, *, suite_id: int, offset: int = 0,
-                   limit: int = 100) -> list[QuestionRecord]:
+def _contains(columns: Sequence[Any], text: str) -> Any:
+    """Case-insensitive substring match on any of ``columns`` (LIKE with escaped wildcards)."""
+    pattern = "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return sa.or_(*[func.lower(c).like(pattern, escape="!") for c in columns])
+
+
+def _question_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(QuestionRecord.suite_id) == suite_id]
+    if search:
+        body = QuestionRecord.body
+        conds.append(_contains([col(QuestionRecord.question_id), body["question"].as_string(),  # type: ignore[index]
+                                sa.cast(body["answers"], sa.String)], search))  # type: ignore[index]
+    return conds
+
+
+def list_questions(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> list[QuestionRecord]:
     return list(session.exec(
-        select(QuestionRecord).where(QuestionRecord.suite_id == suite_id)
+        select(QuestionRecord).where(*_question_conds(suite_id, search))
         .order_by(col(QuestionRecord.position)).offset(offset).limit(limit)
     ).all())
+
+
+def count_questions(session: Session, *, suite_id: int, search: str | None = None) -> int:
+    return int(session.exec(select(func.count()).select_from(QuestionRecord)
+                            .where(*_question_conds(suite_id, search))).one())
+
+
+def _document_conds(suite_id: int, search: str | None) -> list[Any]:
+    conds = [col(DocumentRecord.suite_id) == suite_id]
+    if search:
+        body = DocumentRecord.body
+        conds.append(_contains([col(DocumentRecord.doc_id), body["title"].as_string(),  # type: ignore[index]
+                                body["text"].as_string()], search))  # type: ignore[index]
+    return conds
+
+
+def list_documents(session: Session, *, suite_id: int, offset: int = 0, limit: int = 100,
+                   search: str | None = None) -> tuple[list[DocumentRecord], int]:
+    conds = _document_conds(suite_id, search)
+    rows = session.exec(select(DocumentRecord).where(*conds).order_by(col(DocumentRecord.position))
+                        .offset(offset).limit(limit)).all()
+    count = session.exec(select(func.count()).select_from(DocumentRecord).where(*conds)).one()
+    return list(rows), int(count)
 
 
 def load_suite(session: Session, *, record: SuiteRecord) -> domain.Suite:
@@ -183,8 +223,11 @@ def get_run(session: Session, *, run_id: int) -> RunRecord | None:
 
 
 def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: str | None = None,
-              suite_id: int | None = None) -> tuple[list[RunRecord], int]:
-    conds = []
+              suite_id: int | None = None, tag: str | None = None) -> tuple[list[RunRecord], int]:
+    conds: list[Any] = []
+    if tag is not None:  # tags hold no quotes or backslashes, so the JSON text holds "tag" exactly
+        escaped = tag.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        conds.append(sa.cast(col(RunRecord.tags), sa.String).like(f'%"{escaped}"%', escape="!"))
     if status is not None:
         conds.append(col(RunRecord.status) == status)
     if suite_id is not None:
@@ -223,6 +266,17 @@ def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
                   func.coalesce(func.sum(CaseRecord.cost_usd), 0.0))
         .where(col(CaseRecord.run_id).in_(run_ids))
         .group_by(col(CaseRecord.run_id), col(CaseRecord.outcome))
+    ).all())
+
+
+def headline_rows(session: Session, *, run_ids: Sequence[int], scorer: str) -> list[Any]:
+    """Per (run, endpoint, strategy): mean of score ``scorer`` over the cases that have it, and their number."""
+    value = CaseRecord.scores[scorer].as_float()  # type: ignore[index]
+    return list(session.execute(
+        sa.select(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy),
+                  func.avg(value), func.count(value), func.min(CaseRecord.position))
+        .where(col(CaseRecord.run_id).in_(run_ids))
+        .group_by(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy))
     ).all())
 
 
@@ -299,6 +353,64 @@ def upsert_case(session: Session, *, light: dict[str, Any], detail: dict[str, An
     return int(case_pk)
 
 
+def stored_among(session: Session, *, run_id: int, case_ids: Sequence[str]) -> set[str]:
+    """Which of ``case_ids`` have a stored row (the checkpoint of a chunk)."""
+    found: set[str] = set()
+    ids = list(case_ids)
+    for i in range(0, len(ids), 500):
+        found.update(session.exec(select(CaseRecord.case_id).where(
+            CaseRecord.run_id == run_id, col(CaseRecord.case_id).in_(ids[i:i + 500]))).all())
+    return found
+
+
+def count_cases(session: Session, *, run_id: int) -> int:
+    return int(session.exec(select(func.count()).select_from(CaseRecord).where(CaseRecord.run_id == run_id)).one())
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def _upsert(session: Session, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` of ``columns``, built once per dialect and table."""
+    cache_key = (session.get_bind().dialect.name, table.__tablename__, columns)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        base = _insert(session, table)
+        stmt = _UPSERTS[cache_key] = base.on_conflict_do_update(
+            index_elements=list(keys), set_={k: base.excluded[k] for k in columns if k not in keys})
+    return stmt
+
+
+def write_cases(session: Session, *, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                blobs: Sequence[dict[str, Any]] = (), cache: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Store many finished cases in one transaction, each upserted by (run_id, case_id), with the
+    prompt blobs they refer to and held response-cache entries: a fixed handful of statements
+    (``executemany``) whatever the number of cases."""
+    if blobs:
+        bstmt = _insert(session, PromptBlob).on_conflict_do_nothing(index_elements=["run_id", "sha256"])
+        session.execute(bstmt, list(blobs))
+    if rows:
+        now = utcnow()
+        lights = [{"finished_at": now, **light} for light, _ in rows]
+        session.execute(_upsert(session, CaseRecord, ("run_id", "case_id"), tuple(lights[0])), lights)
+        run_ids = sorted({light["run_id"] for light in lights})
+        case_ids = [light["case_id"] for light in lights]
+        pks = {(r, c): pk for r, c, pk in session.execute(
+            sa.select(col(CaseRecord.run_id), col(CaseRecord.case_id), col(CaseRecord.id))
+            .where(col(CaseRecord.run_id).in_(run_ids), col(CaseRecord.case_id).in_(case_ids))).all()}
+        details = [{"case_pk": pks[(light["run_id"], light["case_id"])], **detail} for light, detail in rows]
+        session.execute(_upsert(session, CaseDetailRecord, ("case_pk",), tuple(details[0])), details)
+    cache_put_many(session, rows=cache)
+
+
+def prompt_blobs(session: Session, *, run_id: int, hashes: Sequence[str]) -> dict[str, str]:
+    if not hashes:
+        return {}
+    return {h: t for h, t in session.execute(
+        sa.select(col(PromptBlob.sha256), col(PromptBlob.text))
+        .where(col(PromptBlob.run_id) == run_id, col(PromptBlob.sha256).in_(sorted(set(hashes))))).all()}
+
+
 def case_filters(*, run_id: int, strategy: str | None = None, endpoint: str | None = None,
                  outcome: str | None = None, question_id: str | None = None, scorer: str | None = None,
                  min_score: float | None = None, max_score: float | None = None) -> list[Any]:
@@ -363,9 +475,65 @@ def cache_get(session: Session, *, key: str) -> dict[str, Any] | None:
     return row.value if row else None
 
 
+def cache_get_many(session: Session, *, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not keys:
+        return {}
+    rows = session.execute(sa.select(col(CachedResponse.key), col(CachedResponse.value))
+                           .where(col(CachedResponse.key).in_(list(keys)))).all()
+    return {k: v for k, v in rows}
+
+
 def cache_put(session: Session, *, key: str, value: dict[str, Any]) -> None:
-    stmt = _insert(session, CachedResponse).values(key=key, value=value, created_at=utcnow())
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    cache_put_many(session, rows=[(key, value)])
+
+
+def cache_put_many(session: Session, *, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Insert responses; a key already stored keeps its first value."""
+    if not rows:
+        return
+    now = utcnow()
+    stmt = _insert(session, CachedResponse).on_conflict_do_nothing(index_elements=["key"])
+    session.execute(stmt, [{"key": k, "value": v, "created_at": now} for k, v in rows])
+
+
+# ------------------------------------------------------------------------------------------ executors
+def beat(session: Session, *, executor_id: str, host: str, pid: int, started: bool = False) -> None:
+    """Record that the executor is alive now (a new start replaces the row of its predecessor)."""
+    now = utcnow()
+    values: dict[str, Any] = {"executor_id": executor_id, "host": host, "pid": pid, "last_seen": now,
+                              "started_at": now, "stopped": False}
+    stmt = _insert(session, ExecutorRecord).values(**values)
+    update = {"last_seen": now, "stopped": False, "host": host, "pid": pid}
+    if started:
+        update["started_at"] = now
+    session.execute(stmt.on_conflict_do_update(index_elements=["executor_id"], set_=update))
+
+
+def mark_stopped(session: Session, *, executor_id: str) -> None:
+    session.execute(sa.update(ExecutorRecord).where(col(ExecutorRecord.executor_id) == executor_id)
+                    .values(stopped=True, last_seen=utcnow()))
+
+
+def list_executors(session: Session) -> list[ExecutorRecord]:
+    return list(session.exec(select(ExecutorRecord).order_by(col(ExecutorRecord.executor_id))).all())
+
+
+def forget_executor(session: Session, *, executor_id: str, seen_before: Any) -> bool:
+    """Delete a dead executor's row unless it beat again meanwhile; True when this call deleted it."""
+    result = session.execute(sa.delete(ExecutorRecord).where(
+        col(ExecutorRecord.executor_id) == executor_id,
+        sa.or_(col(ExecutorRecord.last_seen) < seen_before, col(ExecutorRecord.stopped).is_(True))))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def find_question(session: Session, *, suite_id: int, question_id: str) -> QuestionRecord | None:
+    return session.exec(select(QuestionRecord).where(
+        QuestionRecord.suite_id == suite_id, QuestionRecord.question_id == question_id)).first()
+
+
+def documents_by_id(session: Session, *, suite_id: int, doc_ids: list[str]) -> list[DocumentRecord]:
+    return list(session.exec(select(DocumentRecord).where(
+        DocumentRecord.suite_id == suite_id, col(DocumentRecord.doc_id).in_(doc_ids))).all())
 
 
 # --------------------------------------------------------------------------------------------- tokens

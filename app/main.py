@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from app.api import docs as api_docs
+from app.api import openapi as api_openapi
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
                 engine.dispose()
 
     app = FastAPI(title="ctxeval", version=ENGINE_VERSION, description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # offline docs: app/api/docs.py
     app.state.settings = settings
     app.state.db = db
     app.state.dispatcher = None
@@ -69,5 +71,7 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
     app.include_router(public_router)
     app.include_router(api_router)
+    api_openapi.install(app)
+    api_docs.install(app)
     install_dashboard(app)
     return app

@@ -57,6 +57,8 @@ class EndpointRecord(SQLModel, table=True):
     base_url: str
     model: str
     config: dict[str, Any] = _json()  # Endpoint fields other than name, base_url, model and api_key
+    # the last probe: {"result": ProbeResult, "probed_at": iso time, "applied": {field: value it set}}
+    probe: dict[str, Any] | None = _json(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -131,6 +133,10 @@ class RunRecord(SQLModel, table=True):
     total_cases: int = 0
     rerun_of: int | None = None
     error: str | None = None
+    tags: list[str] | None = _json(nullable=True)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    checks: list[str] | None = _json(nullable=True)  # CI checks (evals.checks syntax), judged when it ends
+    baseline_run_id: int | None = None  # the run that ``-vs-baseline`` checks compare with
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)
@@ -206,6 +212,33 @@ class RunViewRecord(SQLModel, table=True):
     state: str = Field(max_length=200)
     body: str = Field(sa_type=sa.Text)
     created_at: datetime = _ts()
+
+
+class PromptBlob(SQLModel, table=True):
+    """A long message text (a rendered corpus, say) stored once per run by its sha256; case details
+    refer to it (``content_parts``), so a case costs the same bytes at 4k and at 1M tokens."""
+
+    __tablename__ = "prompt_blob"
+
+    run_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    )
+    sha256: str = Field(max_length=64, primary_key=True)
+    text: str = Field(sa_type=sa.Text)
+
+
+# ------------------------------------------------------------------------------------------ executors
+class ExecutorRecord(SQLModel, table=True):
+    """A process that executes runs (``serve --execution inprocess`` or ``worker``), with its heartbeat."""
+
+    __tablename__ = "executor"
+
+    executor_id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(default="", max_length=255)
+    pid: int = 0
+    started_at: datetime = _ts()
+    last_seen: datetime = _ts()
+    stopped: bool = False  # stopped cleanly: its unfinished work is recovered by the others at once
 
 
 # -------------------------------------------------------------------------------------- cache, tokens

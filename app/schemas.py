@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
-from evals import Endpoint, ProbeResult, RunSpec, StrategySpec
+from evals import CheckResult, Endpoint, ProbeResult, RunPairComparison, RunSpec, StrategySpec
 
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "name": "local-vllm",
-    "base_url": "http://127.0.0.1:8001/v1",
+    "base_url": "http://127.0.0.1:8001",
     "model": "Qwen/Qwen2.5-7B-Instruct",
     "api_key": "sk-local",
     "context_window": 32768,
@@ -72,6 +72,19 @@ EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
 
+class EndpointProbe(BaseModel):
+    """The endpoint's last probe, kept on the endpoint."""
+
+    result: ProbeResult = Field(description="what the probe found")
+    probed_at: datetime = Field(description="when it ran (UTC)")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields whose value comes "
+                                    "from a probe (a field the user sets is never overwritten)")
+    kept: dict[str, Any] = Field(default_factory=dict, description="findings not applied because the user "
+                                 "set the field: the user's value")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+
+
 EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointPublic",
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
@@ -79,6 +92,7 @@ EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     has_api_key=(bool, ...),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
+    probe=(EndpointProbe | None, Field(default=None, description="the last probe's findings, if any")),
     **{name: (f.annotation, f) for name, f in _ENDPOINT_FIELDS.items()},
 )
 
@@ -89,8 +103,12 @@ class EndpointsPublic(BaseModel):
 
 
 class ProbePublic(BaseModel):
-    endpoint_id: int
-    result: ProbeResult
+    endpoint_id: int = Field(description="the endpoint probed")
+    result: ProbeResult = Field(description="what the probe found")
+    unreachable: str | None = Field(default=None, description="set when no OpenAI-compatible check "
+                                    "succeeded: why, with the likely cause")
+    applied: dict[str, Any] = Field(default_factory=dict, description="endpoint fields now set from "
+                                    "the probe's findings")
 
 
 # --------------------------------------------------------------------------------------------- suites
@@ -125,8 +143,22 @@ class QuestionPublic(BaseModel):
 
 
 class QuestionsPublic(BaseModel):
-    data: list[QuestionPublic]
-    count: int
+    data: list[QuestionPublic] = Field(description="this page of questions, in suite order")
+    count: int = Field(description="questions in the suite (matching the search, when one is given)")
+
+
+class DocumentPublic(BaseModel):
+    position: int = Field(description="index of the document in the suite")
+    id: str = Field(description="the document's id, cited by questions' evidence")
+    title: str = Field(description="its title (may be empty)")
+    n_chars: int = Field(description="characters of its text")
+    preview: str = Field(description="the start of its text")
+    metadata: dict[str, Any] = Field(description="free-form fields of the document")
+
+
+class DocumentsPublic(BaseModel):
+    data: list[DocumentPublic] = Field(description="this page of documents, in suite order")
+    count: int = Field(description="documents in the suite (matching the search, when one is given)")
 
 
 # ----------------------------------------------------------------------------------------------- runs
@@ -163,6 +195,28 @@ class RunCreate(BaseModel):
                                                                       "llm_judge scorers")
     embeddings: RunEmbeddings | None = None
     name: str | None = Field(default=None, max_length=200)
+    checks: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=100,
+        description="CI checks judged when the run ends, e.g. `rag:f1>=0.7`, `rag:f1.lower>=0.6`, "
+                    "`rag-vs-long_context:f1>=-0.02`, `rag-vs-baseline:f1>=-0.02` (see docs/ci.md)",
+        examples=[["rag:exact_match>=0.7", "rag-vs-long_context:exact_match>=-0.02"]])
+    baseline_run_id: DbId | None = Field(default=None, description="the stored run that `-vs-baseline` "
+                                                                    "checks compare with")
+
+
+class RunImport(BaseModel):
+    """A finished ``ctxeval run`` stored as a run of the service: its suite (stored first with
+    ``POST /api/suites``), the spec the CLI built, and its results file as it was written, one case per
+    line. Cases are checked against the spec's plan; a case the plan does not have is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite_id: DbId
+    spec: RunSpec
+    results: str = Field(description="the CLI's results JSONL: one case result per line")
+    name: str | None = Field(default=None, max_length=200)
+    checks: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=100)
+    baseline_run_id: DbId | None = None
 
 
 class RunEstimate(BaseModel):
@@ -187,9 +241,23 @@ class RunProgress(BaseModel):
     eta_s: float | None = Field(default=None, description="seconds left at the rate of this attempt")
 
 
+class RunHeadline(BaseModel):
+    """One endpoint × strategy of a run: the mean of the run's primary scorer over its scored cases."""
+
+    endpoint: str = Field(description="endpoint name")
+    strategy: str = Field(description="strategy key, e.g. rag[k=5]")
+    scorer: str = Field(description="the run's primary (first) scorer")
+    mean: float | None = Field(description="mean score over the cases scored so far; null when none is")
+    n: int = Field(description="cases with this score")
+
+
 class RunPublic(BaseModel):
     id: int
     name: str | None
+    tags: list[str] = Field(default_factory=list, description="labels to find and group runs by")
+    notes: str | None = Field(default=None, description="free-text annotation")
+    headline: list[RunHeadline] = Field(default_factory=list, description="primary score per endpoint × "
+                                        "strategy, in the spec's order")
     suite_id: int
     status: Literal["queued", "running", "completed", "completed_with_errors", "failed", "cancelled"]
     attempt: int
@@ -202,6 +270,29 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     progress: RunProgress
+    checks: list[str] = Field(default_factory=list, description="the run's CI checks as written")
+    baseline_run_id: int | None = None
+    check_results: list[CheckResult] | None = Field(
+        default=None, description="each check on each endpoint, once the run has ended (single-run reads only)")
+    checks_passed: bool | None = Field(
+        default=None, description="true when the run completed and every check passed; false when a check "
+                                  "failed or could not be evaluated, or the run failed or was cancelled; null "
+                                  "while it runs or when it has no checks")
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r'^[^\s,"\\][^,"\\]*$',
+                           description="a label: no commas, quotes or backslashes")]
+
+
+class RunUpdate(BaseModel):
+    """Labels of a run to change; fields left out stay as they are. Results and spec never change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "rag k=5 baseline", "tags": ["baseline", "qwen"], "notes": "before the chunker change"}]})
+
+    name: str | None = Field(default=None, max_length=200, description="display name; null or empty clears it")
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="replaces the run's tags")
+    notes: str | None = Field(default=None, max_length=10_000, description="replaces the notes; null clears")
 
 
 class RunsPublic(BaseModel):
@@ -250,9 +341,47 @@ class TokenPublic(BaseModel):
     last_used_at: datetime | None
 
 
+class WorkerPublic(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok"]
     database: str
     execution: str
     auth_required: bool
     version: str
+    workers: list[WorkerPublic] = Field(
+        default_factory=list, description="executors with a heartbeat within worker_timeout_s: who can "
+        "execute queued runs now (none: queued runs wait for a worker)")
+
+
+# ------------------------------------------------------------------------------------ run comparison
+class RunBrief(BaseModel):
+    id: int = Field(description="run id")
+    name: str | None = Field(description="the run's name, if any")
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    suite_id: int = Field(description="the stored suite version the run used")
+    suite_name: str = Field(description="the suite's name")
+    suite_hash: str = Field(description="content hash of that suite version")
+    n_cases: int = Field(description="cases stored so far")
+
+
+class RunAgainstBaseline(BaseModel):
+    run: RunBrief
+    same_suite: bool = Field(description="true when both runs used the same suite content; otherwise "
+                                         "questions are paired by id where both suites have it")
+    notes: list[str] = Field(description="what to keep in mind reading the numbers")
+    comparison: RunPairComparison
+
+
+class RunsComparison(BaseModel):
+    """Two or more runs against one baseline run."""
+
+    baseline: RunBrief
+    scorer: str = Field(description="the score compared (default: the baseline's primary scorer)")
+    runs: list[RunAgainstBaseline] = Field(description="every other run, in the order asked for")

@@ -53,11 +53,16 @@ class Settings(BaseSettings):
     )
     executor_id: str = Field(
         default="local",
-        description="DBOS executor id; a restarted process with the same id recovers the work its "
-        "predecessor had in flight. Every live process needs its own.",
+        description="DBOS executor id. Every live process needs its own; a restarted process with the "
+        "same id recovers the work its predecessor had in flight at once (others do once its heartbeat "
+        "is stale).",
     )
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     queue_polling_interval_s: float = Field(default=0.5, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, description="how often an executor says it is alive")
+    worker_timeout_s: float = Field(
+        default=30.0, gt=0, description="an executor silent this long is dead: the others recover its "
+        "unfinished cases and free its concurrency slots")
     engine_cache_size: int = Field(default=8, ge=1, description="engines kept per process (one per run)")
     index_cache_dir: Path | None = Field(
         default=None, description="where retrieval indexes and corpus token counts are kept for later runs and "

@@ -25,6 +25,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
     "probe_endpoint": ("evals.probe", "probe"),
+    "unreachable_reason": ("evals.probe", "unreachable_reason"),
+    "normalise_base_url": ("evals.domain", "normalise_base_url"),
     # components
     "build_strategy": ("evals.strategies.base", "build_strategy"),
     "EstimateContext": ("evals.strategies.base", "EstimateContext"),
@@ -33,12 +35,19 @@ _NAMES: dict[str, tuple[str, str]] = {
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
     **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
-                                         "RunSummary", "compare", "health_of", "summarize")},
+                                         "RunSummary", "compare", "health_of", "summarize",
+                                         "verdict_markdown")},
     **{n: ("evals.diagnostics", n) for n in ("AttributionRow", "JudgeAgreement")},
     "pareto_frontier": ("evals.stats", "pareto_frontier"),
+    **{n: ("evals.run_comparison", n) for n in ("RunPairComparison", "adjust_holm", "compare_runs")},
+    "Estimate": ("evals.stats", "Estimate"),
+    **{n: ("evals.summary", n) for n in ("LONG_CONTEXT", "NO_CONTEXT")},
+    # CI checks
+    **{n: ("evals.checks", n) for n in ("Check", "CheckResult", "evaluate_checks", "parse_check", "parse_checks",
+                                        "render_junit", "render_markdown", "validate_checks")},
     # suites
     **{n: ("evals.suites.io", n) for n in ("format_of", "load_suite", "parse_suite", "yaml_line")},
-    **{n: ("evals.suites.importers", n) for n in ("import_longbench", "import_questions")},
+    **{n: ("evals.suites.importers", n) for n in ("DOCUMENT_EXTENSIONS", "import_longbench", "import_questions")},
     **{n: ("evals.suites.sweep", n) for n in ("parse_depths", "parse_lengths", "sweep")},
     "demo_suite": ("evals.suites.demo", "demo_suite"),
     "generate_suite": ("evals.suites.registry", "generate"),
@@ -71,49 +80,252 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, for type checkers
-    from evals import domain, plugins, prompts, registry
-    from evals.cache import SqliteCache
-    from evals.diagnostics import AttributionRow, JudgeAgreement
+    from evals import (
+        domain as domain,
+    )
+    from evals import (
+        plugins as plugins,
+    )
+    from evals import (
+        prompts as prompts,
+    )
+    from evals import (
+        registry as registry,
+    )
+    from evals.cache import (
+        SqliteCache as SqliteCache,
+    )
+    from evals.checks import (
+        Check as Check,
+    )
+    from evals.checks import (
+        CheckResult as CheckResult,
+    )
+    from evals.checks import (
+        evaluate_checks as evaluate_checks,
+    )
+    from evals.checks import (
+        parse_check as parse_check,
+    )
+    from evals.checks import (
+        parse_checks as parse_checks,
+    )
+    from evals.checks import (
+        render_junit as render_junit,
+    )
+    from evals.checks import (
+        render_markdown as render_markdown,
+    )
+    from evals.checks import (
+        validate_checks as validate_checks,
+    )
+    from evals.diagnostics import (
+        AttributionRow as AttributionRow,
+    )
+    from evals.diagnostics import (
+        JudgeAgreement as JudgeAgreement,
+    )
     from evals.domain import (
-        ENGINE_VERSION,
-        CaseResult,
-        Endpoint,
-        Evidence,
-        Outcome,
-        Question,
-        RetrievedChunk,
-        RunSpec,
-        StrategySpec,
-        Suite,
-        Usage,
+        ENGINE_VERSION as ENGINE_VERSION,
     )
-    from evals.embeddings import EmbeddingSettings
-    from evals.errors import CtxevalError, EndpointError, UserInputError
-    from evals.probe import ProbeResult
-    from evals.probe import probe as probe_endpoint
-    from evals.retrieval.base import IndexCache, uses_embeddings
-    from evals.runner import CasePlan, Engine, make_spec, plan_cases, prefix_waves, required_secrets, run_all
-    from evals.scorers import SCORERS, AnswerMetric, get_scorer, is_judge_scorer
-    from evals.stats import pareto_frontier
-    from evals.strategies.base import EstimateContext, build_strategy
-    from evals.suites import io as suite_io
-    from evals.suites import registry as suite_generators
-    from evals.suites.demo import demo_suite
-    from evals.suites.importers import import_longbench, import_questions
-    from evals.suites.io import format_of, load_suite, parse_suite, yaml_line
-    from evals.suites.registry import generate as generate_suite
-    from evals.suites.registry import list_kinds as suite_kinds
-    from evals.suites.summary import render as render_suite_summary
-    from evals.suites.summary import summarize as summarize_suite
-    from evals.suites.sweep import parse_depths, parse_lengths, sweep
+    from evals.domain import (
+        CaseResult as CaseResult,
+    )
+    from evals.domain import (
+        Endpoint as Endpoint,
+    )
+    from evals.domain import (
+        Evidence as Evidence,
+    )
+    from evals.domain import (
+        Outcome as Outcome,
+    )
+    from evals.domain import (
+        Question as Question,
+    )
+    from evals.domain import (
+        RetrievedChunk as RetrievedChunk,
+    )
+    from evals.domain import (
+        RunSpec as RunSpec,
+    )
+    from evals.domain import (
+        StrategySpec as StrategySpec,
+    )
+    from evals.domain import (
+        Suite as Suite,
+    )
+    from evals.domain import (
+        Usage as Usage,
+    )
+    from evals.domain import (
+        normalise_base_url as normalise_base_url,
+    )
+    from evals.embeddings import (
+        EmbeddingSettings as EmbeddingSettings,
+    )
+    from evals.errors import (
+        CtxevalError as CtxevalError,
+    )
+    from evals.errors import (
+        EndpointError as EndpointError,
+    )
+    from evals.errors import (
+        UserInputError as UserInputError,
+    )
+    from evals.probe import (
+        ProbeResult as ProbeResult,
+    )
+    from evals.probe import (
+        probe as probe_endpoint,
+    )
+    from evals.probe import (
+        unreachable_reason as unreachable_reason,
+    )
+    from evals.retrieval.base import (
+        IndexCache as IndexCache,
+    )
+    from evals.retrieval.base import (
+        uses_embeddings as uses_embeddings,
+    )
+    from evals.run_comparison import (
+        RunPairComparison as RunPairComparison,
+    )
+    from evals.run_comparison import (
+        adjust_holm as adjust_holm,
+    )
+    from evals.run_comparison import (
+        compare_runs as compare_runs,
+    )
+    from evals.runner import (
+        CasePlan as CasePlan,
+    )
+    from evals.runner import (
+        Engine as Engine,
+    )
+    from evals.runner import (
+        make_spec as make_spec,
+    )
+    from evals.runner import (
+        plan_cases as plan_cases,
+    )
+    from evals.runner import (
+        prefix_waves as prefix_waves,
+    )
+    from evals.runner import (
+        required_secrets as required_secrets,
+    )
+    from evals.runner import (
+        run_all as run_all,
+    )
+    from evals.scorers import (
+        SCORERS as SCORERS,
+    )
+    from evals.scorers import (
+        AnswerMetric as AnswerMetric,
+    )
+    from evals.scorers import (
+        get_scorer as get_scorer,
+    )
+    from evals.scorers import (
+        is_judge_scorer as is_judge_scorer,
+    )
+    from evals.stats import (
+        Estimate as Estimate,
+    )
+    from evals.stats import (
+        pareto_frontier as pareto_frontier,
+    )
+    from evals.strategies.base import (
+        EstimateContext as EstimateContext,
+    )
+    from evals.strategies.base import (
+        build_strategy as build_strategy,
+    )
+    from evals.suites import (
+        io as suite_io,
+    )
+    from evals.suites import (
+        registry as suite_generators,
+    )
+    from evals.suites.demo import (
+        demo_suite as demo_suite,
+    )
+    from evals.suites.importers import (
+        DOCUMENT_EXTENSIONS as DOCUMENT_EXTENSIONS,
+    )
+    from evals.suites.importers import (
+        import_longbench as import_longbench,
+    )
+    from evals.suites.importers import (
+        import_questions as import_questions,
+    )
+    from evals.suites.io import (
+        format_of as format_of,
+    )
+    from evals.suites.io import (
+        load_suite as load_suite,
+    )
+    from evals.suites.io import (
+        parse_suite as parse_suite,
+    )
+    from evals.suites.io import (
+        yaml_line as yaml_line,
+    )
+    from evals.suites.registry import (
+        generate as generate_suite,
+    )
+    from evals.suites.registry import (
+        list_kinds as suite_kinds,
+    )
+    from evals.suites.summary import (
+        render as render_suite_summary,
+    )
+    from evals.suites.summary import (
+        summarize as summarize_suite,
+    )
+    from evals.suites.sweep import (
+        parse_depths as parse_depths,
+    )
+    from evals.suites.sweep import (
+        parse_lengths as parse_lengths,
+    )
+    from evals.suites.sweep import (
+        sweep as sweep,
+    )
     from evals.summary import (
-        CaseRow,
-        ErrorClassCount,
-        GroupSummary,
-        PairedComparison,
-        RunSummary,
-        compare,
-        health_of,
-        summarize,
+        LONG_CONTEXT as LONG_CONTEXT,
     )
-    from evals.tokens import local_tokenizer
+    from evals.summary import (
+        NO_CONTEXT as NO_CONTEXT,
+    )
+    from evals.summary import (
+        CaseRow as CaseRow,
+    )
+    from evals.summary import (
+        ErrorClassCount as ErrorClassCount,
+    )
+    from evals.summary import (
+        GroupSummary as GroupSummary,
+    )
+    from evals.summary import (
+        PairedComparison as PairedComparison,
+    )
+    from evals.summary import (
+        RunSummary as RunSummary,
+    )
+    from evals.summary import (
+        compare as compare,
+    )
+    from evals.summary import (
+        health_of as health_of,
+    )
+    from evals.summary import (
+        summarize as summarize,
+    )
+    from evals.summary import (
+        verdict_markdown as verdict_markdown,
+    )
+    from evals.tokens import (
+        local_tokenizer as local_tokenizer,
+    )

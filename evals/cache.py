@@ -9,12 +9,13 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from evals.domain import stable_hash
+from evals.domain import streaming_hash
 
 
 def request_key(base_url: str, body: dict[str, Any]) -> str:
-    """Identity of a request: the server and the exact body (model, messages, sampling, limits)."""
-    return stable_hash([base_url.rstrip("/"), body])
+    """Identity of a request: the server and the exact body (model, messages, sampling, limits);
+    the same digest as ``stable_hash`` of them, hashed without a second copy of a long prompt."""
+    return streaming_hash([base_url.rstrip("/"), body])
 
 
 class ResponseCache(Protocol):

@@ -21,6 +21,47 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+_HASH_SLICE = 1 << 16
+
+
+def streaming_hash(value: Any) -> str:
+    """:func:`stable_hash` of ``value`` (the same digest) without building its JSON text: the JSON is
+    fed to sha256 piece by piece, and a long string a slice at a time, so hashing a request with a
+    4 MB prompt costs no second copy of the prompt."""
+    h = hashlib.sha256()
+    _feed(h, value)
+    return h.hexdigest()
+
+
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, str) and len(value) > _HASH_SLICE:
+        from json.encoder import encode_basestring  # type: ignore[attr-defined]
+
+        h.update(b'"')
+        for i in range(0, len(value), _HASH_SLICE):  # JSON escapes character by character
+            h.update(encode_basestring(value[i:i + _HASH_SLICE])[1:-1].encode("utf-8"))
+        h.update(b'"')
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        h.update(b"{")
+        for n, key in enumerate(sorted(value)):
+            if n:
+                h.update(b",")
+            _feed(h, key)
+            h.update(b":")
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, list | tuple):
+        h.update(b"[")
+        for n, item in enumerate(value):
+            if n:
+                h.update(b",")
+            _feed(h, item)
+        h.update(b"]")
+    else:  # short strings, numbers, None, and whatever json.dumps turns into a string
+        h.update(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=str).encode("utf-8"))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,11 +168,27 @@ class Suite(_Strict):
 
 
 # ------------------------------------------------------------------------------------------ endpoint
+def normalise_base_url(url: str) -> str:
+    """The one rule for base URLs everywhere (CLI, API, dashboard, probe): surrounding spaces and
+    trailing slashes go, and so does a trailing ``/v1``, so ``http://host:8001/v1/`` and
+    ``http://host:8001`` name the same server; requests then go to ``{root}/v1/chat/completions``."""
+    v = url.strip().rstrip("/")
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    if v.endswith("/v1"):
+        v = v[:-3].rstrip("/")
+    if v in ("http:", "https:"):
+        raise ValueError("base_url has no host")
+    return v
+
+
 class Endpoint(_Strict):
     """An OpenAI-compatible server and the model on it, with its limits and prices."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-    base_url: str = Field(min_length=1)
+    base_url: str = Field(min_length=1, description="the server's root URL, e.g. http://127.0.0.1:8001; an "
+                                                     "OpenAI-style URL ending in /v1 is accepted and stored "
+                                                     "without it (requests go to {base_url}/v1/...)")
     model: str = Field(min_length=1)
     api_key: SecretStr | None = None
     context_window: int | None = Field(default=None, gt=0)
@@ -161,10 +218,7 @@ class Endpoint(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return v
+        return normalise_base_url(v)
 
     def public(self) -> dict[str, Any]:
         """The endpoint without its key: what may be stored in a spec, shown or logged."""

@@ -220,3 +220,24 @@ def tokenizer_for(endpoint: Endpoint, result: ProbeResult) -> Tokenizer:
         key = endpoint.api_key.get_secret_value() if endpoint.api_key else None
         return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=key)
     return local_tokenizer(_local_name(endpoint.tokenizer))
+
+
+def unreachable_reason(result: ProbeResult) -> str | None:
+    """None when the server answered at least one OpenAI-compatible check; otherwise one sentence
+    that says so, with the likely cause read from the checks' errors (wrong host or port, wrong path,
+    missing key, or another kind of server)."""
+    if result.models_listed or result.chat_works or result.stream_works or result.embeddings_work:
+        return None
+    head = f"{result.base_url} is not reachable as an OpenAI-compatible server"
+    notes = " ".join(result.errors.values())
+    if not result.reachable:
+        cause = "nothing answered there: check the host and port, and that the server is running"
+    elif "HTTP 404" in notes or "HTTP 405" in notes:
+        cause = ("it answers, but not at /v1/models or /v1/chat/completions: the base URL should be the "
+                 "server's root (e.g. http://127.0.0.1:8001), without a path such as /api or /v1/chat")
+    elif "HTTP 401" in notes or "HTTP 403" in notes:
+        cause = "it refuses the requests (HTTP 401/403): the API key is missing or wrong"
+    else:
+        first = next(iter(result.errors.items()), None)
+        cause = f"every check failed, first {first[0]}: {first[1]}" if first else "every check failed"
+    return f"{head}: {cause}."

@@ -459,7 +459,7 @@ def question_scorer(name: str, description: str, *, order: int = 100,
                 return fn(case.answer, question.answers, question) if question.answers else None
 
             def metric(self) -> AnswerMetric:
-                return fn  # type: ignore[return-value]  (the question is optional)
+                return fn  # type: ignore[return-value]  # the question is optional
 
         _WithQuestion.name = name
         _WithQuestion.__name__ = _WithQuestion.__qualname__ = f"QuestionScorer_{name}"
@@ -488,7 +488,7 @@ class RankingParams(BaseModel):
 
 class _Ranking(Scorer):
     kind = "retrieval"
-    Params = RankingParams
+    Params: ClassVar[type[BaseModel]] = RankingParams
     _metric: ClassVar[Callable[..., float]]
 
     def score(self, case: CaseResult, question: Question) -> float | None:

@@ -444,3 +444,28 @@ def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
         elif score == best and cost == best_cost:
             frontier.append(i)
     return frontier
+
+
+def unpaired_bootstrap(a: Sequence[float], b: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> Estimate:
+    """``mean(b) − mean(a)`` for two independent samples, with a percentile-bootstrap interval that
+    resamples each sample separately (scipy.stats.bootstrap's ``paired=False``, percentile method).
+    ``n`` is the smaller sample's size; all None when either sample is empty."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = int(min(len(xa), len(xb)))
+    if n == 0:
+        return Estimate(mean=None, low=None, high=None, n=0, level=level)
+    if not (np.isfinite(xa).all() and np.isfinite(xb).all()):
+        raise ValueError("values must be finite numbers")
+    mean = float(xb.mean() - xa.mean())
+    rng = np.random.default_rng(seed)
+    spread = [float(x.min()) != float(x.max()) and len(x) > 1 for x in (xa, xb)]
+    if not any(spread):
+        return Estimate(mean=mean, low=mean, high=mean, n=n, level=level)
+    ma = _bootstrap_means(xa, n_boot, rng) if spread[0] else np.full(n_boot, xa.mean())
+    mb = _bootstrap_means(xb, n_boot, rng) if spread[1] else np.full(n_boot, xb.mean())
+    alpha = (1 - level) / 2
+    low, high = np.percentile(mb - ma, [100 * alpha, 100 * (1 - alpha)])
+    return Estimate(mean=mean, low=float(low), high=float(high), n=n, level=level)

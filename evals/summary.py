@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -448,8 +449,26 @@ def _depth_grid(key: tuple[str, str], rows: Sequence[CaseRow], scorers: Sequence
     return out
 
 
-def _by_question(rows: Iterable[CaseRow], scorer: str) -> dict[str, float]:
-    """question id → score; a case without an answer and without a stored score counts 0."""
+_memo: ContextVar[dict[tuple[int, str], tuple[Sequence[CaseRow], dict[str, float]]] | None] = ContextVar(
+    "summary_question_values", default=None)
+
+
+def _by_question(rows: Sequence[CaseRow], scorer: str) -> dict[str, float]:
+    """question id → score; a case without an answer and without a stored score counts 0. Inside
+    ``summarize`` each (rows, scorer) is computed once (the comparisons, crossover tests and every
+    recommendation scope reuse the same group and bucket lists)."""
+    memo = _memo.get()
+    if memo is not None:
+        hit = memo.get((id(rows), scorer))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+    out = _question_values(rows, scorer)
+    if memo is not None:
+        memo[(id(rows), scorer)] = (rows, out)
+    return out
+
+
+def _question_values(rows: Iterable[CaseRow], scorer: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in rows:
         v = r.scores.get(scorer)
@@ -530,6 +549,17 @@ def summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Seq
     across the run's comparisons and crossover tests); ``margin``: how much worse than the best (on
     the 0..1 scale) the recommended strategy may be; ``threshold``: the effective-length threshold.
     """
+    token = _memo.set({})
+    try:
+        return _summarize(rows, primary=primary, length_edges=length_edges, n_boot=n_boot, seed=seed, alpha=alpha,
+                          margin=margin, threshold=threshold, endpoint_urls=endpoint_urls)
+    finally:
+        _memo.reset(token)
+
+
+def _summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Sequence[int] | None,
+               n_boot: int, seed: int, alpha: float, margin: float, threshold: float,
+               endpoint_urls: dict[str, str] | None) -> RunSummary:
     if not 0 < alpha < 0.5:
         raise UserInputError(f"alpha must be between 0 and 0.5, got {alpha}", field="alpha")
     if not 0 <= margin < 1:
@@ -842,7 +872,9 @@ def compare(rows: Sequence[CaseRow], a: str, b: str, *, scorer: str, endpoint: s
 
 # ---------------------------------------------------------------------------------------- exports
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe in Markdown: run names are user input, so no table break and no HTML."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("\n", " "))
 
 
 def verdict_markdown(summary: RunSummary) -> str:

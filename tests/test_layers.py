@@ -80,3 +80,17 @@ def test_pages_and_routes_never_import_crud():
                 if crud:
                     offenders.append(f"{path.relative_to(ROOT)}:{line}")
     assert offenders == []
+
+
+def test_pages_run_no_queries_of_their_own():
+    offenders = []
+    for path in _files("app/web"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("exec", "execute", "scalars", "scalar")
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "session"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        for line, name, _ in _imports(path):
+            if name in ("sqlmodel", "sqlalchemy") or name.startswith("sqlalchemy."):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    assert offenders == []

@@ -23,7 +23,7 @@ def _kind(word: str) -> registry.Kind:
     if kind is None:
         typer.echo(f"error: unknown kind '{word}'; kinds: {', '.join(registry.PLURAL.values())}", err=True)
         raise typer.Exit(2)
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def _params_line(schema: dict[str, object]) -> str:

@@ -27,7 +27,8 @@ def main() -> None:
     cli()
 
 
-COMMAND_MODULES = ("app.cli.run", "app.cli.score", "app.cli.probe", "app.cli.components")
+COMMAND_MODULES = ("app.cli.run", "app.cli.score", "app.cli.probe", "app.cli.components", "app.cli.remote",
+                   "app.cli.report")
 
 
 def _register() -> None:

@@ -1,9 +1,11 @@
-"""``ctxeval run SPEC.yaml --out results.jsonl``: a headless comparison with a progress bar."""
+"""``ctxeval run SPEC.yaml --out results.jsonl``: a headless comparison with a progress bar, locally or
+through a service (``--server``), gated by checks (``--check``, docs/ci.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from app.cli import gates
 from app.cli.report import print_diagnostics, print_summary, print_verdict, report_console
 from app.cli.runfile import (
+    RunFile,
     load_run_file,
     load_suite_for,
     resolve_embeddings,
@@ -25,11 +29,15 @@ from evals import (
     CasePlan,
     CaseResult,
     CaseRow,
+    EmbeddingSettings,
+    Endpoint,
     Engine,
     IndexCache,
     Outcome,
+    RunSpec,
     RunSummary,
     SqliteCache,
+    Suite,
     UserInputError,
     make_spec,
     plan_cases,
@@ -131,14 +139,38 @@ def _line_case_id(line: str) -> str | None:
         return None
 
 
-async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console) -> RunSummary:
+@dataclass
+class Prepared:
+    """A run file read and resolved: its suite loaded and its spec built, nothing executed yet."""
+
+    path: Path
+    run: RunFile
+    base: Path
+    endpoints: list[Endpoint]
+    judge: Endpoint | None
+    embeddings: EmbeddingSettings | None
+    suite: Suite
+    spec: RunSpec
+
+
+def prepare(spec_path: Path, *, keys: bool = True) -> Prepared:
+    """``keys=False`` builds the spec without reading any API key (the spec never holds one)."""
     run, base = load_run_file(spec_path)
-    endpoints = resolve_endpoints(run, str(spec_path))
-    judge = resolve_judge(run, endpoints, str(spec_path))
-    embeddings = resolve_embeddings(run, str(spec_path))
+    endpoints = resolve_endpoints(run, str(spec_path), keys=keys)
+    judge = resolve_judge(run, endpoints, str(spec_path), keys=keys)
+    embeddings = resolve_embeddings(run, str(spec_path), keys=keys)
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
                      judge=judge, embeddings=embeddings)
+    return Prepared(spec_path, run, base, endpoints, judge, embeddings, suite, spec)
+
+
+async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console) -> RunSummary:
+    return (await run_prepared(prepare(spec_path), out, resume=resume, console=console))[0]
+
+
+async def run_prepared(p: Prepared, out: Path, *, resume: bool, console: Console) -> tuple[RunSummary, list[CaseRow]]:
+    run, endpoints, judge, embeddings, suite, spec = p.run, p.endpoints, p.judge, p.embeddings, p.suite, p.spec
     plans = plan_cases(spec, suite)
     identities: dict[str, dict[str, Any]] = {}
     finished = read_finished(out, repair=True, identities=identities) if resume else {}
@@ -177,11 +209,25 @@ async def run_file(spec_path: Path, out: Path, *, resume: bool, console: Console
         cache.close()
     summary = summarize(list(rows.values()), primary=spec.scorers[0] if spec.scorers else None,
                         endpoint_urls={e.name: e.base_url for e in endpoints})
-    print_summary(summary, console)
+    print_summary(summary, console, strategies=[s.key for s in spec.strategies],
+                  endpoints=[e["name"] for e in spec.endpoints])
     print_diagnostics(summary, console)
     print_verdict(summary, console)
     console.print(f"results: {out}")
-    return summary
+    return summary, list(rows.values())
+
+
+def _baseline_ref(cli_value: str | None, p: Prepared) -> str | None:
+    """--baseline as given, else the run file's (a relative file path is relative to the run file)."""
+    if cli_value is not None:
+        return cli_value
+    ref = p.run.baseline
+    if ref is None:
+        return None
+    ref = str(ref)
+    if not ref.isdigit() and "://" not in ref and not Path(ref).is_absolute():
+        return str(p.base / ref)
+    return ref
 
 
 def _epilog() -> str:
@@ -201,30 +247,62 @@ def register(cli: typer.Typer) -> None:
         out: Path = typer.Option(Path("results.jsonl"), "--out", "-o", help="JSONL file, one case per line"),
         resume: bool = typer.Option(False, "--resume", help="keep the cases already in --out and run the rest"),
         summary_json: Path | None = typer.Option(None, "--summary-json", help="also write the summary as JSON"),
+        check: list[str] = typer.Option([], "--check", help="a CI check (repeatable; added to the run file's "
+                                        "checks); the forms are listed above"),
+        baseline: str | None = typer.Option(None, "--baseline", help="what -vs-baseline checks compare with: a "
+                                            "results JSONL file, a run id on --server, or a run's URL"),
+        junit: Path | None = typer.Option(None, "--junit", help="write the checks as JUnit XML"),
+        markdown: Path | None = typer.Option(None, "--markdown", help="write a Markdown summary (also appended "
+                                             "to $GITHUB_STEP_SUMMARY when set)"),
+        server: str | None = typer.Option(None, "--server", help="run on this ctxeval "
+                                          "service (stored, in its dashboard) and wait for it"),
+        token: str | None = typer.Option(None, "--token", envvar="CTXEVAL_TOKEN", help="API token for --server"),
+        name: str | None = typer.Option(None, "--name", help="the run's name on the service"),
         max_error_rate: float = typer.Option(
             0.0, "--max-error-rate", min=0.0, max=1.0,
             help="the share of errored cases tolerated before the exit code is 1 (default 0: any error fails)"),
     ) -> None:
         """Run a comparison headless and print a per-strategy table.
 
-        Exit codes: 0 the run completed (errored share within --max-error-rate); 1 the run failed (no
-        case got an answer) or more cases errored than --max-error-rate allows; 2 bad input.
+        Checks (docs/ci.md):
+        rag:f1>=0.7                      a strategy's mean score
+        rag:f1.lower>=0.6                its 95% interval's lower bound (or .upper)
+        rag-vs-long_context:f1>=-0.02    a paired difference between two strategies
+        rag-vs-baseline:f1>=-0.02        against the same strategy in --baseline
+        local/rag:f1>=0.7                on one endpoint only
+
+        Exit codes:
+        0  the run completed (errors within --max-error-rate) and every check passed
+        1  a check failed, the run failed, or more cases errored than --max-error-rate
+        2  bad input (run file, check, baseline, service), before any case runs
         """
         console = report_console()
+        status: str | None = None
         try:
-            summary = asyncio.run(run_file(spec, out, resume=resume, console=console))
+            prepared = prepare(spec)
+            gate = gates.prepare(prepared.spec, file_checks=prepared.run.checks, cli_checks=check,
+                                 baseline=_baseline_ref(baseline, prepared), junit=junit, markdown=markdown,
+                                 server=server, token=token, source=str(spec))
+            if server is not None:
+                from app.cli import remote
+
+                if resume:
+                    raise UserInputError("--resume is for local runs; a service run is resumed on the service",
+                                         field="--resume")
+                summary, rows, status, status_failure = remote.run_on_service(
+                    prepared, gate, out, server=server, token=token, name=name, console=console)
+            else:
+                summary, rows = asyncio.run(run_prepared(prepared, out, resume=resume, console=console))
+                status_failure = None
         except UserInputError as e:
             console.print(f"[red]error:[/] {escape(str(e))}")
-            raise typer.Exit(2) from e
+            raise typer.Exit(gates.EXIT_USAGE) from e
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.model_dump(mode="json"), indent=2), encoding="utf-8")
-        code = exit_code(summary, max_error_rate)
+        failure = status_failure or gates.run_failure(summary, max_error_rate)
+        code = gates.finish(gate, rows, summary, console=console, title=name or f"ctxeval run {spec.name}",
+                            status=status, run_failure=failure)
         if code:
-            h = summary.health
-            assert h is not None
-            why = (h.reason if h.status == "failed" else
-                   f"{h.reason}; above --max-error-rate {max_error_rate:g}")
-            console.print(f"[red]run {h.status.replace('_', ' ')}:[/] {escape(why or '')}")
             raise typer.Exit(code)
 
 

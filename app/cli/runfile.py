@@ -17,6 +17,8 @@ Example::
     scorers: [exact_match, f1, llm_judge]
     embeddings: {source: endpoint, model: text-embedding-3-small}   # for dense/hybrid retrieval
     judge: local                        # the name of an endpoint above, or an endpoint of its own
+    checks: ["rag:f1>=0.6", "rag-vs-long_context:f1>=-0.02"]   # CI gates (docs/ci.md)
+    baseline: baseline.jsonl            # what -vs-baseline checks compare with
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class RunFile(BaseModel):
     cache: str | bool = ".ctxeval/cache.sqlite"
     embeddings: EmbeddingsEntry | None = None
     judge: EndpointEntry | str | None = Field(default=None, description="an endpoint, or the name of one above")
+    checks: list[str] = Field(default_factory=list, description="CI checks (docs/ci.md), with any --check")
+    baseline: str | int | None = Field(default=None, description="results file (relative to this file), run id "
+                                                                 "or run URL the -vs-baseline checks compare with")
 
 
 def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
@@ -99,9 +104,11 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
     return run, p.parent
 
 
-def _resolve(e: EndpointEntry, source: str, where: str) -> Endpoint:
+def _resolve(e: EndpointEntry, source: str, where: str, keys: bool = True) -> Endpoint:
     data = e.model_dump(exclude={"api_key_env"})
-    if e.api_key_env:
+    if not keys:  # only the spec is wanted (ctxeval push): no key is read, the spec says one is set
+        data["api_key"] = "not-read" if e.api_key_env or e.api_key is not None else None
+    elif e.api_key_env:
         key = os.environ.get(e.api_key_env)
         if not key:
             raise UserInputError(f"environment variable {e.api_key_env} is not set", source=source,
@@ -112,12 +119,13 @@ def _resolve(e: EndpointEntry, source: str, where: str) -> Endpoint:
     return Endpoint.model_validate(data)
 
 
-def resolve_endpoints(run: RunFile, source: str = "run file") -> list[Endpoint]:
-    """Endpoints with keys read from their environment variables."""
-    return [_resolve(e, source, f"endpoints[{i}]") for i, e in enumerate(run.endpoints)]
+def resolve_endpoints(run: RunFile, source: str = "run file", *, keys: bool = True) -> list[Endpoint]:
+    """Endpoints with keys read from their environment variables (none with ``keys=False``)."""
+    return [_resolve(e, source, f"endpoints[{i}]", keys) for i, e in enumerate(run.endpoints)]
 
 
-def resolve_judge(run: RunFile, endpoints: list[Endpoint], source: str = "run file") -> Endpoint | None:
+def resolve_judge(run: RunFile, endpoints: list[Endpoint], source: str = "run file", *,
+                  keys: bool = True) -> Endpoint | None:
     """The judge endpoint: one of the run's endpoints by name, or its own entry."""
     if run.judge is None:
         return None
@@ -127,16 +135,16 @@ def resolve_judge(run: RunFile, endpoints: list[Endpoint], source: str = "run fi
             raise UserInputError(f"no endpoint named '{run.judge}'; endpoints: {', '.join(e.name for e in endpoints)}",
                                  source=source, field="judge")
         return found
-    return _resolve(run.judge, source, "judge")
+    return _resolve(run.judge, source, "judge", keys)
 
 
-def resolve_embeddings(run: RunFile, source: str = "run file") -> EmbeddingSettings | None:
+def resolve_embeddings(run: RunFile, source: str = "run file", *, keys: bool = True) -> EmbeddingSettings | None:
     """The embedding settings with the separate embedding endpoint's key resolved."""
     if run.embeddings is None:
         return None
     data = run.embeddings.model_dump(exclude={"endpoint"})
     ep = run.embeddings.endpoint
-    return EmbeddingSettings(**data, endpoint=_resolve(ep, source, "embeddings.endpoint") if ep else None)
+    return EmbeddingSettings(**data, endpoint=_resolve(ep, source, "embeddings.endpoint", keys) if ep else None)
 
 
 def resolve_secrets(spec: RunSpec) -> dict[str, str]:

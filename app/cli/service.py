@@ -20,23 +20,131 @@ token_cli = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed; s
 cli.add_typer(token_cli, name="token")
 
 
+# What to tell a person whose setting is refused: the option, what it takes, how to fix it.
+FIXES = {
+    "execution": "--execution (or $CTXEVAL_EXECUTION) takes 'inprocess' (this process executes runs) or "
+                 "'none' (`ctxeval worker` processes do)",
+    "port": "--port (or $CTXEVAL_PORT) takes a port number from 1 to 65535",
+    "auth": "--auth (or $CTXEVAL_AUTH) takes 'auto' (required off loopback), 'on' or 'off'",
+    "database_url": "--database-url (or $DATABASE_URL) takes sqlite:///path/to/file.db or "
+                    "postgresql://user:password@host:5432/dbname",
+    "environment": "$CTXEVAL_ENVIRONMENT takes 'development' or 'production'",
+}
+
+
+def config_error(message: str) -> typer.Exit:
+    """Print one line (no traceback) and return the exit to raise: configuration errors exit 2."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _hidden(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
 def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
     from app.settings import Settings
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        value = err.get("input")
+        shown = f" '{value}'" if name in FIXES and not isinstance(value, dict) else ""
+        why = str(err["msg"]).removeprefix("Value error, ")
+        fix = FIXES.get(name)
+        raise config_error(f"{name or 'setting'}{shown} is refused: {why}" + (f"; {fix}" if fix else "")) from None
+    _check_database_url(settings.database_url)
+    return settings
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise config_error(f"'{_hidden(url)}' is not a database URL; {FIXES['database_url']}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise config_error(f"database '{_hidden(url)}' is not supported; {FIXES['database_url']}")
 
 
 def migrate_all(settings: Any) -> None:
-    """Apply the app database's migrations, then create or upgrade DBOS's system database."""
+    """Apply the app database's migrations, then create or upgrade DBOS's system database. A database
+    that cannot be opened is a one-line configuration error (exit 2) naming the URL, without its
+    password, and the likely fix."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.db import make_engine, run_migrations
     from app.execution.dispatch import migrate_system_database
 
-    engine = make_engine(settings.database_url)
     try:
-        run_migrations(engine)
-    finally:
-        engine.dispose()
-    migrate_system_database(settings.dbos_system_database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect():
+                pass
+            run_migrations(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as e:
+        raise config_error(_database_problem(settings.database_url, e)) from None
+    try:
+        migrate_system_database(settings.dbos_system_database_url)
+    except Exception as e:
+        raise config_error(_database_problem(settings.dbos_system_database_url, e, what="system database")) from None
+
+
+def _database_problem(url: str, e: BaseException, *, what: str = "database") -> str:
+    orig = getattr(e, "orig", None) or e
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    hint = FIXES["database_url"]
+    low = first.lower()
+    if "does not exist" in low and "database" in low:
+        hint = "create it (e.g. `createdb NAME`) or point --database-url at one that exists"
+    elif "password" in low or "authentication" in low or "role" in low:
+        hint = "check the user and password in --database-url (or $DATABASE_URL)"
+    elif "connection refused" in low or "could not connect" in low or "timeout" in low:
+        hint = "is PostgreSQL running and reachable there? check the host and port in --database-url"
+    elif "unable to open" in low or "readonly" in low or "read-only" in low:
+        hint = "the SQLite file's folder must exist and be writable; check the path in --database-url"
+    return f"cannot open the {what} {_hidden(url)}: {first}; {hint}"
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as e:
+            why = "is in use" if e.errno in (98, 48) else f"cannot be opened ({e.strerror})"
+            raise config_error(f"port {port} on {host} {why}; pick another with --port (or $CTXEVAL_PORT), "
+                               "or stop the process that holds it") from None
+
+
+def startup_lines(settings: Any) -> list[str]:
+    """What ``ctxeval serve`` prints: where the dashboard is, and the mode it runs in."""
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in shown_host and not shown_host.startswith("["):
+        shown_host = f"[{shown_host}]"
+    url = f"http://{shown_host}:{settings.port}"
+    database = (f"SQLite {settings.sqlite_path}" if settings.is_sqlite else f"PostgreSQL {_hidden(settings.database_url)}")
+    execution = ("runs execute in this process" if settings.execution == "inprocess" else
+                 "runs execute in `ctxeval worker` processes (none here)")
+    lines = [f"ctxeval dashboard: {url}/   API docs: {url}/docs"]
+    if settings.host in ("0.0.0.0", "::"):
+        lines.append(f"listening on every interface ({settings.host}), port {settings.port}")
+    lines.append(f"mode: {database} · {execution} · sign-in {'required' if settings.auth_required else 'off'}")
+    return lines
 
 
 DbOption = typer.Option(None, "--database-url", help="app database URL (default: $DATABASE_URL or "
@@ -66,16 +174,23 @@ def serve(
     from app.main import create_app
 
     settings = _settings(host=host, port=port, database_url=database_url, execution=execution, auth=auth)
+    _check_port(settings.host, settings.port)
     migrate_all(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if settings.execution == "inprocess":
+        _check_executor_allowed(settings)
+    app = create_app(settings)
+    for line in startup_lines(settings):
+        typer.echo(line)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
 @cli.command()
 def worker(
     database_url: str | None = DbOption,
     executor_id: str | None = typer.Option(
-        None, help="unique per live process; a worker restarted with the id of one that died finishes the "
-                   "cases it had in flight (default: worker-<host>-<pid>)"),
+        None, help="unique per live process (default: worker-<host>-<pid>); what a dead worker had in "
+                   "flight is finished by the live ones once its heartbeat is stale, or at once by a worker "
+                   "restarted with its id"),
 ) -> None:
     """Execute queued cases of every run until stopped (SIGINT/SIGTERM)."""
     settings = _settings(database_url=database_url, execution="inprocess",
@@ -85,14 +200,34 @@ def worker(
     asyncio.run(_work(settings))
 
 
+def _check_executor_allowed(settings: Any) -> None:
+    """On SQLite, a second executing process is refused with one line (see app/execution/workers.py)."""
+    from app.execution.workers import ExecutorRefused, SqliteExecutorLock
+
+    if settings.sqlite_path is None:
+        return
+    lock = SqliteExecutorLock(settings.sqlite_path.resolve(), settings.executor_id)
+    try:
+        lock.acquire()
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    lock.release()
+
+
 async def _work(settings: Any) -> None:
     from app.execution import workflows as execution
+    from app.execution.workers import ExecutorRefused
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await execution.start_executor(settings)
+    try:
+        await execution.start_executor(settings)
+    except ExecutorRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     typer.echo(f"worker {settings.executor_id} executing queued cases", err=True)
     try:
         await stop.wait()

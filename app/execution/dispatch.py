@@ -4,13 +4,19 @@ The API process never needs to execute anything to start, cancel or resume a run
 DBOS system database, and whichever process executes (this one with ``--execution inprocess``, or
 ``ctxeval worker`` processes) picks the work up from the queues.
 
-Names: a run is the workflow ``ctxeval-run-<id>-a<attempt>``; each case is a child workflow
-``ctxeval-run-<id>-a<attempt>-<case_id>`` on the queue ``ctxeval-endpoint-<endpoint name>``, whose
-global concurrency is the endpoint's ``concurrency``.
+Names: a run is the workflow ``ctxeval-run-<id>-a<attempt>`` on the queue ``ctxeval-runs``; its cases
+are executed in chunks, each chunk a child workflow ``ctxeval-run-<id>-a<attempt>-c<n>`` on the one
+queue ``ctxeval-chunks``. That queue is partitioned: an endpoint of concurrency C has ``slots``
+partitions ``<endpoint name>#<k>``, each running one chunk at a time across every process, and a
+chunk runs at most ``lanes`` requests at a time, with ``slots × lanes ≤ C`` (:func:`queue_shape`): the
+endpoint never sees more than C requests from all workers together. Both queues exist before any
+run needs them (an executor registers them before DBOS's first look at the queue table), so a run on
+a just-created endpoint starts at once.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dbos import DBOS, DBOSClient
@@ -20,25 +26,53 @@ from evals import ENGINE_VERSION
 APP_NAME = "ctxeval"
 APP_VERSION = f"ctxeval-{ENGINE_VERSION}"
 RUNS_QUEUE = "ctxeval-runs"
+CHUNKS_QUEUE = "ctxeval-chunks"
 RUN_WORKFLOW = "ctxeval.run"
-CASE_WORKFLOW = "ctxeval.case"
+CHUNK_WORKFLOW = "ctxeval.chunk"
+LANES_PER_SLOT = 16  # requests one chunk keeps in flight, at most
+MAX_CHUNK_LANES = 8  # a chunk holds at most this many lanes' worth of cases: what a dead worker strands
+RUNS_QUEUE_POLLING_S = 0.1  # a new run is picked up at once
+CHUNKS_QUEUE_POLLING_S = 0.1  # at most: one queue serves every endpoint
 
 
-def endpoint_queue(name: str) -> str:
-    return f"ctxeval-endpoint-{name}"
+def slot_key(endpoint: str, slot: int) -> str:
+    """The chunk queue's partition of one slot of an endpoint."""
+    return f"{endpoint}#{slot}"
+
+
+def queue_shape(concurrency: int) -> tuple[int, int]:
+    """``(slots, lanes)`` of an endpoint of ``concurrency``: slots × lanes ≤ concurrency."""
+    c = max(1, int(concurrency))
+    slots = math.ceil(c / LANES_PER_SLOT)
+    return slots, max(1, c // slots)
+
+
+def chunk_size(concurrency: int, n_cases: int) -> int:
+    """Enough chunks to fill every slot, none longer than ``MAX_CHUNK_LANES`` lanes of cases."""
+    slots, lanes = queue_shape(concurrency)
+    return max(lanes, min(MAX_CHUNK_LANES * lanes, math.ceil(n_cases / slots)))
 
 
 def run_workflow_id(run_id: int, attempt: int) -> str:
     return f"ctxeval-run-{run_id}-a{attempt}"
 
 
-def case_workflow_id(run_id: int, attempt: int, case_id: str) -> str:
-    return f"{run_workflow_id(run_id, attempt)}-{case_id}"
+def chunk_workflow_id(run_id: int, attempt: int, index: int) -> str:
+    return f"{run_workflow_id(run_id, attempt)}-c{index}"
 
 
 def migrate_system_database(url: str) -> None:
     """Create or upgrade DBOS's tables (the same call DBOS makes at launch)."""
     DBOS.migrate(url)
+
+
+def register_queues(client: Any, *, polling_interval_s: float) -> None:
+    """The runs queue and the chunk queue, created or updated (``client``: a DBOSClient, or DBOS)."""
+    client.register_queue(RUNS_QUEUE, polling_interval_sec=min(polling_interval_s, RUNS_QUEUE_POLLING_S),
+                          on_conflict="always_update", application_name=APP_NAME)
+    client.register_queue(CHUNKS_QUEUE, partition_concurrency=1,
+                          polling_interval_sec=min(polling_interval_s, CHUNKS_QUEUE_POLLING_S),
+                          on_conflict="always_update", application_name=APP_NAME)
 
 
 class Dispatcher:
@@ -47,31 +81,30 @@ class Dispatcher:
     def __init__(self, system_database_url: str, *, polling_interval_s: float = 0.5) -> None:
         self._client = DBOSClient(system_database_url=system_database_url, application_name=APP_NAME, lazy=True)
         self._polling = polling_interval_s
-        self._runs_queue_ready = False
+        self._queues_ready = False
 
     def close(self) -> None:
         self._client.destroy()
 
-    def _ensure_runs_queue(self) -> None:
-        if not self._runs_queue_ready:
-            self._client.register_queue(RUNS_QUEUE, polling_interval_sec=self._polling,
-                                        on_conflict="always_update", application_name=APP_NAME)
-            self._runs_queue_ready = True
+    def _ensure_queues(self) -> None:
+        if not self._queues_ready:
+            register_queues(self._client, polling_interval_s=self._polling)
+            self._queues_ready = True
 
     def register_endpoint_queue(self, name: str, concurrency: int) -> None:
-        self._client.register_queue(endpoint_queue(name), global_concurrency=concurrency,
-                                    polling_interval_sec=self._polling, on_conflict="always_update",
-                                    application_name=APP_NAME)
+        """Make sure the queues an endpoint's chunks go to exist. Its slots are partitions of the chunk
+        queue, sized from its concurrency when a run is planned, so a changed concurrency applies to
+        the runs started after the change."""
+        self._ensure_queues()
 
     def start_run(self, run_id: int, attempt: int, queues: dict[str, int]) -> str:
-        """Register each endpoint's queue (name → concurrency), then enqueue the run's workflow."""
-        self._ensure_runs_queue()
-        for name, concurrency in queues.items():
-            self.register_endpoint_queue(name, concurrency)
+        """Enqueue the run's workflow (``queues``: endpoint name → concurrency, kept for callers; the
+        concurrency is read again when the run is planned)."""
+        self._ensure_queues()
         options: Any = {"workflow_name": RUN_WORKFLOW, "queue_name": RUNS_QUEUE,
                         "workflow_id": run_workflow_id(run_id, attempt), "app_version": APP_VERSION}
         return self._client.enqueue(options, run_id, attempt).get_workflow_id()
 
     def cancel_run(self, run_id: int, attempt: int) -> None:
-        """Cancel the attempt's workflow and its case workflows (queued ones never start)."""
+        """Cancel the attempt's workflow and its chunk workflows (queued ones never start)."""
         self._client.cancel_workflow(run_workflow_id(run_id, attempt), cancel_children=True)

@@ -12,7 +12,7 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,23 @@ class RunEngine:
     engine: Any  # evals.runner.Engine
     plans: dict[str, Any]  # case_id -> evals.runner.CasePlan
     positions: dict[str, int]
+    ordered: list[Any] = field(default_factory=list)  # the plans by position
+    _blocks: OrderedDict[tuple[str, ...], str] = field(default_factory=OrderedDict)
+
+    def shared_texts(self, plan: Any) -> tuple[str, ...]:
+        """Texts a case's prompt likely shares with other cases: its question's rendered documents
+        (stored once per run, see ``prompt_store``)."""
+        from evals import prompts
+
+        suite = self.engine.suite
+        docs = suite.context_documents(self.engine.questions[plan.question_id])
+        key = tuple(d.id for d in docs)
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = prompts.render_documents(docs)
+            while len(self._blocks) > 8:
+                self._blocks.popitem(last=False)
+        return (block,)
 
 
 @dataclass
@@ -74,26 +91,28 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
 
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None,
-          index_cache: IndexCache | None = None) -> RunEngine:
+          cache: DbResponseCache | None = None, index_cache: IndexCache | None = None) -> RunEngine:
     from evals import Engine, plan_cases, required_secrets
 
     inputs = load_run_inputs(db, run_id)
     # pipeline tokens (http_retriever/http_app token_env) come from this process's environment
     secrets = {n: os.environ[n] for n in required_secrets(inputs.spec) if os.environ.get(n)}
-    engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec, cache=DbResponseCache(db),
+    engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec,
+                    cache=cache if cache is not None else DbResponseCache(db),
                     transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets,
                     index_cache=index_cache)
     plans = plan_cases(inputs.spec, inputs.suite, strategies=engine.strategies)  # built once, by the engine
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
-                     positions={p.case_id: i for i, p in enumerate(plans)})
+                     positions={p.case_id: i for i, p in enumerate(plans)}, ordered=plans)
 
 
 class EngineCache:
     def __init__(self, db: DbEngine, *, size: int = 8, transport: httpx.AsyncBaseTransport | None = None,
-                 index_dir: Path | None = None) -> None:
+                 cache: DbResponseCache | None = None, index_dir: Path | None = None) -> None:
         self._db = db
         self._size = size
         self._transport = transport
+        self._cache = cache
         # one index cache for every run this process executes, kept on disk for the other processes
         self.indexes = IndexCache(directory=index_dir)
         self._engines: OrderedDict[tuple[int, int], RunEngine] = OrderedDict()
@@ -110,7 +129,7 @@ class EngineCache:
             async with lock:
                 if key not in self._engines:
                     self._engines[key] = await asyncio.to_thread(build, self._db, run_id, transport=self._transport,
-                                                                 index_cache=self.indexes)
+                                                                 cache=self._cache, index_cache=self.indexes)
             self._engines.move_to_end(key)
             yield self._engines[key]
         finally:

@@ -1,29 +1,37 @@
-"""Durable execution of runs with DBOS.
+"""Durable execution of runs with DBOS, in chunks of cases.
 
-A run is the workflow ``ctxeval.run``: one step plans the cases not yet stored, then each case is a
-child workflow ``ctxeval.case`` enqueued on its endpoint's queue (global concurrency = the endpoint's
-``concurrency``, across every process), then one step marks the run completed. A case workflow is one
-preemptible step that executes the case with the run's engine and commits the result at once, upserted
-by (run, case). So a process killed at any point and restarted (same executor id) finishes the run
-with exactly one stored result per case: finished cases are never executed again, and a case that
-was in flight is executed again and stored once.
+A run is the workflow ``ctxeval.run``: one step plans the cases not yet stored and cuts them into
+chunks per endpoint (:func:`app.execution.dispatch.chunk_size`); each chunk is a child workflow
+``ctxeval.chunk`` enqueued on its endpoint's queue, whose global concurrency counts chunks (slots)
+across every process; a chunk runs at most ``lanes`` of its cases at a time, so the endpoint never
+sees more than its ``concurrency`` requests. A chunk is one preemptible step whose checkpoint is the
+stored case rows: it reads which of its cases are stored, executes the others, and hands each result
+to the process's group-commit writer (:mod:`app.execution.writer`) as soon as it is ready, waiting
+until it is committed. So a process killed at any point (SIGKILL included) loses no finished case,
+and recovery (same executor id, or any live executor once this one is seen dead, see
+:mod:`app.execution.workers`) re-runs only the cases with no stored row: one stored result per case.
 
-A case step first checks that its run still wants it (not cancelled, deleted, or superseded by a later
-attempt), so a stale queued case never calls the endpoint.
+The chunk that stores a run's last case marks the run completed at once; the run workflow's last step
+does the same for runs that end otherwise (cases that could not be stored fail the run with the
+count). A chunk first checks that its run still wants it (not cancelled, deleted, or superseded by a
+later attempt), so a stale queued chunk never calls the endpoint.
+
+Cases sharing a long prompt prefix wait for the first of their group (the leader): leaders run in
+chunks of their own first, so the server's prefix cache is warm when the others arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 from sqlalchemy import update
 from sqlalchemy.engine import Engine as DbEngine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from app import crud
@@ -31,16 +39,22 @@ from app.db import make_engine, session_scope
 from app.execution.dispatch import (
     APP_NAME,
     APP_VERSION,
-    CASE_WORKFLOW,
+    CHUNK_WORKFLOW,
+    CHUNKS_QUEUE,
     RUN_WORKFLOW,
-    RUNS_QUEUE,
-    case_workflow_id,
-    endpoint_queue,
+    chunk_size,
+    chunk_workflow_id,
+    queue_shape,
+    register_queues,
+    slot_key,
 )
 from app.execution.engines import EngineCache
+from app.execution.workers import Heartbeat, SqliteExecutorLock, dbos_pending_owners, dbos_recover
+from app.execution.writer import CaseWriter
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
 from app.services import run_views
+from app.services.cache import DbResponseCache
 from app.settings import Settings
 from evals import CaseResult, Outcome, prefix_waves
 
@@ -52,6 +66,10 @@ class Runtime:
     settings: Settings
     db: DbEngine
     engines: EngineCache
+    writer: CaseWriter
+    cache: DbResponseCache
+    heartbeat: Heartbeat | None = None
+    lock: SqliteExecutorLock | None = None
 
 
 _runtime: Runtime | None = None
@@ -63,18 +81,46 @@ def runtime() -> Runtime:
     return _runtime
 
 
+def _register_before_launch(settings: Settings) -> None:
+    """The runs and chunk queues, so DBOS's first listing at launch already polls them (it lists
+    queues again only once a second)."""
+    client = DBOSClient(system_database_url=settings.dbos_system_database_url, application_name=APP_NAME)
+    try:
+        register_queues(client, polling_interval_s=settings.queue_polling_interval_s)
+    finally:
+        client.destroy()
+
+
 async def start_executor(settings: Settings, *, db: DbEngine | None = None,
                          transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
     """Launch DBOS on the running event loop: it recovers this executor's unfinished work, then
-    executes queued work. Case workflows run on this loop."""
+    executes queued work. Chunk workflows run on this loop.
+
+    Raises :class:`app.execution.workers.ExecutorRefused` when another executor holds this SQLite
+    database."""
     global _runtime
     if _runtime is not None:
         raise RuntimeError("an executor is already running in this process")
+    lock = None
+    if settings.is_sqlite and settings.sqlite_path is not None:
+        lock = SqliteExecutorLock(settings.sqlite_path.resolve(), settings.executor_id)
+        lock.acquire()
+    own_db = db is None
     db = db or make_engine(settings.database_url)
-    _runtime = Runtime(settings=settings, db=db,
-                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport,
+    cache = DbResponseCache(db, deferred=True)
+    writer = CaseWriter(db, cache)
+    heartbeat = Heartbeat(db, settings.executor_id, interval_s=settings.heartbeat_interval_s,
+                          timeout_s=settings.worker_timeout_s, recover=dbos_recover,
+                          pending_owners=dbos_pending_owners)
+    _runtime = Runtime(settings=settings, db=db, writer=writer, cache=cache, heartbeat=heartbeat, lock=lock,
+                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport, cache=cache,
                                            index_dir=settings.index_cache_path))
     try:
+        await asyncio.to_thread(heartbeat.start)  # before launch: nobody takes this id for dead
+        try:
+            await asyncio.to_thread(_register_before_launch, settings)
+        except Exception as e:  # registered by the API when the run starts, at worst a second later
+            log.warning("queues not registered before launch: %s", e)
         DBOS(config={
             "name": APP_NAME,
             "system_database_url": settings.dbos_system_database_url,
@@ -84,28 +130,45 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
             "notification_listener_polling_interval_sec": 0.2,
         })
         DBOS.launch()
-        await DBOS.register_queue_async(RUNS_QUEUE, polling_interval_sec=settings.queue_polling_interval_s,
-                                        on_conflict="always_update")
+        heartbeat.start_reaping()
     except BaseException:
         _runtime = None
+        writer.close()
         DBOS.destroy()
+        heartbeat.stop()
+        if lock is not None:
+            lock.release()
+        if own_db:
+            db.dispose()
         raise
     return _runtime
 
 
 async def stop_executor() -> None:
-    """Close this process's engines and shut DBOS down; unfinished workflows stay PENDING and are
-    recovered when an executor with the same id starts again."""
+    """Close this process's engines and shut DBOS down. Unfinished workflows stay PENDING; the row
+    of this executor is marked stopped, so another live executor hands them back to the queues at
+    its next heartbeat (or this executor id recovers them when it starts again)."""
     global _runtime
-    if _runtime is not None:
-        await _runtime.engines.close_all()
+    rt = _runtime
+    if rt is not None:
+        if rt.heartbeat is not None:
+            rt.heartbeat.stop_reaping()
+        await rt.engines.close_all()
     await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+    if rt is not None:  # DBOS shut the loop's default executor down: these block briefly instead
+        rt.writer.close()
+        if rt.heartbeat is not None:
+            rt.heartbeat.stop()
+        if rt.lock is not None:
+            rt.lock.release()
     _runtime = None
 
 
 # ---------------------------------------------------------------------------------------- run steps
-def _start(run_id: int, attempt: int) -> set[str] | None:
-    """Mark the run running; the ids of its stored cases, or None when the run no longer wants this attempt."""
+def _start(run_id: int, attempt: int) -> tuple[set[str], dict[str, int]] | None:
+    """Mark the run running; the ids of its stored cases and each endpoint's concurrency (the stored
+    endpoint's current value, as its queue was registered), or None when the run no longer wants
+    this attempt."""
     with session_scope(runtime().db) as session:
         run = crud.get_run(session, run_id=run_id)
         if run is None or run.attempt != attempt or run.status not in (RunStatus.queued, RunStatus.running):
@@ -114,7 +177,12 @@ def _start(run_id: int, attempt: int) -> set[str] | None:
         run.started_at = utcnow()
         session.add(run)
         session.flush()
-        return crud.stored_case_ids(session, run_id=run_id)
+        limits = {}
+        for public in run.spec.get("endpoints", []):
+            record = crud.get_endpoint_by_name(session, name=public["name"])
+            limits[public["name"]] = int(record.config.get("concurrency", public.get("concurrency", 1))
+                                         if record else public.get("concurrency", 1))
+        return crud.stored_case_ids(session, run_id=run_id), limits
 
 
 def _fail(run_id: int, attempt: int, message: str) -> None:
@@ -125,14 +193,18 @@ def _fail(run_id: int, attempt: int, message: str) -> None:
         ).values(status=RunStatus.failed.value, error=message[:2000], finished_at=utcnow()))
 
 
-def _finish(run_id: int, attempt: int) -> str:
+def _finish(run_id: int, attempt: int, *, only_if_complete: bool = False) -> str:
+    """Settle the attempt: completed once every case is stored; otherwise failed with the count of
+    missing cases (or, with ``only_if_complete``, left running)."""
     with session_scope(runtime().db) as session:
         run = crud.get_run(session, run_id=run_id)
         if run is None or run.attempt != attempt or run.status != RunStatus.running:
             return run.status if run else "deleted"
-        stored = len(crud.stored_case_ids(session, run_id=run_id))
+        stored = crud.count_cases(session, run_id=run_id)
         if stored >= run.total_cases:
             run.status, run.error = case_service.run_verdict(session, run)
+        elif only_if_complete:
+            return run.status
         else:
             run.status = RunStatus.failed.value
             run.error = f"{run.total_cases - stored} case(s) have no stored result; resume the run"
@@ -141,21 +213,47 @@ def _finish(run_id: int, attempt: int) -> str:
         return run.status
 
 
+def _chunks(items: list[dict[str, Any]], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """``items`` (in plan order) cut into chunks per endpoint."""
+    by_endpoint: dict[str, list[int]] = {}
+    for item in items:
+        by_endpoint.setdefault(item["endpoint"], []).append(item["position"])
+    chunks = []
+    for endpoint, positions in by_endpoint.items():
+        concurrency = limits.get(endpoint, 1)
+        size = chunk_size(concurrency, len(positions))
+        slots, lanes = queue_shape(concurrency)
+        chunks += [{"endpoint": endpoint, "lanes": lanes, "slot": k % slots, "positions": positions[i:i + size]}
+                   for k, i in enumerate(range(0, len(positions), size))]
+    return chunks
+
+
 @DBOS.step(name="ctxeval.plan_run")
-async def plan_run(run_id: int, attempt: int) -> list[dict[str, Any]] | None:
-    """Start the attempt and list, in plan order, the cases it still has to execute."""
-    stored = await asyncio.to_thread(_start, run_id, attempt)
-    if stored is None:
+async def plan_run(run_id: int, attempt: int) -> dict[str, Any] | None:
+    """Start the attempt and cut the cases it still has to execute into chunks: first the leaders of
+    prefix groups that have followers (waited for), with every case outside such a group; then the
+    followers."""
+    started = await asyncio.to_thread(_start, run_id, attempt)
+    if started is None:
         return None
+    stored, limits = started
     try:  # builds this process's engine for the run: a spec the engine refuses fails the run here
         async with runtime().engines.use(run_id) as run_engine:
-            plans = run_engine.plans
+            plans = run_engine.ordered
     except Exception as e:
         log.warning("run %s cannot start: %s", run_id, e)
         await asyncio.to_thread(_fail, run_id, attempt, f"{type(e).__name__}: {e}")
         return None
-    return [{"case_id": case_id, "endpoint": plan.endpoint, "position": i, "group": plan.prefix_group}
-            for i, (case_id, plan) in enumerate(plans.items()) if case_id not in stored]
+    todo = [{"endpoint": p.endpoint, "position": i, "group": p.prefix_group}
+            for i, p in enumerate(plans) if p.case_id not in stored]
+    waves = prefix_waves(todo, lambda item: item["group"])  # the in-memory runner's ordering too
+    leaders = [leader for g, leader in waves.leaders.items() if g in waves.followers]  # waited for
+    waited = {id(item) for item in leaders}
+    plain = [item for item in waves.first if id(item) not in waited]
+    followers = [item for items in waves.followers.values() for item in items]
+    followers.sort(key=lambda item: item["position"])
+    first = _chunks(leaders, limits)
+    return {"first": first + _chunks(plain, limits), "leaders": len(first), "later": _chunks(followers, limits)}
 
 
 @DBOS.step(name="ctxeval.finish_run")
@@ -167,55 +265,47 @@ async def finish_run(run_id: int, attempt: int) -> str:
     return status
 
 
-async def _enqueue_case(run_id: int, attempt: int, item: dict[str, Any]) -> Any:
-    options: Any = {"workflow_name": CASE_WORKFLOW, "queue_name": endpoint_queue(item["endpoint"]),
-                    "workflow_id": case_workflow_id(run_id, attempt, item["case_id"]), "app_version": APP_VERSION}
-    return await DBOS.enqueue_workflow_with_options_async(options, run_id, attempt, item["case_id"],
-                                                          item["position"])
+async def _enqueue_chunk(run_id: int, attempt: int, index: int, chunk: dict[str, Any]) -> Any:
+    options: Any = {"workflow_name": CHUNK_WORKFLOW, "queue_name": CHUNKS_QUEUE,
+                    "queue_partition_key": slot_key(chunk["endpoint"], chunk["slot"]),
+                    "workflow_id": chunk_workflow_id(run_id, attempt, index), "app_version": APP_VERSION}
+    return await DBOS.enqueue_workflow_with_options_async(options, run_id, attempt, chunk["endpoint"],
+                                                          chunk["lanes"], chunk["positions"])
 
 
-async def _wait(handle: Any) -> None:
+async def _wait(handle: Any, polling_s: float) -> None:
     try:
-        await handle.get_result(polling_interval_sec=runtime().settings.queue_polling_interval_s)
-    except Exception as e:  # a case workflow that failed or was cancelled leaves its case unstored
-        log.warning("case workflow %s: %s", handle.get_workflow_id(), e)
+        await handle.get_result(polling_interval_sec=polling_s)
+    except RuntimeError as e:  # this process is shutting down: whoever recovers the run waits again
+        log.debug("chunk workflow %s: %s", handle.get_workflow_id(), e)
+    except Exception as e:  # a chunk that failed or was cancelled leaves its cases unstored
+        log.warning("chunk workflow %s: %s", handle.get_workflow_id(), e)
 
 
 @DBOS.workflow(name=RUN_WORKFLOW)
 async def run_workflow(run_id: int, attempt: int) -> str:
-    """Cases sharing a long prompt prefix wait for the first of their group (the leader) to finish,
-    so the server's prefix cache is warm when they arrive; other cases start at once."""
-    todo = await plan_run(run_id, attempt)
-    if todo is None:
+    plan = await plan_run(run_id, attempt)
+    if plan is None:
         return "skipped"
-    waves = prefix_waves(todo, lambda item: item.get("group"))
-    handles = {item["case_id"]: await _enqueue_case(run_id, attempt, item) for item in waves.first}
-    later = []
-    for group, leader in waves.leaders.items():
-        await _wait(handles[leader["case_id"]])
-        for item in waves.followers.get(group, []):
-            later.append(await _enqueue_case(run_id, attempt, item))
-    for handle in list(handles.values()) + later:
-        await _wait(handle)
+    polling = runtime().settings.queue_polling_interval_s
+    handles = [await _enqueue_chunk(run_id, attempt, i, c) for i, c in enumerate(plan["first"])]
+    for handle in handles[:plan["leaders"]]:  # followers start once their leader is answered
+        await _wait(handle, min(polling, 0.05))
+    offset = len(handles)
+    handles += [await _enqueue_chunk(run_id, attempt, offset + i, c) for i, c in enumerate(plan["later"])]
+    for handle in handles:  # the last chunk completes the run; this only settles what is left
+        await _wait(handle, max(polling, 0.5))
     return await finish_run(run_id, attempt)
 
 
-# ---------------------------------------------------------------------------------------- case step
-def _still_wanted(run_id: int, attempt: int, case_id: str) -> bool:
+# --------------------------------------------------------------------------------------- chunk step
+def _chunk_todo(run_id: int, attempt: int, case_ids: list[str]) -> set[str] | None:
+    """Which of the chunk's cases are stored already, or None when the run no longer wants them."""
     with session_scope(runtime().db) as session:
         run = crud.get_run(session, run_id=run_id)
         if run is None or run.attempt != attempt or run.status != RunStatus.running:
-            return False
-        return not crud.case_is_stored(session, run_id=run_id, case_id=case_id)
-
-
-def _store(run_id: int, position: int, result: CaseResult) -> bool:
-    try:
-        with session_scope(runtime().db) as session:
-            case_service.store(session, run_id=run_id, position=position, result=result)
-        return True
-    except IntegrityError:  # the run was deleted meanwhile
-        return False
+            return None
+        return crud.stored_among(session, run_id=run_id, case_ids=case_ids)
 
 
 def internal_error_result(plan: Any, exc: BaseException) -> CaseResult:
@@ -224,22 +314,47 @@ def internal_error_result(plan: Any, exc: BaseException) -> CaseResult:
                       error_class="internal_error", error_message=f"{type(exc).__name__}: {exc}")
 
 
-@DBOS.step(name="ctxeval.execute_case", preemptible=True)
-async def execute_case(run_id: int, attempt: int, case_id: str, position: int) -> str:
+@DBOS.step(name="ctxeval.execute_chunk", preemptible=True)
+async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, positions: list[int]) -> dict[str, int]:
     rt = runtime()
-    if not await asyncio.to_thread(_still_wanted, run_id, attempt, case_id):
-        return "skipped"
+    outcomes: Counter[str] = Counter()
     async with rt.engines.use(run_id) as run_engine:
-        plan = run_engine.plans[case_id]
-        try:
-            result = await run_engine.engine.execute(plan)
-        except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug, kept too
-            log.exception("case %s of run %s raised", case_id, run_id)
-            result = internal_error_result(plan, e)
-    stored = await asyncio.to_thread(_store, run_id, position, result)
-    return result.outcome.value if stored else "discarded"
+        plans = [(p, run_engine.ordered[p]) for p in positions]
+        stored = await asyncio.to_thread(_chunk_todo, run_id, attempt, [plan.case_id for _, plan in plans])
+        if stored is None:
+            return {"skipped": len(plans)}
+        outcomes["stored_before"] = len(stored)
+        slots = asyncio.Semaphore(max(1, lanes))
+        gone = asyncio.Event()
+
+        async def one(position: int, plan: Any) -> str:
+            async with slots:
+                if gone.is_set():
+                    return "discarded"
+                with rt.writer.executing_case():
+                    try:
+                        result = await run_engine.engine.execute(plan)
+                    except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug
+                        log.exception("case %s of run %s raised", plan.case_id, run_id)
+                        result = internal_error_result(plan, e)
+                try:
+                    stored = await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan))
+                except Exception as e:  # left unstored, and nothing more asked: the run ends failed with
+                    log.error("case %s of run %s could not be stored: %s", plan.case_id, run_id, e)
+                    gone.set()  # the count of missing cases, and resume executes them
+                    return "unstored"
+                if not stored:
+                    gone.set()  # the run was deleted: ask the endpoint nothing more for it
+                    return "discarded"
+                return result.outcome.value
+
+        outcomes.update(await asyncio.gather(*(one(pos, plan) for pos, plan in plans
+                                               if plan.case_id not in stored)))
+    if await asyncio.to_thread(_finish, run_id, attempt, only_if_complete=True) != RunStatus.running:
+        await rt.engines.drop(run_id)
+    return dict(outcomes)
 
 
-@DBOS.workflow(name=CASE_WORKFLOW)
-async def case_workflow(run_id: int, attempt: int, case_id: str, position: int) -> str:
-    return await execute_case(run_id, attempt, case_id, position)
+@DBOS.workflow(name=CHUNK_WORKFLOW)
+async def chunk_workflow(run_id: int, attempt: int, endpoint: str, lanes: int, positions: list[int]) -> dict[str, int]:
+    return await execute_chunk(run_id, attempt, endpoint, lanes, positions)

@@ -10,6 +10,7 @@ from app import crud
 from app.errors import NotFoundError
 from app.models import CaseDetailRecord, CaseRecord, RunRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
+from app.services import prompt_store
 from evals import CaseResult, ErrorClassCount, health_of
 
 ERROR_MESSAGE_CHARS = 2000
@@ -46,18 +47,21 @@ def light_fields(result: CaseResult, *, run_id: int, position: int) -> dict[str,
     }
 
 
-def detail_fields(result: CaseResult) -> dict[str, Any]:
-    data = result.model_dump(mode="json")
+def detail_fields(result: CaseResult, *, prompt: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The detail row; ``prompt`` is the stored form of the prompt (see ``prompt_store``)."""
+    data = result.model_dump(mode="json", exclude={"prompt"} if prompt is not None else None)
     return {
-        "prompt": data["prompt"], "answer": result.answer, "reasoning": result.reasoning,
+        "prompt": prompt if prompt is not None else data["prompt"], "answer": result.answer, "reasoning": result.reasoning,
         "retrieved": data["retrieved"], "calls": data["calls"],
         "extra": {"steps": data["steps"], "truncation": data["truncation"], "metadata": data["metadata"],
                   "error_message": result.error_message},
     }
 
 
-def to_result(light: CaseRecord, detail: CaseDetailRecord | None = None) -> CaseResult:
-    """Rebuild the engine's result; without ``detail`` the large fields are left empty."""
+def to_result(light: CaseRecord, detail: CaseDetailRecord | None = None,
+              blobs: dict[str, str] | None = None) -> CaseResult:
+    """Rebuild the engine's result; without ``detail`` the large fields are left empty. ``blobs``
+    holds the prompt blobs the detail refers to (:func:`prompt_blobs_for`)."""
     data: dict[str, Any] = {
         "case_id": light.case_id, "question_id": light.question_id, "endpoint": light.endpoint,
         "strategy": light.strategy, "strategy_name": light.strategy_name, "outcome": light.outcome,
@@ -71,7 +75,7 @@ def to_result(light: CaseRecord, detail: CaseDetailRecord | None = None) -> Case
     }
     if detail is not None:
         extra = detail.extra or {}
-        data.update(prompt=detail.prompt, answer=detail.answer, reasoning=detail.reasoning,
+        data.update(prompt=prompt_store.join_messages(detail.prompt, blobs or {}), answer=detail.answer, reasoning=detail.reasoning,
                     retrieved=detail.retrieved, calls=detail.calls, steps=extra.get("steps", []),
                     truncation=extra.get("truncation"), metadata=extra.get("metadata", {}))
         if extra.get("error_message") is not None:
@@ -83,11 +87,27 @@ def to_public(light: CaseRecord) -> CasePublic:
     return CasePublic.model_validate({**light.model_dump(), "finished_at": as_utc(light.finished_at)})
 
 
+def stored_fields(result: CaseResult, *, run_id: int, position: int,
+                  shared: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The light row, the detail row (prompt by reference) and the prompt blobs of one case."""
+    prompt, blobs = prompt_store.split_messages(result.model_dump(mode="json", include={"prompt"})["prompt"], shared)
+    return light_fields(result, run_id=run_id, position=position), detail_fields(result, prompt=prompt), blobs
+
+
 def store(session: Session, *, run_id: int, position: int, result: CaseResult) -> None:
     """Commit one finished case at once (upsert keyed by run and case id)."""
-    crud.upsert_case(session, light=light_fields(result, run_id=run_id, position=position),
-                     detail=detail_fields(result))
+    light, detail, blobs = stored_fields(result, run_id=run_id, position=position)
+    crud.write_cases(session, rows=[(light, detail)],
+                     blobs=[{"run_id": run_id, "sha256": h, "text": t} for h, t in blobs.items()])
     session.commit()
+
+
+def prompt_blobs_for(session: Session, *, run_id: int, details: list[CaseDetailRecord | None]) -> dict[str, str]:
+    hashes: set[str] = set()
+    for d in details:
+        if d is not None:
+            hashes |= prompt_store.blob_hashes(d.prompt)
+    return crud.prompt_blobs(session, run_id=run_id, hashes=sorted(hashes))
 
 
 def list_public(session: Session, *, run_id: int, offset: int, limit: int, **filters: Any) -> CasesPublic:
@@ -100,4 +120,5 @@ def get_result(session: Session, *, run_id: int, case_id: str) -> CaseResult:
     found = crud.get_case(session, run_id=run_id, case_id=case_id)
     if found is None:
         raise NotFoundError(f"case '{case_id}' not found in run {run_id}", field="case_id")
-    return to_result(*found)
+    light, detail = found
+    return to_result(light, detail, prompt_blobs_for(session, run_id=run_id, details=[detail]))

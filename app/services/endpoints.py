@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import crud
 from app.errors import ConflictError, NotFoundError
-from app.models import EndpointRecord, as_utc
-from app.schemas import EndpointPublic
-from evals import Endpoint, ProbeResult
+from app.models import EndpointRecord, as_utc, utcnow
+from app.schemas import EndpointProbe, EndpointPublic
+from evals import Endpoint, ProbeResult, normalise_base_url, unreachable_reason
 from evals import probe_endpoint as run_probe
 
 PROBE_TIMEOUT_S = 30.0
@@ -26,10 +26,28 @@ def to_domain(record: EndpointRecord, api_key: str | None) -> Endpoint:
 
 def to_public(record: EndpointRecord, *, has_api_key: bool) -> BaseModel:
     return EndpointPublic.model_validate({
-        **record.config, "name": record.name, "base_url": record.base_url, "model": record.model,
+        **record.config, "name": record.name, "base_url": _root(record.base_url), "model": record.model,
         "id": record.id, "has_api_key": has_api_key, "created_at": as_utc(record.created_at),
-        "updated_at": as_utc(record.updated_at),
+        "updated_at": as_utc(record.updated_at), "probe": _stored_probe(record.probe),
     })
+
+
+def _stored_probe(saved: dict[str, Any] | None) -> EndpointProbe | None:
+    """The saved probe, or None when it was saved in a shape this version no longer reads (probe again)."""
+    if not saved:
+        return None
+    try:
+        return EndpointProbe.model_validate(saved)
+    except ValidationError:
+        return None
+
+
+def _root(url: str) -> str:
+    """A base URL stored before the one rule existed is shown the way it is used."""
+    try:
+        return normalise_base_url(url)
+    except ValueError:
+        return url
 
 
 def public_list(session: Session, records: list[EndpointRecord]) -> list[BaseModel]:
@@ -91,10 +109,58 @@ def delete(session: Session, endpoint_id: int) -> None:
     session.commit()
 
 
-async def probe(session: Session, endpoint_id: int) -> ProbeResult:
+# Endpoint fields a probe fills in, with the value that means "not set": a probe's finding replaces
+# that value, or the value an earlier probe put there, never one the user chose.
+PROBE_FIELDS: dict[str, Any] = {"context_window": None, "tokenizer": "auto", "supports_tools": None}
+
+
+def probe_findings(result: ProbeResult) -> dict[str, Any]:
+    """The endpoint settings a probe result supports: the served window, the server's own tokenizer
+    when ``/tokenize`` works, and whether tool calls work (only what the probe could tell)."""
+    found: dict[str, Any] = {}
+    if result.context_window is not None:
+        found["context_window"] = result.context_window
+    if result.tokenize_works:
+        found["tokenizer"] = "server"
+    if result.tool_calls_work is not None and result.chat_works:
+        found["supports_tools"] = result.tool_calls_work
+    return found
+
+
+def _changes_from_probe(record: EndpointRecord, found: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields to change, fields kept because the user set them) for a probe's findings."""
+    before = (record.probe or {}).get("applied") or {}
+    changes, kept = {}, {}
+    for name, value in found.items():
+        current = record.config.get(name, PROBE_FIELDS[name])
+        if current == PROBE_FIELDS[name] or (name in before and before[name] == current):
+            if current != value:
+                changes[name] = value
+        elif current != value:
+            kept[name] = current
+    return changes, kept
+
+
+async def probe(session: Session, endpoint_id: int, *, apply: bool = True) -> ProbeResult:
     """What the endpoint supports (window, tokenizer, streaming usage, cached tokens, embeddings, tools).
 
-    Unreachable servers and failed checks are part of the result (``reachable``, ``errors``)."""
+    Unreachable servers and failed checks are part of the result (``reachable``, ``errors``). The result
+    is saved on the endpoint (``probe``); with ``apply`` its findings (:func:`probe_findings`) become the
+    endpoint's settings wherever the user has not set a value, through :func:`update` like any change."""
     record = get_record(session, endpoint_id)
     endpoint = to_domain(record, crud.get_endpoint_key(session, endpoint_id=endpoint_id))
-    return await run_probe(endpoint, timeout_s=PROBE_TIMEOUT_S)
+    result = await run_probe(endpoint, timeout_s=PROBE_TIMEOUT_S)
+    record = get_record(session, endpoint_id)  # may have changed while the probe ran
+    found = probe_findings(result)
+    changes, kept = _changes_from_probe(record, found) if apply else ({}, {})
+    previous = (record.probe or {}).get("applied") or {}
+    still = {k: v for k, v in previous.items() if record.config.get(k, PROBE_FIELDS.get(k)) == v}
+    applied = {**still, **changes}  # fields whose value a probe set and the user has not changed since
+    if changes:
+        update(session, endpoint_id, changes)
+        record = get_record(session, endpoint_id)
+    record.probe = {"result": result.model_dump(mode="json"), "probed_at": utcnow().isoformat(),
+                    "applied": applied, "kept": kept, "unreachable": unreachable_reason(result)}
+    session.add(record)
+    session.commit()
+    return result

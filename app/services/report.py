@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from app import crud
 from app.errors import NotFoundError
-from app.models import DocumentRecord, QuestionRecord, RunRecord
+from app.models import RunRecord
 from app.services import cases as case_service
 from app.services import runs as run_service
 from evals import CaseResult, CaseRow, Evidence, PairedComparison, Question, RetrievedChunk, RunSpec, registry
@@ -133,8 +133,7 @@ def highlight(chunk: RetrievedChunk, evidence: list[Evidence]) -> list[Segment]:
 
 
 def _question(session: Session, suite_id: int, question_id: str) -> Question:
-    record = session.exec(select(QuestionRecord).where(
-        QuestionRecord.suite_id == suite_id, QuestionRecord.question_id == question_id)).first()
+    record = crud.find_question(session, suite_id=suite_id, question_id=question_id)
     if record is None:
         raise NotFoundError(f"question '{question_id}' not found in the run's suite", field="question_id")
     return Question.model_validate(record.body)
@@ -144,8 +143,7 @@ def _evidence_text(session: Session, suite_id: int, question: Question, limit: i
     ids = list(dict.fromkeys(ev.doc_id for ev in question.evidence))
     if not ids:
         return []
-    docs = {d.doc_id: d.body.get("text", "") for d in session.exec(select(DocumentRecord).where(
-        DocumentRecord.suite_id == suite_id, col(DocumentRecord.doc_id).in_(ids))).all()}
+    docs = {d.doc_id: d.body.get("text", "") for d in crud.documents_by_id(session, suite_id=suite_id, doc_ids=ids)}
     out = []
     for ev in question.evidence:
         text = docs.get(ev.doc_id, "")

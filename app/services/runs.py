@@ -13,19 +13,24 @@ from app import crud
 from app.errors import ConflictError, NotFoundError, UnavailableError
 from app.execution.dispatch import Dispatcher
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
-from app.schemas import RunCreate, RunProgress, RunPublic, RunsPublic
+from app.schemas import RunCreate, RunHeadline, RunImport, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
 from app.services import run_views
 from app.services import suites as suite_service
 from evals import (
+    CaseResult,
+    CheckResult,
     EmbeddingSettings,
     Endpoint,
     RunSpec,
     Suite,
     UserInputError,
+    evaluate_checks,
     is_judge_scorer,
     make_spec,
+    parse_checks,
     plan_cases,
+    validate_checks,
 )
 
 
@@ -92,14 +97,78 @@ def _dispatch(session: Session, dispatcher: Dispatcher, record: RunRecord) -> No
         raise UnavailableError(f"the run was stored but could not be queued: {e}") from e
 
 
+def validated_checks(session: Session, spec: RunSpec, checks: list[str], baseline_run_id: int | None) -> list[str]:
+    """The checks in canonical spelling, refused (422, naming the check) when they name a strategy,
+    scorer or endpoint the spec lacks, or a baseline the request does not give."""
+    if baseline_run_id is not None and crud.get_run(session, run_id=baseline_run_id) is None:
+        raise NotFoundError(f"baseline run {baseline_run_id} not found", field="baseline_run_id")
+    parsed = parse_checks(checks)
+    validate_checks(parsed, strategies=[s.key for s in spec.strategies], scorers=list(spec.scorers),
+                    endpoints=[e["name"] for e in spec.endpoints], has_baseline=baseline_run_id is not None)
+    return [c.text for c in parsed]
+
+
 def create(session: Session, dispatcher: Dispatcher, body: RunCreate) -> RunPublic:
     spec, suite, _ = build_spec(session, body)
+    checks = validated_checks(session, spec, body.checks, body.baseline_run_id)
     total = count_cases(spec, suite)
     record = crud.create_run(session, run=RunRecord(
         name=body.name, suite_id=body.suite_id, spec=spec.model_dump(mode="json"), spec_hash=spec.spec_hash,
-        total_cases=total))
+        total_cases=total, checks=checks or None, baseline_run_id=body.baseline_run_id))
     session.commit()
     _dispatch(session, dispatcher, record)
+    return get(session, record.id or 0)
+
+
+def import_run(session: Session, body: RunImport) -> RunPublic:
+    """Store a finished CLI run (spec and results JSONL) as a run with its cases.
+
+    Every line must be a case of the spec's plan on the given suite; a case written twice keeps its last
+    line (as ``ctxeval run --resume`` does). A run with every planned case is ``completed``; one with
+    fewer is ``cancelled`` (resumable here), its error saying how many are missing."""
+    from app.services import cases as case_service
+
+    suite_record = suite_service.get_record(session, body.suite_id)
+    if body.spec.suite_hash != suite_record.content_hash:
+        raise UserInputError(f"the spec is for suite content {body.spec.suite_hash[:12]}, but suite "
+                             f"{body.suite_id} is {suite_record.content_hash[:12]}: push the suite the run used",
+                             field="spec.suite_hash")
+    suite = crud.load_suite(session, record=suite_record)
+    plans = plan_cases(body.spec, suite)
+    position = {p.case_id: i for i, p in enumerate(plans)}
+    results: dict[str, CaseResult] = {}
+    for n, line in enumerate(body.results.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            result = CaseResult.model_validate_json(line)
+        except ValueError as e:
+            errors: list[Any] = list(getattr(e, "errors", lambda: [])())
+            where = ".".join(str(x) for x in errors[0]["loc"]) if errors else None
+            why = errors[0]["msg"] if errors else str(e)
+            raise UserInputError(f"not a case result: {why}", source="results", line=n, field=where) from e
+        if result.case_id not in position:
+            raise UserInputError(f"case {result.case_id} ({result.endpoint} · {result.strategy} · question "
+                                 f"{result.question_id}) is not a case of this spec on suite {body.suite_id}",
+                                 source="results", line=n)
+        results[result.case_id] = result
+    if not results:
+        raise UserInputError("the results hold no case", field="results")
+    checks = validated_checks(session, body.spec, body.checks, body.baseline_run_id)
+    now = utcnow()
+    missing = len(plans) - len(results)
+    record = crud.create_run(session, run=RunRecord(
+        name=body.name, suite_id=body.suite_id, spec=body.spec.model_dump(mode="json"),
+        spec_hash=body.spec.spec_hash, total_cases=len(plans), started_at=now, finished_at=now,
+        status=RunStatus.completed.value if not missing else RunStatus.cancelled.value,
+        error=None if not missing else f"imported {len(results)} of {len(plans)} planned cases; resume to "
+                                       "execute the rest",
+        checks=checks or None, baseline_run_id=body.baseline_run_id))
+    for case_id, result in results.items():
+        crud.upsert_case(session, light=case_service.light_fields(result, run_id=record.id or 0,
+                                                                  position=position[case_id]),
+                         detail=case_service.detail_fields(result))
+    session.commit()
     return get(session, record.id or 0)
 
 
@@ -108,7 +177,7 @@ def rerun(session: Session, dispatcher: Dispatcher, run_id: int) -> RunPublic:
     old = get_record(session, run_id)
     record = crud.create_run(session, run=RunRecord(
         name=old.name, suite_id=old.suite_id, spec=old.spec, spec_hash=old.spec_hash,
-        total_cases=old.total_cases, rerun_of=old.id))
+        total_cases=old.total_cases, rerun_of=old.id, checks=old.checks, baseline_run_id=old.baseline_run_id))
     session.commit()
     _dispatch(session, dispatcher, record)
     return get(session, record.id or 0)
@@ -160,6 +229,20 @@ def cancel(session: Session, dispatcher: Dispatcher, run_id: int) -> RunPublic:
     return get(session, run_id)
 
 
+def update_labels(session: Session, run_id: int, changes: dict[str, Any]) -> RunPublic:
+    """Rename, tag or annotate a run (``changes``: the fields the client sent of :class:`RunUpdate`)."""
+    record = get_record(session, run_id)
+    if "name" in changes:
+        record.name = (changes["name"] or "").strip() or None
+    if "tags" in changes:
+        record.tags = list(dict.fromkeys(t.strip() for t in changes["tags"] or [] if t.strip())) or None
+    if "notes" in changes:
+        record.notes = (changes["notes"] or "").strip() or None
+    session.add(record)
+    session.commit()
+    return get(session, run_id)
+
+
 def delete(session: Session, dispatcher: Dispatcher, run_id: int) -> None:
     record = get_record(session, run_id)
     if record.status in ACTIVE_STATUSES:
@@ -191,8 +274,38 @@ def _progress(record: RunRecord, rows: list[Any], done_this_attempt: int | None,
                        cost_usd=float(sums[3]), elapsed_s=elapsed, eta_s=eta)
 
 
+def headlines(session: Session, records: list[RunRecord]) -> dict[int, list[RunHeadline]]:
+    """Each run's primary score per endpoint × strategy (one query per distinct primary scorer)."""
+    by_scorer: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        scorers = r.spec.get("scorers") or []
+        if scorers and r.id is not None:
+            by_scorer[scorers[0]].append(r)
+    out: dict[int, list[RunHeadline]] = {}
+    for scorer, runs in by_scorer.items():
+        rows = crud.headline_rows(session, run_ids=[r.id or 0 for r in runs], scorer=scorer)
+        found: dict[int, dict[tuple[str, str], Any]] = defaultdict(dict)
+        for run_id, endpoint, strategy, mean, n, _first in rows:
+            found[run_id][(endpoint, strategy)] = (mean, n)
+        for r in runs:
+            order = [(e["name"], s.get("label") or _key(s)) for e in r.spec.get("endpoints", [])
+                     for s in r.spec.get("strategies", [])]
+            seen = found.get(r.id or 0, {})
+            out[r.id or 0] = [RunHeadline(endpoint=e, strategy=k, scorer=scorer,
+                                          mean=None if seen.get((e, k), (None, 0))[0] is None
+                                          else float(seen[(e, k)][0]), n=int(seen.get((e, k), (None, 0))[1]))
+                              for e, k in order]
+    return out
+
+
+def _key(strategy: dict[str, Any]) -> str:
+    from evals import StrategySpec
+
+    return StrategySpec.model_validate(strategy).key
+
+
 def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
-    # a finished run's counts and sums no longer change: aggregated over its cases once, then stored
+    # a finished run's counts, sums and headline scores no longer change: aggregated once, then stored
     stored = run_views.stored_many(session, records, "progress", [])
     grouped: dict[int, list[Any]] = defaultdict(list, {i: json.loads(body) for i, body in stored.items()})
     ids = [r.id for r in records if r.id is not None and r.id not in stored]
@@ -202,6 +315,16 @@ def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
         for r in records:
             if r.id in ids and r.status not in ACTIVE_STATUSES:
                 run_views.put(session, r, "progress", [], json.dumps(grouped.get(r.id, [])).encode())
+    stored_heads = run_views.stored_many(session, records, "headline", [])
+    heads = {i: [RunHeadline.model_validate(h) for h in json.loads(body)] for i, body in stored_heads.items()}
+    missing = [r for r in records if r.id is not None and r.id not in stored_heads]
+    if missing:
+        computed = headlines(session, missing)
+        heads.update(computed)
+        for r in missing:
+            if r.status not in ACTIVE_STATUSES:
+                run_views.put(session, r, "headline", [], json.dumps(
+                    [h.model_dump(mode="json") for h in computed.get(r.id or 0, [])]).encode())
     now = utcnow()
     out = []
     for r in records:
@@ -209,19 +332,45 @@ def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
         if r.status == RunStatus.running and r.started_at is not None:
             recent = crud.count_cases_since(session, run_id=r.id or 0, since=r.started_at)
         out.append(RunPublic(
-            id=r.id or 0, name=r.name, suite_id=r.suite_id, status=r.status, attempt=r.attempt,  # type: ignore[arg-type]
+            id=r.id or 0, name=r.name, tags=list(r.tags or []), notes=r.notes, headline=heads.get(r.id or 0, []),
+            suite_id=r.suite_id, status=r.status, attempt=r.attempt,  # type: ignore[arg-type]
             total_cases=r.total_cases, rerun_of=r.rerun_of, error=r.error, spec_hash=r.spec_hash,
             spec=RunSpec.model_validate(r.spec), created_at=as_utc(r.created_at),  # type: ignore[arg-type]
             started_at=as_utc(r.started_at), finished_at=as_utc(r.finished_at),
-            progress=_progress(r, grouped.get(r.id or 0, []), recent, now)))
+            progress=_progress(r, grouped.get(r.id or 0, []), recent, now), checks=list(r.checks or []),
+            baseline_run_id=r.baseline_run_id))
     return out
 
 
+# Statuses after which a run's checks are judged; a run that did not complete fails its gate.
+GATE_FAILS = {RunStatus.failed.value, RunStatus.cancelled.value}
+
+
+def check_results(session: Session, record: RunRecord) -> list[CheckResult]:
+    """The run's checks judged on its stored cases (and its baseline's)."""
+    from app.services import statistics
+
+    run_id = record.id or 0
+    rows = statistics.case_rows(session, run_id)
+    summary = statistics.summary(session, run_id, rows=rows)
+    baseline = None
+    if record.baseline_run_id is not None:
+        baseline = statistics.case_rows(session, record.baseline_run_id)
+    return evaluate_checks(parse_checks(record.checks or []), rows, summary, baseline=baseline)
+
+
 def get(session: Session, run_id: int) -> RunPublic:
-    return to_public(session, [get_record(session, run_id)])[0]
+    record = get_record(session, run_id)
+    public = to_public(session, [record])[0]
+    if record.checks and record.status not in ACTIVE_STATUSES:
+        public.check_results = check_results(session, record)
+        public.checks_passed = (record.status not in GATE_FAILS
+                                and all(c.passed for c in public.check_results))
+    return public
 
 
 def list_public(session: Session, *, offset: int, limit: int, status: str | None,
-                suite_id: int | None) -> RunsPublic:
-    records, count = crud.list_runs(session, offset=offset, limit=limit, status=status, suite_id=suite_id)
+                suite_id: int | None, tag: str | None = None) -> RunsPublic:
+    records, count = crud.list_runs(session, offset=offset, limit=limit, status=status, suite_id=suite_id,
+                                    tag=tag)
     return RunsPublic(data=to_public(session, records), count=count)

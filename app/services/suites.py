@@ -10,8 +10,10 @@ from sqlmodel import Session
 from app import crud
 from app.errors import ConflictError, NotFoundError
 from app.models import SuiteRecord, as_utc
-from app.schemas import QuestionPublic, QuestionsPublic, SuitePublic
-from evals import Suite, format_of, parse_suite
+from app.schemas import DocumentPublic, DocumentsPublic, QuestionPublic, QuestionsPublic, SuitePublic
+from evals import Suite, UserInputError, format_of, parse_suite
+
+IMPORTED_EXTENSIONS = (".csv", ".zip", ".txt", ".md", ".html", ".htm", ".pdf")
 
 
 def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:
@@ -65,17 +67,44 @@ def parse_upload(filename: str, data: bytes) -> Suite:
     """Read an uploaded suite file (its extension says yaml, json or jsonl); errors name the file,
     line and field as the client sent them."""
     name = Path(filename or "").name or "upload"
+    if Path(name).suffix.lower() in IMPORTED_EXTENSIONS:
+        raise UserInputError(f"the extension {Path(name).suffix.lower()} is not a suite file's (.json, .jsonl, "
+                             ".yaml, .yml): a questions or document file is imported with your documents and a "
+                             "suite name (Suites → Import your documents and questions, POST /api/suites/import, "
+                             "or ctxeval suite import)", source=name)
     fmt = format_of(name)
     return parse_suite(data, fmt, source=name, default_name=Path(name).stem)
 
 
-def questions(session: Session, suite_id: int, *, offset: int, limit: int) -> QuestionsPublic:
+def questions(session: Session, suite_id: int, *, offset: int, limit: int,
+              search: str | None = None) -> QuestionsPublic:
+    """A page of the suite's questions; ``search`` keeps those whose id, text or answers contain it
+    (case-insensitive), and ``count`` is then the number of matches."""
     record = get_record(session, suite_id)
-    rows = crud.list_questions(session, suite_id=suite_id, offset=offset, limit=limit)
+    search = (search or "").strip() or None
+    rows = crud.list_questions(session, suite_id=suite_id, offset=offset, limit=limit, search=search)
     data = [QuestionPublic(position=r.position, id=r.question_id, question=r.body["question"],
                            answers=r.body.get("answers", []), evidence=r.body.get("evidence", []),
                            doc_ids=r.body.get("doc_ids"), metadata=r.body.get("metadata", {})) for r in rows]
-    return QuestionsPublic(data=data, count=record.n_questions)
+    count = record.n_questions if search is None else crud.count_questions(session, suite_id=suite_id,
+                                                                           search=search)
+    return QuestionsPublic(data=data, count=count)
+
+
+def documents(session: Session, suite_id: int, *, offset: int, limit: int, search: str | None = None,
+              preview_chars: int = 400) -> DocumentsPublic:
+    """A page of the suite's documents (a text preview, its length, the questions citing it);
+    ``search`` matches id, title or text."""
+    get_record(session, suite_id)
+    search = (search or "").strip() or None
+    rows, count = crud.list_documents(session, suite_id=suite_id, offset=offset, limit=limit, search=search)
+    data = []
+    for r in rows:
+        text = r.body.get("text", "")
+        data.append(DocumentPublic(position=r.position, id=r.doc_id, title=r.body.get("title") or "",
+                                   n_chars=len(text), preview=text[:preview_chars],
+                                   metadata=r.body.get("metadata") or {}))
+    return DocumentsPublic(data=data, count=count)
 
 
 def load(session: Session, suite_id: int) -> Suite:

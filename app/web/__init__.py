@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app.errors import ServiceError, error_body
-from app.web import login, pages_library, pages_report, pages_runs
+from app.web import login, pages_compare, pages_library, pages_report, pages_runs
 from app.web.auth import CookieBearer, LoginRequired
 from app.web.render import STATIC_DIR, error_page
 from evals import UserInputError
@@ -84,7 +84,7 @@ def install(app: FastAPI) -> None:
     """Add the dashboard to the service's app (after its API routers and error handlers)."""
     settings = app.state.settings
     app.add_api_route("/assets/plotly.min.js", plotly_js, methods=["GET"], include_in_schema=False)
-    for module in (login, pages_runs, pages_report, pages_library):
+    for module in (login, pages_runs, pages_report, pages_library, pages_compare):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(CookieBearer, enabled=settings.auth_required)

@@ -18,7 +18,11 @@ from app.services.report import RecallSplit
 from evals import CaseRow, GroupSummary, RunSummary, pareto_frontier
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
-           "#4b5563", "#65a30d"]
+           "#4b5563", "#65a30d", "#1e3a8a", "#7f1d1d", "#14532d", "#581c87", "#9a3412", "#155e75",
+           "#854d0e", "#831843", "#111827", "#3f6212"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "triangle-down", "cross", "pentagon",
+           "hexagon"]
+OFFSET = 0.07  # horizontal shift between series on a categorical axis, so equal series stay visible
 PER_CASES = 1000  # cost is shown per this many cases, so typical values read as cents or dollars
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
@@ -43,9 +47,18 @@ class Labels:
     def name(self, endpoint: str, strategy: str) -> str:
         return strategy if len(self.endpoints) <= 1 else f"{strategy} · {endpoint}"
 
-    def color(self, strategy: str) -> str:
-        i = self.strategies.index(strategy) if strategy in self.strategies else len(self.strategies)
-        return PALETTE[i % len(PALETTE)]
+    def index(self, strategy: str, endpoint: str | None = None) -> int:
+        """The group's position among endpoint × strategy (endpoint-major), stable across charts."""
+        s = self.strategies.index(strategy) if strategy in self.strategies else len(self.strategies)
+        e = self.endpoints.index(endpoint) if endpoint in self.endpoints else 0
+        return e * (len(self.strategies) + 1) + s
+
+    def color(self, strategy: str, endpoint: str | None = None) -> str:
+        """One colour per endpoint × strategy: the same strategy on two endpoints gets two colours."""
+        return PALETTE[self.index(strategy, endpoint) % len(PALETTE)]
+
+    def symbol(self, strategy: str, endpoint: str | None = None) -> str:
+        return SYMBOLS[self.index(strategy, endpoint) % len(SYMBOLS)]
 
     def dash(self, endpoint: str) -> str:
         i = self.endpoints.index(endpoint) if endpoint in self.endpoints else 0
@@ -87,14 +100,16 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
     # buckets are evenly spaced by rank: power-of-two buckets read as a log scale
     buckets = sorted({(c.bucket.lo, c.bucket.label) for c in summary.by_length})
     position = {lo: i for i, (lo, _) in enumerate(buckets)}
-    for (endpoint, strategy), members in series.items():
+    k = len(series)
+    for j, ((endpoint, strategy), members) in enumerate(series.items()):
         members.sort(key=lambda c: c.bucket.lo)
         est = [c.scores[scorer] for c in members]
+        shift = (j - (k - 1) / 2) * OFFSET  # series with equal values sit side by side, not on top
         fig.add_trace(go.Scatter(
-            x=[position[c.bucket.lo] for c in members], y=[e.mean for e in est], mode="lines+markers",
+            x=[position[c.bucket.lo] + shift for c in members], y=[e.mean for e in est], mode="lines+markers",
             name=labels.name(endpoint, strategy),
-            line={"color": labels.color(strategy), "dash": labels.dash(endpoint), "width": 2},
-            marker={"size": 7},
+            line={"color": labels.color(strategy, endpoint), "dash": labels.dash(endpoint), "width": 2},
+            marker={"size": 8, "symbol": labels.symbol(strategy, endpoint)},
             error_y={"type": "data", "symmetric": False, "thickness": 1,
                      "array": [(e.high or 0) - (e.mean or 0) for e in est],
                      "arrayminus": [(e.mean or 0) - (e.low or 0) for e in est]},
@@ -109,12 +124,13 @@ def score_by_length(summary: RunSummary, labels: Labels) -> Chart:
             continue
         marked += 1
         x = position[co.bucket.lo] - 0.5  # the boundary where the strategy starts to keep up
-        fig.add_vline(x=x, line={"color": labels.color(co.strategy), "dash": "dot", "width": 1.5})
+        fig.add_vline(x=x, line={"color": labels.color(co.strategy, co.endpoint), "dash": "dot", "width": 1.5})
         fig.add_annotation(x=x, y=0.62 - 0.08 * marked, yref="paper", xanchor="left", yanchor="bottom",
                            showarrow=False,
                            text=f" crossover: {labels.name(co.endpoint, co.strategy)} > {co.versus} "
                                 f"from {by_lo[co.bucket.lo].bucket.label}",
-                           font={"size": 11, "color": labels.color(co.strategy)}, bgcolor="rgba(255,255,255,0.85)")
+                           font={"size": 11, "color": labels.color(co.strategy, co.endpoint)},
+                           bgcolor="rgba(255,255,255,0.85)")
     _layout(fig, x="context length (tokens)", y=f"{scorer} (mean, 95% CI)",
             xaxis={"tickvals": list(range(len(buckets))), "ticktext": [label for _, label in buckets],
                    "range": [-0.5, len(buckets) - 0.5], "zeroline": False},
@@ -184,6 +200,7 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
         return None if g.cost_usd.mean is None else g.cost_usd.mean * PER_CASES
 
     points = [(g, x_of(g)) for g in groups]
+    unknown = [labels.name(g.endpoint, g.strategy) for g, x in points if x is None]
     points = [(g, x) for g, x in points if x is not None]
     n = sum(g.n for g, _ in points)
     if not points:
@@ -193,7 +210,8 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
         e = g.scores[scorer or ""]
         fig.add_trace(go.Scatter(
             x=[x], y=[e.mean], mode="markers", name=labels.name(g.endpoint, g.strategy),
-            marker={"size": 12, "color": labels.color(g.strategy), "line": {"width": 1, "color": "#fff"}},
+            marker={"size": 12, "color": labels.color(g.strategy, g.endpoint),
+                    "symbol": labels.symbol(g.strategy, g.endpoint), "line": {"width": 1, "color": "#fff"}},
             error_y={"type": "data", "symmetric": False, "array": [(e.high or 0) - (e.mean or 0)],
                      "arrayminus": [(e.mean or 0) - (e.low or 0)], "thickness": 1},
             customdata=[[g.n, g.prompt_tokens.mean or 0]],
@@ -207,12 +225,24 @@ def cost_vs_score(summary: RunSummary, labels: Labels) -> Chart:
             line={"color": "#6b7280", "dash": "dash", "width": 1.5, "shape": "hv"}))
     xlabel = f"cost per {PER_CASES:,} cases (USD)" if use_cost else "input tokens per case (mean)"
     _layout(fig, x=xlabel, y=f"{scorer} (mean, 95% CI)", yaxis={"range": [-0.05, 1.08]},
-            xaxis={"tickprefix": "$" if use_cost else "", "rangemode": "tozero"})
+            xaxis={"tickprefix": "$" if use_cost else "", "range": zero_based_range([x for _, x in points])})
     caption = "Points on the dashed line are not beaten on both cost and score by any other."
     if not use_cost:
         caption = ("The endpoints have no prices, so every cost is 0: input tokens stand in for cost. "
                    + caption)
+    if unknown:
+        caption += f" Not shown, cost unknown: {', '.join(unknown)}."
     return Chart("chart-cost", f"{title} (n = {n} cases)", n, _plain(fig), caption=caption)
+
+
+def zero_based_range(values: Sequence[float | None], pad: float = 0.06) -> list[float]:
+    """An axis range that includes 0 with room on both sides, so a point at $0 (or 0 tokens) is drawn
+    whole instead of being cut by the axis."""
+    known = [float(v) for v in values if v is not None]
+    top = max([0.0, *known])
+    if top == 0:  # everything at 0: a unit-wide axis with 0 inside it
+        return [-pad, 1.0 + pad]
+    return [-pad * top, top * (1 + pad)]
 
 
 # ---------------------------------------------------------------------------------- distributions
@@ -249,7 +279,7 @@ def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Cha
         n += len(values)
         name = f"{labels.name(endpoint, strategy)} (n={len(values)})"
         box = box_stats(values)
-        color = labels.color(strategy)
+        color = labels.color(strategy, endpoint)
         fig.add_trace(go.Box(y=[name], q1=[box["q1"]], median=[box["median"]], q3=[box["q3"]],
                              lowerfence=[box["lowerfence"]], upperfence=[box["upperfence"]], name=name,
                              orientation="h", marker={"color": color}, line={"width": 1.5}))

@@ -165,6 +165,71 @@ def run_from_form(form: FormData) -> RunCreate:
                      judge_endpoint_id=_int(form, "judge_endpoint_id"), embeddings=embeddings)
 
 
+def values_from_spec(spec: Any, *, suite_id: int, endpoint_ids: dict[str, int],
+                     scorer_names: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The new-run form's values that describe a stored run's spec (``RunSpec``), for "Edit and
+    re-run", and what the form cannot say (missing endpoints, strategies it cannot express)."""
+    values: dict[str, Any] = {"_submitted": "1", "suite_id": str(suite_id)}
+    notes: list[str] = []
+    ids = []
+    for e in spec.endpoints:
+        if e["name"] in endpoint_ids:
+            ids.append(str(endpoint_ids[e["name"]]))
+        else:
+            notes.append(f"endpoint '{e['name']}' no longer exists; choose another")
+    values["endpoint_ids"] = ids
+    forms = {sf.name: sf for sf in strategy_forms()}
+    for st in spec.strategies:
+        sf = forms.get(st.name)
+        if sf is None:
+            notes.append(f"strategy '{st.key}' is not registered on this service")
+            continue
+        values[f"s.{st.name}.on"] = "on"
+        for f in sf.fields:
+            key = f"s.{st.name}.{f.name}"
+            value = st.params.get(f.name, f.default)
+            if f.kind == "bool":
+                if value:
+                    values[key] = "on"
+            elif f.kind == "int" and key in values and value is not None:
+                listed = [p.strip() for p in str(values[key]).split(",") if p.strip()]
+                if str(value) not in listed:
+                    values[key] = ", ".join([*listed, str(value)])
+            elif key not in values:
+                values[key] = "" if value is None else str(value)
+    ticked = [n for n in spec.scorers if n in scorer_names]
+    values["scorers"] = ticked
+    values["more_scorers"] = ", ".join(n for n in spec.scorers if n not in scorer_names)
+    if spec.system_prompt:
+        values["system_prompt"] = spec.system_prompt
+    if spec.judge and spec.judge.get("name") in endpoint_ids:
+        values["judge_endpoint_id"] = str(endpoint_ids[spec.judge["name"]])
+    emb = spec.embeddings or {}
+    if emb.get("source"):
+        values["embeddings_source"] = emb["source"]
+        if emb.get("model"):
+            values["embeddings_model"] = emb["model"]
+        named = (emb.get("endpoint") or {}).get("name")
+        if named in endpoint_ids:
+            values["embeddings_endpoint_id"] = str(endpoint_ids[named])
+    try:
+        from starlette.datastructures import FormData as _FormData
+
+        items = [(k, v) for k, vs in values.items() for v in (vs if isinstance(vs, list) else [vs])]
+        again = {s.key for s in strategies_from_form(_FormData(items))}
+        wanted = [s.key for s in spec.strategies if s.name in forms]
+        lost = [k for k in wanted if k not in again]
+        extra = sorted(again - set(wanted))
+        if lost:
+            notes.append("the form cannot express " + ", ".join(lost) + " (nested or joint parameters): "
+                         "check the strategies, or re-run through the API")
+        if extra:
+            notes.append("the form's lists also ask for " + ", ".join(extra) + "; untick or edit before starting")
+    except UserInputError:
+        pass
+    return values, notes
+
+
 # -------------------------------------------------------------------------------------------- endpoint
 ENDPOINT_FORM_FIELDS = ("name", "base_url", "model", "context_window", "max_output_tokens", "price_input",
                         "price_cached_input", "price_output", "concurrency", "tokenizer", "embedding_model")
@@ -183,6 +248,28 @@ def endpoint_from_form(form: FormData) -> Endpoint:
     from app.schemas import EndpointCreate
 
     return EndpointCreate.model_validate(data)
+
+
+def endpoint_changes_from_form(form: FormData) -> dict[str, Any]:
+    """The ``PATCH /api/endpoints/{id}`` body of the edit form: every listed field (an empty one goes
+    back to its default, e.g. an unknown window); the key only when one is typed (a new key) or
+    ``remove_api_key`` is ticked, so an untouched key field keeps the stored key."""
+    changes: dict[str, Any] = {}
+    for name in ENDPOINT_FORM_FIELDS:
+        raw = str(form.get(name, "")).strip()
+        if raw:
+            changes[name] = raw
+        else:
+            info = Endpoint.model_fields[name]
+            if info.is_required():
+                raise UserInputError(f"{name} is required", field=name)
+            changes[name] = info.get_default(call_default_factory=True)
+    key = str(form.get("api_key", "")).strip()
+    if key:
+        changes["api_key"] = key
+    elif form.get("remove_api_key"):
+        changes["api_key"] = None
+    return changes
 
 
 def params_from_text(text: str) -> dict[str, Any]:

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from app.api.deps import SessionDep
 from app.errors import ServiceError
 from app.services import endpoints as endpoint_service
+from app.services import imports, suite_views
 from app.services import runs as run_service
-from app.services import suite_views
 from app.services import suites as suite_service
 from app.web.auth import PageUser
 from app.web.forms import (
     ENDPOINT_FORM_FIELDS,
+    endpoint_changes_from_form,
     endpoint_from_form,
     form_values,
     params_from_text,
@@ -25,7 +26,7 @@ from app.web.forms import (
 )
 from app.web.pages_runs import redirect
 from app.web.render import page
-from evals import CtxevalError
+from evals import CtxevalError, ProbeResult, UserInputError, normalise_base_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,10 +37,42 @@ def _message(e: Exception) -> str:
 
 # --------------------------------------------------------------------------------------------- suites
 def _suites_page(request: Request, session: Any, *, error: str | None = None, values: dict[str, Any] | None = None,
-                 status_code: int = 200) -> HTMLResponse:
+                 status_code: int = 200, field: str | None = None) -> HTMLResponse:
     suites, count = suite_service.list_public(session, offset=0, limit=500, name=None)
     return page(request, "suites.html", status_code=status_code, nav="suites", suites=suites, count=count,
-                kinds=suite_views.generator_kinds(), error=error, values=values or {})
+                kinds=suite_views.generator_kinds(), error=error, values=values or {}, field=field)
+
+
+@router.post("/suites/import", response_class=HTMLResponse)
+async def import_suite(request: Request, session: SessionDep, _: PageUser) -> Any:
+    """Documents + questions, or a LongBench-style file: the same importers as the API and the CLI."""
+    form = await request.form()
+    name = str(form.get("name", ""))
+    values = {"import_name": name, "default_question": str(form.get("default_question", ""))}
+
+    def upload(item: Any) -> tuple[str, bytes] | None:
+        return (item.filename or "", item.file.read()) if getattr(item, "filename", None) else None
+
+    longbench = upload(form.get("longbench"))
+    try:
+        if longbench is not None and (upload(form.get("questions")) or any(upload(d) for d in form.getlist("documents"))):
+            raise UserInputError("upload either a LongBench file or questions with documents, not both",
+                                 field="longbench")
+        if longbench is not None:
+            values["mode"] = "longbench"
+            suite = imports.import_longbench_file(name=name, upload=longbench,
+                                                  default_question=values["default_question"])
+        else:
+            docs = [u for u in (upload(d) for d in form.getlist("documents")) if u is not None]
+            suite = imports.import_documents_and_questions(name=name, questions=upload(form.get("questions")),
+                                                           documents=docs)
+        stored = suite_service.store(session, suite)
+    except (CtxevalError, ServiceError, ValidationError) as e:
+        return _suites_page(request, session, error=_message(e), values=values, status_code=422,
+                            field=getattr(e, "field", None))
+    verb = "Imported" if stored.created else "Already stored:"
+    return redirect(f"/suites/{stored.id}", f"{verb} suite {stored.name} v{stored.version}: "
+                                           f"{stored.n_documents} documents, {stored.n_questions} questions.")
 
 
 @router.get("/suites", response_class=HTMLResponse)
@@ -83,6 +116,24 @@ def suite_page(request: Request, suite_id: int, session: SessionDep, _: PageUser
                 runs=runs.data)
 
 
+BROWSE_PER_PAGE = 50
+
+
+@router.get("/suites/{suite_id}/browse", response_class=HTMLResponse)
+def browse_suite(request: Request, suite_id: int, session: SessionDep, _: PageUser,
+                 what: str = Query("questions"), search: str = Query("", max_length=200),
+                 offset: int = Query(0, ge=0)) -> HTMLResponse:
+    """Every question or document of a suite, 50 a page, with a search over ids, text and answers."""
+    suite = suite_service.get(session, suite_id)
+    what = "documents" if what == "documents" else "questions"
+    if what == "documents":
+        listed: Any = suite_service.documents(session, suite_id, offset=offset, limit=BROWSE_PER_PAGE, search=search)
+    else:
+        listed = suite_service.questions(session, suite_id, offset=offset, limit=BROWSE_PER_PAGE, search=search)
+    return page(request, "suite_browse.html", nav="suites", suite=suite, what=what, search=search.strip(),
+                items=listed.data, count=listed.count, offset=offset, limit=BROWSE_PER_PAGE)
+
+
 @router.post("/suites/{suite_id}/delete")
 def delete_suite(suite_id: int, session: SessionDep, _: PageUser) -> RedirectResponse:
     suite_service.delete(session, suite_id)
@@ -116,9 +167,15 @@ async def add_endpoint(request: Request, session: SessionDep, _: PageUser) -> An
 
 def _endpoint_page(request: Request, session: Any, endpoint_id: int, *, probe: dict[str, Any] | None = None,
                    probe_error: str | None = None) -> HTMLResponse:
-    endpoint = endpoint_service.get(session, endpoint_id)
-    return page(request, "endpoint.html", nav="endpoints", endpoint=endpoint.model_dump(mode="json"),
-                probe=probe, probe_error=probe_error)
+    endpoint = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+    saved = endpoint.get("probe") or {}
+    if probe is None and probe_error is None:
+        probe = saved.get("result")
+    found = endpoint_service.probe_findings(ProbeResult.model_validate(saved["result"])) if saved else {}
+    kept = saved.get("kept") or {}
+    return page(request, "endpoint.html", nav="endpoints", endpoint=endpoint, probe=probe, probe_error=probe_error,
+                unreachable=saved.get("unreachable"), probed_at=saved.get("probed_at"),
+                applied=saved.get("applied") or {}, kept=kept, kept_found={k: found.get(k) for k in kept})
 
 
 @router.get("/endpoints/{endpoint_id}", response_class=HTMLResponse)
@@ -135,6 +192,56 @@ async def probe_endpoint(request: Request, endpoint_id: int, session: SessionDep
     except (CtxevalError, ServiceError) as e:
         report, error = None, _message(e)
     return _endpoint_page(request, session, endpoint_id, probe=report, probe_error=error)
+
+
+def _edit_page(request: Request, session: Any, endpoint_id: int, *, values: dict[str, Any] | None = None,
+               error: str | None = None, field: str | None = None, status_code: int = 200) -> HTMLResponse:
+    endpoint = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+    if values is None:
+        values = {k: ("" if endpoint.get(k) is None else endpoint[k]) for k in ENDPOINT_FORM_FIELDS}
+    return page(request, "endpoint_edit.html", status_code=status_code, nav="endpoints", endpoint=endpoint,
+                values=values, error=error, field=field)
+
+
+@router.get("/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+def edit_endpoint_page(request: Request, endpoint_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
+    return _edit_page(request, session, endpoint_id)
+
+
+@router.post("/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep, _: PageUser) -> Any:
+    """The same change as ``PATCH /api/endpoints/{id}`` (``endpoint_service.update``): its rules apply."""
+    form = await request.form()
+    try:
+        changes = endpoint_changes_from_form(form)
+        current = endpoint_service.get(session, endpoint_id).model_dump(mode="json")
+        for name in list(changes):  # send only what changed, so rules tied to a change (a new URL) see only those
+            if name != "api_key" and _same(name, changes[name], current.get(name)):
+                del changes[name]
+        updated = endpoint_service.update(session, endpoint_id, changes)
+    except (CtxevalError, ServiceError, ValidationError) as e:
+        return _edit_page(request, session, endpoint_id, values=form_values(form), error=_message(e),
+                          field=getattr(e, "field", None) or _validation_field(e), status_code=422)
+    dispatcher = request.app.state.dispatcher
+    if dispatcher is not None and "concurrency" in changes:  # queued cases follow the new limit
+        dispatcher.register_endpoint_queue(updated.name, updated.concurrency)  # type: ignore[attr-defined]
+    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.")  # type: ignore[attr-defined]
+
+
+def _same(name: str, typed: Any, stored: Any) -> bool:
+    if name == "base_url":
+        try:
+            return normalise_base_url(str(typed)) == normalise_base_url(str(stored))
+        except ValueError:
+            return False
+    return str(typed) == str(stored) if typed is not None and stored is not None else typed == stored
+
+
+def _validation_field(e: Exception) -> str | None:
+    if isinstance(e, ValidationError) and e.errors():
+        loc = e.errors()[0].get("loc") or ()
+        return str(loc[0]) if loc else None
+    return None
 
 
 @router.post("/endpoints/{endpoint_id}/delete")

@@ -97,11 +97,54 @@ def warm_report(session: Any, run_id: int) -> None:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) -> HTMLResponse:
+    return render_run(request, session, run_id)
+
+
+def render_run(request: Request, session: Any, run_id: int, *, label_error: str | None = None) -> HTMLResponse:
+    """The report page; ``label_error`` when the labels form was refused."""
     run = run_service.get(session, run_id)
     data = report_data(session, run)
-    return page(request, "run_report.html", nav="runs", run=run, summary=data.summary, charts=data.charts,
+    return page(request, "run_report.html", status_code=422 if label_error else 200, nav="runs", run=run,
+                label_error=label_error, executes_runs=request.app.state.settings.execution != "none", summary=data.summary, charts=data.charts,
                 comparison=data.comparison, outcomes=[o.value for o in Outcome],
                 strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints])
+
+
+# The self-contained report runs its own inline script and styles and may load nothing at all.
+STANDALONE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+@router.get("/runs/{run_id}/report.html", response_class=HTMLResponse)
+def report_file(request: Request, run_id: int, session: SessionDep, _: PageUser,
+                download: bool = Query(False, description="as an attachment")) -> HTMLResponse:
+    """The run's report as one self-contained HTML file (the renderer ``ctxeval report --html`` uses):
+    summary, recommendation, checks and charts with plotly.js inline; it opens offline, from a file."""
+    from app.services.report_html import ReportInput, render_report_html
+
+    run = run_service.get(session, run_id)
+    rows = statistics.case_rows(session, run_id)
+    summary = statistics.summary(session, run_id, rows=rows)
+    title = f"Run #{run.id}" + (f" · {run.name}" if run.name else "")
+    facts = [("suite", run.spec.suite_name or f"suite {run.suite_id}"),
+             ("endpoints", ", ".join(f"{e['name']} ({e.get('model', '')})" for e in run.spec.endpoints)),
+             ("strategies", ", ".join(s.key for s in run.spec.strategies)),
+             ("scorers", ", ".join(run.spec.scorers)),
+             ("spec", f"{run.spec_hash[:16]} · engine {run.spec.engine_version}"),
+             ("created", run.created_at.strftime("%Y-%m-%d %H:%M UTC"))]
+    if run.tags:
+        facts.append(("tags", ", ".join(run.tags)))
+    if run.notes:
+        facts.append(("notes", run.notes))
+    html = render_report_html(ReportInput(
+        title=title, summary=summary, rows=rows, strategies=[s.key for s in run.spec.strategies],
+        endpoints=[e["name"] for e in run.spec.endpoints], facts=facts, status=run.status, error=run.error,
+        checks=run.check_results or [], recommendation=summary.recommendation))
+    headers = {"Content-Security-Policy": STANDALONE_CSP, "X-Content-Type-Options": "nosniff",
+               "Referrer-Policy": "no-referrer"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="ctxeval-run-{run.id}.html"'
+    return HTMLResponse(html, headers=headers)
 
 
 @router.get("/runs/{run_id}/compare", response_class=HTMLResponse)

@@ -13,12 +13,12 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from app.api.deps import DispatcherDep, SessionDep
 from app.errors import ServiceError, UnavailableError
 from app.models import RunStatus
-from app.schemas import RunCreate, RunEstimate
+from app.schemas import RunCreate, RunEstimate, RunUpdate
 from app.services import endpoints as endpoint_service
 from app.services import runs as run_service
 from app.services import suites as suite_service
 from app.web.auth import PageUser
-from app.web.forms import form_values, run_from_form, strategy_forms, validation_message
+from app.web.forms import form_values, run_from_form, strategy_forms, validation_message, values_from_spec
 from app.web.render import page
 from evals import CtxevalError
 
@@ -40,13 +40,15 @@ def home(_: PageUser) -> RedirectResponse:
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request, session: SessionDep, _: PageUser, status: str | None = Query(None),
-              suite_id: str | None = Query(None), offset: int = Query(0, ge=0)) -> HTMLResponse:
+              suite_id: str | None = Query(None), tag: str | None = Query(None, max_length=50),
+              offset: int = Query(0, ge=0)) -> HTMLResponse:
     status = status if status in STATUSES else None
     suite = int(suite_id) if suite_id and suite_id.isdigit() else None
-    runs = run_service.list_public(session, offset=offset, limit=50, status=status, suite_id=suite)
+    tag = (tag or "").strip() or None
+    runs = run_service.list_public(session, offset=offset, limit=50, status=status, suite_id=suite, tag=tag)
     suites, _count = suite_service.list_public(session, offset=0, limit=1000, name=None)
     return page(request, "runs.html", nav="runs", runs=runs.data, count=runs.count, offset=offset, limit=50,
-                statuses=STATUSES, status=status, suite_id=suite, suites=suites)
+                statuses=STATUSES, status=status, suite_id=suite, suites=suites, tag=tag)
 
 
 # ----------------------------------------------------------------------------------------- new run
@@ -58,14 +60,15 @@ def _estimate(session: Any, body: RunCreate) -> RunEstimate:
 
 def _new_run_page(request: Request, session: Any, *, values: dict[str, Any], error: str | None = None,
                   field: str | None = None, estimate: RunEstimate | None = None,
-                  status_code: int = 200) -> HTMLResponse:
+                  status_code: int = 200, from_run: int | None = None,
+                  from_notes: list[str] | None = None) -> HTMLResponse:
     suites, _ = suite_service.list_public(session, offset=0, limit=1000, name=None)
     endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
     from evals import registry
 
     return page(request, "run_new.html", status_code=status_code, nav="new", suites=suites, endpoints=endpoints,
                 strategies=strategy_forms(), scorers=registry.components("scorer"), values=values, error=error,
-                field=field, estimate=estimate, estimate_error=None)
+                field=field, estimate=estimate, estimate_error=None, from_run=from_run, from_notes=from_notes or [])
 
 
 def _defaults(request: Request) -> dict[str, Any]:
@@ -77,8 +80,20 @@ def _defaults(request: Request) -> dict[str, Any]:
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
-def new_run_page(request: Request, session: SessionDep, _: PageUser) -> HTMLResponse:
-    return _new_run_page(request, session, values=_defaults(request))
+def new_run_page(request: Request, session: SessionDep, _: PageUser,
+                 from_run: int | None = Query(None, alias="from", ge=1)) -> HTMLResponse:
+    """The form; ``?from=ID`` fills it with run ID's spec ("Edit and re-run")."""
+    if from_run is None:
+        return _new_run_page(request, session, values=_defaults(request))
+    from evals import registry
+
+    run = run_service.get(session, from_run)
+    endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
+    values, notes = values_from_spec(run.spec, suite_id=run.suite_id,
+                                     endpoint_ids={e.name: e.id for e in endpoints},  # type: ignore[attr-defined]
+                                     scorer_names={c.name for c in registry.components("scorer")})
+    values["name"] = f"{run.name or 'run ' + str(run.id)} (edited)"
+    return _new_run_page(request, session, values=values, from_run=run.id, from_notes=notes)
 
 
 def _error_fields(e: Exception) -> tuple[str, str | None]:
@@ -136,6 +151,21 @@ def resume_run(run_id: int, session: SessionDep, dispatcher: DispatcherDep, _: P
 def rerun_run(run_id: int, session: SessionDep, dispatcher: DispatcherDep, _: PageUser) -> RedirectResponse:
     run = run_service.rerun(session, dispatcher, run_id)
     return redirect(f"/runs/{run.id}", f"Run {run.id} started with the spec of run {run_id}.")
+
+
+@router.post("/runs/{run_id}/labels", response_class=HTMLResponse)
+async def run_labels(request: Request, run_id: int, session: SessionDep, _: PageUser) -> Any:
+    """Rename, tag and annotate, through the same validation as ``PATCH /api/runs/{id}``."""
+    form = await request.form()
+    tags = [t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()]
+    try:
+        body = RunUpdate(name=str(form.get("name", "")), tags=tags, notes=str(form.get("notes", "")))
+    except ValidationError as e:
+        from app.web.pages_report import render_run
+
+        return render_run(request, session, run_id, label_error=validation_message(e))
+    run_service.update_labels(session, run_id, body.model_dump())
+    return redirect(f"/runs/{run_id}", f"Run {run_id} saved.")
 
 
 @router.post("/runs/{run_id}/delete")

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -104,7 +104,10 @@ class Retriever(ABC):
         return False
 
 
-RetrieverName = registry.component_name("retriever")  # a parameter naming a registered retriever
+if TYPE_CHECKING:
+    RetrieverName = str
+else:  # a parameter naming a registered retriever
+    RetrieverName = registry.component_name("retriever")
 
 
 def uses_embeddings(name: str | None) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,7 +28,10 @@ from evals.tokens import Tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
-Chunking = registry.component_name("chunker")  # a registered chunker: sentence, paragraph, tokens, ...
+if TYPE_CHECKING:
+    Chunking = str
+else:  # a registered chunker: sentence, paragraph, tokens, ...
+    Chunking = registry.component_name("chunker")
 
 
 class ChunkingParams(BaseModel):

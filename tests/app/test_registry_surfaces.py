@@ -1,4 +1,4 @@
-"""A strategy registered once shows up in the new-run form, the API's validation and the command line,
+"""A strategy registered once shows up in the new-run form, the API catalogue and validation and the command line,
 with no other edit (the registry is the only list of strategies)."""
 
 from __future__ import annotations
@@ -58,6 +58,16 @@ def test_the_command_line_lists_it_with_parameters(toy):
     listed = CliRunner().invoke(cli, ["components", "strategies", "--json"])
     entry = next(c for c in json.loads(listed.output) if c["name"] == "toy_echo")
     assert entry["params"]["properties"]["words"]["maximum"] == 50
+
+
+def test_the_api_catalogue_lists_it_with_its_json_schema(toy, client):
+    r = client.get("/api/strategies")
+    assert r.status_code == 200, r.text
+    entry = next(c for c in r.json()["data"] if c["name"] == "toy_echo")
+    assert entry["label"] == "Toy echo" and entry["description"] == "Echoes the first words of the question."
+    props = entry["params"]["properties"]
+    assert props["words"]["minimum"] == 1 and props["words"]["maximum"] == 50
+    assert props["retriever"]["enum"] == registry.names("retriever")
 
 
 def test_the_api_validates_and_accepts_it(toy, client):

@@ -50,6 +50,12 @@ async def test_swept_user_suite_gives_a_curve_per_strategy_and_a_crossover(tmp_p
     assert all(v == 1.0 for v in curve["rag"].values())  # retrieval finds the code at every length
     lc = curve["long_context"]
     assert max(lc.values()) == 1.0 and min(lc.values()) == 0.0  # fits short, over the window long
+    # the long variants were never sent: no answer, 0 by definition, counted unanswered by reason
+    over = [r for r in rows if r.outcome == "over_window"]
+    assert over and all(r.strategy == "long_context" and r.scores["exact_match"] == 0.0 for r in over)
+    lc_group = next(g for g in summary.groups if g.strategy == "long_context")
+    assert lc_group.unanswered == {"over_window": len(over)} and lc_group.answered == 44 - len(over)
+    assert lc_group.scores_answered["exact_match"].mean == 1.0  # everything it was able to send, it got right
     crossover = next(c for c in summary.crossovers if c.strategy == "rag")
     assert crossover.length is not None and crossover.length > 1000
     assert crossover.bucket.label == "≤4K" and "overtakes" in crossover.verdict

@@ -55,5 +55,9 @@ def delete_endpoint(session: SessionDep, endpoint_id: IdPath) -> None:
 @router.post("/{endpoint_id}/probe", response_model=ProbePublic,
              summary="Ask the endpoint what it supports (streaming usage, cached tokens, window)")
 async def probe_endpoint(session: SessionDep, endpoint_id: IdPath) -> Any:
-    """Sends a few small requests to the endpoint; failures are reported in ``result.errors``."""
-    return {"endpoint_id": endpoint_id, "result": await service.probe(session, endpoint_id)}
+    """Sends a few small requests to the endpoint; failures are reported in ``result.errors``. The
+    findings are saved on the endpoint and applied to the fields the user has not set."""
+    result = await service.probe(session, endpoint_id)
+    saved = service.get_record(session, endpoint_id).probe or {}
+    return {"endpoint_id": endpoint_id, "result": result, "unreachable": saved.get("unreachable"),
+            "applied": saved.get("applied") or {}}

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import IdPath, SessionDep
-from app.schemas import ERROR_RESPONSES
+from app.schemas import ERROR_RESPONSES, MAX_ID, RunsComparison
+from app.services import export
+from app.services import runs as run_service
 from app.services import statistics as service
 from evals import PairedComparison, RunSummary
 
@@ -33,6 +34,22 @@ def run_summary(session: SessionDep, run_id: IdPath,
                                          margin=margin, threshold=threshold), media_type="application/json")
 
 
+@router.get("/summary/export", summary="The summary table as CSV or Markdown",
+            responses={200: {"content": {"text/csv": {}, "text/markdown": {}},
+                             "description": "one row per endpoint × strategy: each scorer's mean, 95% "
+                                            "interval and n, outcomes, tokens, cost, token share, latency"}})
+def export_summary(session: SessionDep, run_id: IdPath,
+                   format: Literal["csv", "markdown"] = Query("csv", description="csv or markdown")) -> Response:
+    summary = service.summary(session, run_id)
+    run = run_service.get_record(session, run_id)
+    if format == "csv":
+        return Response(export.summary_csv(summary), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-summary.csv"'})
+    title = f"Run {run_id}" + (f": {run.name}" if run.name else "")
+    return Response(export.summary_markdown(title, summary), media_type="text/markdown; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="run-{run_id}-summary.md"'})
+
+
 @router.get("/compare", response_model=PairedComparison,
             summary="Strategy b against strategy a on the same questions (paired)")
 def run_compare(session: SessionDep, run_id: IdPath,
@@ -41,3 +58,23 @@ def run_compare(session: SessionDep, run_id: IdPath,
                 scorer: str | None = Query(None, description="default: the run's first scorer"),
                 endpoint: str | None = Query(None, description="pair within this endpoint only")) -> PairedComparison:
     return service.paired(session, run_id, a=a, b=b, scorer=scorer, endpoint=endpoint)
+
+
+compare_router = APIRouter(tags=["statistics"], responses=ERROR_RESPONSES)
+
+
+@compare_router.get("/compare", response_model=RunsComparison,
+                    summary="Two or more runs against a baseline run, per endpoint × strategy")
+def compare_runs(session: SessionDep,
+                 runs: Annotated[list[Annotated[int, Query(ge=1, le=MAX_ID)]], Query(
+                     description="run ids: ?runs=3&runs=5 (two to ten)")],
+                 baseline: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                                       description="the run the others are measured "
+                                                                   "against; default: the first of runs")] = None,
+                 scorer: str | None = Query(None, description="default: the baseline's first scorer"),
+                 ) -> RunsComparison:
+    """On the questions both runs scored: the paired difference (other − baseline) with its paired
+    bootstrap 95% interval, wins/losses/ties and exact McNemar p-value for 0/1 scores; where the
+    questions differ also the unpaired difference, labelled; cost and latency deltas; fixed and broken
+    questions."""
+    return service.compare_runs(session, runs, baseline=baseline, scorer=scorer)

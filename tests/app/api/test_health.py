@@ -12,7 +12,7 @@ def test_health_describes_the_service(client, database_url):
     body = client.get("/api/health").json()
     kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     assert body == {"status": "ok", "database": kind, "execution": "none", "auth_required": False,
-                    "version": body["version"]}
+                    "version": body["version"], "workers": []}  # this service executes nothing
 
 
 def test_health_is_503_when_the_database_is_unreachable():

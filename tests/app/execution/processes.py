@@ -23,17 +23,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for key in [k for k in env if k.startswith("CTXEVAL_") or k == "DATABASE_URL"]:
         del env[key]
+    env.update(extra or {})
     return env
 
 
-def ctxeval(*args: str, log: Path) -> subprocess.Popen[bytes]:
+def ctxeval(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115  (closed with the process)
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=_env(), stdout=out,
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=_env(env), stdout=out,
                             stderr=subprocess.STDOUT)
 
 
@@ -48,10 +49,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: fl
 
 
 @contextlib.contextmanager
-def serving(database_url: str, port: int, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+def serving(database_url: str, port: int, log: Path, *extra: str,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """``ctxeval serve`` until the block ends (the block may kill it first)."""
     proc = ctxeval("serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url, *extra,
-                   log=log)
+                   log=log, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -69,9 +71,10 @@ def serving(database_url: str, port: int, log: Path, *extra: str) -> Iterator[su
 
 
 @contextlib.contextmanager
-def working(database_url: str, executor_id: str, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+def working(database_url: str, executor_id: str, log: Path, *extra: str,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """``ctxeval worker`` until the block ends, once it says it executes."""
-    proc = ctxeval("worker", "--database-url", database_url, "--executor-id", executor_id, *extra, log=log)
+    proc = ctxeval("worker", "--database-url", database_url, "--executor-id", executor_id, *extra, log=log, env=env)
     try:
         deadline = time.monotonic() + 60
         while f"worker {executor_id} executing" not in log.read_text():

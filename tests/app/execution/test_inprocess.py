@@ -55,7 +55,7 @@ def test_a_run_completes_in_the_background_and_its_results_are_readable(executin
     assert all(x["scores"]["exact_match"] == 1.0 for x in lc)  # the fake model reads the context
     summary = c.get(f"/api/runs/{run['id']}/summary").json()
     assert {g["strategy"] for g in summary["groups"]} == {"no_context", "long_context"}
-    assert wait_until(lambda: stored_views(c, run["id"]) == 3)  # progress, summary and report data, stored at the finish
+    assert wait_until(lambda: stored_views(c, run["id"]) == 4)  # progress, headline, summary and report data
     rows = list(csv.DictReader(io.StringIO(c.get(f"/api/runs/{run['id']}/export").text)))
     assert len(rows) == 8 and {r["outcome"] for r in rows} == {"ok", "declined"}
     lines = c.get(f"/api/runs/{run['id']}/export", params={"format": "jsonl"}).text.splitlines()

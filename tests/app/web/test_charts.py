@@ -1,37 +1,57 @@
-"""The report's box plots: computed on the server from every value, shipped as five numbers per box."""
+"""Chart readability: one colour per endpoint × strategy, equal series kept apart, $0 points drawn whole."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from app.web import charts
-from evals.summary import CaseRow
+from evals.summary import CaseRow, summarize
 
 
-def test_box_stats_are_tukeys_box_over_every_value() -> None:
-    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 40.0, -30.0]
-    box = charts.box_stats(values)
-    q1, med, q3 = np.percentile(values, [25, 50, 75])
-    assert (box["q1"], box["median"], box["q3"]) == (q1, med, q3)
-    assert (box["lowerfence"], box["upperfence"]) == (1.0, 8.0)  # the most extreme values within 1.5 IQR
-    assert box["outliers"] == [-30.0, 40.0]
-    same = charts.box_stats([2.0] * 5)
-    assert same["lowerfence"] == same["upperfence"] == same["median"] == 2.0 and same["outliers"] == []
+def _rows(endpoints=("a", "b"), strategies=("long_context", "rag"), cost=0.0):
+    rows = []
+    for e in endpoints:
+        for s in strategies:
+            for i, tokens in enumerate((900, 1900, 3900, 900, 1900, 3900)):
+                rows.append(CaseRow(case_id=f"{e}{s}{i}", question_id=f"q{i}", endpoint=e, strategy=s,
+                                    strategy_name=s, scores={"em": 1.0}, context_tokens=tokens, cost_usd=cost,
+                                    prompt_tokens=100, latency_s=0.1))
+    return rows
 
 
-def test_outliers_are_bounded_and_keep_the_extremes() -> None:
-    values = list(np.linspace(0, 1, 10_000)) + [float(x) for x in range(10, 1010)]  # 1,000 outliers
-    box = charts.box_stats(values)
-    assert len(box["outliers"]) == charts.MAX_OUTLIERS
-    assert box["outliers"][0] == 10.0 and box["outliers"][-1] == 1009.0
+def test_every_endpoint_strategy_pair_has_its_own_colour_and_marker():
+    labels = charts.Labels(["long_context", "rag"], ["a", "b"])
+    pairs = [(s, e) for e in ("a", "b") for s in ("long_context", "rag")]
+    assert len({labels.color(s, e) for s, e in pairs}) == 4
+    assert len({labels.symbol(s, e) for s, e in pairs}) == 4
+    summary = summarize(_rows(), primary="em")
+    fig = charts.score_by_length(summary, labels).figure
+    traces = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
+    assert len({t["line"]["color"] for t in traces}) == 4
 
 
-def test_distribution_ships_summaries_not_every_value() -> None:
-    rows = [CaseRow(case_id=str(i), question_id=f"q{i}", endpoint="e", strategy="long_context",
-                    strategy_name="long_context", latency_s=float(i % 97)) for i in range(5000)]
-    chart = charts.distribution(rows, charts.Labels(["long_context"], ["e"]), metric="latency_s")
-    assert chart.n == 5000 and chart.figure is not None
-    box = chart.figure["data"][0]
-    assert box["type"] == "box" and box["median"] == [float(np.median([i % 97 for i in range(5000)]))]
-    shipped = sum(len(t.get("x") or []) for t in chart.figure["data"])
-    assert shipped <= charts.MAX_OUTLIERS
+def test_equal_series_are_offset_so_none_hides_another():
+    labels = charts.Labels(["long_context", "rag"], ["a", "b"])
+    fig = charts.score_by_length(summarize(_rows(), primary="em"), labels).figure
+    traces = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
+    assert all(t["y"] == traces[0]["y"] for t in traces)  # every series scores 1.0 everywhere
+    firsts = [t["x"][0] for t in traces]
+    assert len(set(firsts)) == len(traces) and max(firsts) - min(firsts) < 0.5  # apart, inside the bucket
+
+
+def test_cost_axis_includes_zero_with_room_for_the_marker():
+    labels = charts.Labels(["long_context", "rag"], ["a"])
+    summary = summarize(_rows(endpoints=("a",), cost=0.0), primary="em")
+    chart = charts.cost_vs_score(summary, labels)  # no prices: tokens stand in, all equal (100)
+    lo, hi = chart.figure["layout"]["xaxis"]["range"]
+    assert lo < 0 < 100 < hi
+    assert charts.zero_based_range([0.0, 0.0]) == [-0.06, 1.06]
+    lo, hi = charts.zero_based_range([0.0, 2.5])
+    assert lo < 0 and hi > 2.5
+
+
+def test_a_group_without_a_cost_is_named_under_the_chart():
+    labels = charts.Labels(["long_context", "rag"], ["a"])
+    summary = summarize(_rows(endpoints=("a",), cost=0.002), primary="em")
+    lc = next(g for g in summary.groups if g.strategy == "long_context")
+    lc.cost_usd.mean = None
+    chart = charts.cost_vs_score(summary, labels)
+    assert "Not shown, cost unknown: long_context." in chart.caption

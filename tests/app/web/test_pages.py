@@ -440,7 +440,7 @@ def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_r
     run_views.warm(db, run_id)  # what the execution does once it has marked the run finished
     with session_scope(db) as s:
         kinds = s.execute(select(RunViewRecord.key).where(col(RunViewRecord.run_id) == run_id)).scalars().all()
-    assert len(kinds) == 3  # the progress, the summary and the report page's data
+    assert len(kinds) == 4  # the progress, the headline scores, the summary and the report page's data
     run_views.forget_memory()
     monkeypatch.setattr(statistics, "summarize", lambda *a, **k: pytest.fail("a stored view was computed again"))
     stored = client.get(f"/api/runs/{run_id}/summary").json()
@@ -506,3 +506,22 @@ def run_views_key(session: Any, run_id: int) -> str:
     from app.services import run_views, statistics
 
     return run_views.view_key("summary", [statistics.primary_scorer(session, run_id), [], 0.05, 0.02, 0.856])
+
+
+
+def test_the_report_opens_with_the_recommendation(client: Any, db: Any) -> None:
+    run_id = seed(db)
+    html = client.get(f"/runs/{run_id}").text
+    sentence = re.search(r'<p class="sentence" data-field="recommendation">(.*?)</p>', html, re.S)
+    assert sentence is not None and sentence.group(1).startswith(("Use ", "No recommendation"))
+    # the verdict comes before the run's details, the summary table and the charts
+    assert html.index('id="recommendation"') < html.index('id="summary"') < html.index("chart-length")
+    assert "Wilson for 0/1 scores, BCa bootstrap otherwise" in html
+    api = client.get(f"/api/runs/{run_id}/summary").json()["recommendation"]["sentence"]
+    assert html_unescape(sentence.group(1)) == api
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
