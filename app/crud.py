@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from app import log_scrub
 from app.models import (
     ACTIVE_STATUSES,
     ApiToken,
@@ -44,7 +45,7 @@ def create_endpoint(session: Session, *, endpoint: domain.Endpoint) -> EndpointR
     record = EndpointRecord(name=endpoint.name, base_url=endpoint.base_url, model=endpoint.model, config=data)
     session.add(record)
     session.flush()
-    _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key)
+    _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key, base_url=endpoint.base_url)
     return record
 
 
@@ -57,16 +58,22 @@ def update_endpoint(session: Session, *, record: EndpointRecord, endpoint: domai
     record.updated_at = utcnow()
     session.add(record)
     if set_key:
-        _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key)
+        _set_key(session, endpoint_id=_id(record), api_key=endpoint.api_key, base_url=endpoint.base_url)
     session.flush()
     return record
 
 
-def _set_key(session: Session, *, endpoint_id: int, api_key: Any) -> None:
+def _set_key(session: Session, *, endpoint_id: int, api_key: Any, base_url: str) -> None:
     session.execute(sa.delete(EndpointKey).where(col(EndpointKey.endpoint_id) == endpoint_id))
     value = api_key.get_secret_value() if api_key is not None else ""
     if value:
-        session.add(EndpointKey(endpoint_id=endpoint_id, api_key=value))
+        session.add(EndpointKey(endpoint_id=endpoint_id, api_key=value, base_url=base_url))
+
+
+def delete_endpoint_key(session: Session, *, endpoint_id: int) -> bool:
+    """Remove an endpoint's key; True when there was one."""
+    result = session.execute(sa.delete(EndpointKey).where(col(EndpointKey.endpoint_id) == endpoint_id))
+    return bool(getattr(result, "rowcount", 0))
 
 
 def get_endpoint(session: Session, *, endpoint_id: int) -> EndpointRecord | None:
@@ -83,13 +90,28 @@ def list_endpoints(session: Session, *, offset: int = 0, limit: int = 100) -> tu
     return list(rows), count
 
 
-def get_endpoint_key(session: Session, *, endpoint_id: int) -> str | None:
+def get_endpoint_key(session: Session, *, endpoint_id: int, base_url: str | None = None) -> str | None:
+    """The endpoint's key for requests to ``base_url`` (default: the endpoint's current base_url).
+
+    A key is handed out only for the base URL it was stored with, so a key can never follow a changed
+    base_url (or a run spec naming another one) to a different server."""
     key = session.get(EndpointKey, endpoint_id)
-    return key.api_key if key else None
+    if key is None:
+        return None
+    if base_url is None:
+        record = session.get(EndpointRecord, endpoint_id)
+        base_url = record.base_url if record is not None else None
+    if base_url is None or key.base_url != base_url:
+        return None
+    log_scrub.remember_secret(key.api_key)  # masked in this process's logs from now on
+    return key.api_key
 
 
 def endpoint_ids_with_keys(session: Session, *, endpoint_ids: Sequence[int]) -> set[int]:
-    rows = session.exec(select(EndpointKey.endpoint_id).where(col(EndpointKey.endpoint_id).in_(endpoint_ids)))
+    """Ids of the endpoints whose key is usable (stored with their current base_url)."""
+    rows = session.exec(select(EndpointKey.endpoint_id).join(
+        EndpointRecord, col(EndpointRecord.id) == col(EndpointKey.endpoint_id)).where(
+        col(EndpointKey.endpoint_id).in_(endpoint_ids), col(EndpointKey.base_url) == col(EndpointRecord.base_url)))
     return set(rows.all())
 
 

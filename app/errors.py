@@ -56,13 +56,20 @@ class UnavailableError(ServiceError):
     status_code = 503
 
 
+def printable(text: str | None) -> str | None:
+    """``text`` safe to encode: a lone surrogate quoted from bad input shows as ``\\ud800``."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(message: str, *, field: str | None = None, line: int | None = None,
                source: str | None = None, **extra: Any) -> dict[str, Any]:
-    err: dict[str, Any] = {"message": message, "field": field}
+    err: dict[str, Any] = {"message": printable(message), "field": printable(field)}
     if line is not None:
         err["line"] = line
     if source is not None:
-        err["source"] = source
+        err["source"] = printable(source)
     err.update(extra)
     return {"error": err}
 
@@ -83,7 +90,7 @@ def field_path(loc: Sequence[Any], *, skip: tuple[str, ...] = ("body", "query", 
 
 def _validation_response(errors: Sequence[Any]) -> JSONResponse:
     details = [
-        {"message": str(e.get("msg", "invalid value")), "field": field_path(e.get("loc", ()))}
+        {"message": printable(str(e.get("msg", "invalid value"))), "field": printable(field_path(e.get("loc", ())))}
         for e in errors
     ]
     first = details[0] if details else {"message": "invalid request", "field": None}

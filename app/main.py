@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from app import log_scrub
 from app.api import docs as api_docs
 from app.api import openapi as api_openapi
 from app.api.main import api_router, public_router
 from app.db import make_engine
 from app.errors import install_error_handlers
 from app.execution.dispatch import Dispatcher
-from app.middleware import BodySizeLimit
+from app.middleware import BodySizeLimit, CrossSiteGuard, HostCheck, JsonBodyLimits
 from app.settings import Settings
 from app.web import install as install_dashboard
 from evals import ENGINE_VERSION
@@ -41,6 +42,7 @@ TAGS = [
 def create_app(settings: Settings | None = None, *, db: Engine | None = None) -> FastAPI:
     """The service. ``db`` lets a caller share an engine; otherwise one is made from the settings."""
     settings = settings or Settings()
+    log_scrub.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,10 +70,14 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
     app.state.db = db
     app.state.dispatcher = None
     install_error_handlers(app)
+    # middleware runs outermost last-added: Host, cross-site, (dashboard cookie), body size, JSON limits
+    app.add_middleware(JsonBodyLimits)
     app.add_middleware(BodySizeLimit, max_body_size=settings.max_upload_bytes)
     app.include_router(public_router)
     app.include_router(api_router)
     api_openapi.install(app)
     api_docs.install(app)
     install_dashboard(app)
+    app.add_middleware(CrossSiteGuard, trusted_origins=settings.trusted_origin_set)
+    app.add_middleware(HostCheck, names=settings.host_names)
     return app

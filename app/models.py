@@ -2,7 +2,8 @@
 
 One table per concept; a case's large fields (prompt, answer, reasoning, retrieved chunks, calls) sit
 in ``case_detail`` so list and statistics queries never load them. An endpoint's key sits in
-``endpoint_key`` so no query that lists endpoints can return it.
+``endpoint_key`` so no query that lists endpoints can return it. Column lengths come from
+:mod:`evals.limits`, the same numbers the API validates with.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+from evals import limits
 
 
 def utcnow() -> datetime:
@@ -53,7 +56,7 @@ class EndpointRecord(SQLModel, table=True):
     __tablename__ = "endpoint"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True, index=True)
+    name: str = Field(max_length=limits.ENDPOINT_NAME_MAX, unique=True, index=True)
     base_url: str
     model: str
     config: dict[str, Any] = _json()  # Endpoint fields other than name, base_url, model and api_key
@@ -70,6 +73,8 @@ class EndpointKey(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
     )
     api_key: str
+    # the endpoint's base_url when the key was stored: the key is handed out for that URL only
+    base_url: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- suite
@@ -78,7 +83,7 @@ class SuiteRecord(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_suite_name_version"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200, index=True)
+    name: str = Field(max_length=limits.SUITE_NAME_MAX, index=True)
     version: int = 1
     content_hash: str = Field(max_length=64, unique=True)
     description: str = ""
@@ -99,7 +104,7 @@ class DocumentRecord(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="CASCADE"), nullable=False)
     )
     position: int
-    doc_id: str = Field(max_length=256)
+    doc_id: str = Field(max_length=limits.ITEM_ID_MAX)
     body: dict[str, Any] = _json()  # Document.model_dump(mode="json")
 
 
@@ -112,7 +117,7 @@ class QuestionRecord(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="CASCADE"), nullable=False)
     )
     position: int
-    question_id: str = Field(max_length=256)
+    question_id: str = Field(max_length=limits.ITEM_ID_MAX)
     body: dict[str, Any] = _json()  # Question.model_dump(mode="json")
 
 
@@ -121,7 +126,7 @@ class RunRecord(SQLModel, table=True):
     __tablename__ = "run"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=limits.RUN_NAME_MAX)
     suite_id: int = Field(
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("suite.id", ondelete="RESTRICT"), nullable=False,
                             index=True)
@@ -158,12 +163,12 @@ class CaseRecord(SQLModel, table=True):
     )
     case_id: str = Field(max_length=64)
     position: int = 0  # index in the run's plan
-    question_id: str = Field(max_length=256)
-    endpoint: str = Field(max_length=100)
-    strategy: str = Field(max_length=200)
-    strategy_name: str = Field(max_length=100)
+    question_id: str = Field(max_length=limits.ITEM_ID_MAX)
+    endpoint: str = Field(max_length=limits.ENDPOINT_NAME_MAX)
+    strategy: str = Field(max_length=limits.STRATEGY_KEY_MAX)
+    strategy_name: str = Field(max_length=limits.STRATEGY_NAME_MAX)
     outcome: str = Field(max_length=20)
-    error_class: str | None = Field(default=None, max_length=100)
+    error_class: str | None = Field(default=None, max_length=limits.ERROR_CLASS_MAX)
     error_message: str | None = None
     scores: dict[str, Any] = _json()
     prompt_tokens: int | None = None
@@ -176,7 +181,7 @@ class CaseRecord(SQLModel, table=True):
     ttft_s: float | None = None
     context_tokens: int | None = None
     depth: float | None = None
-    route: str | None = Field(default=None, max_length=100)
+    route: str | None = Field(default=None, max_length=limits.ROUTE_MAX)
     n_calls: int = 0
     from_cache: bool = False
     finished_at: datetime = _ts()
@@ -258,7 +263,7 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True)
+    name: str = Field(max_length=limits.TOKEN_NAME_MAX, unique=True)
     token_hash: str = Field(max_length=64, unique=True)
     prefix: str = Field(max_length=16)
     created_at: datetime = _ts()

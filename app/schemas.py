@@ -67,7 +67,9 @@ class EndpointCreate(Endpoint):
 EndpointUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "EndpointUpdate",
     __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"concurrency": 2}]}),
-    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it.",
+    __doc__="Fields to change. ``api_key: null`` removes the key; leaving it out keeps it, unless "
+            "``base_url`` changes: a key is only sent to the base URL it was entered with, so a new "
+            "``base_url`` without an ``api_key`` removes the stored key.",
     api_key=(SecretStr | None, None),
     **{name: (f.annotation | None, None) for name, f in _ENDPOINT_FIELDS.items()},  # type: ignore[operator]
 )
@@ -90,6 +92,9 @@ EndpointPublic: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="A stored endpoint. Its key is never returned; ``has_api_key`` says whether one is set.",
     id=(int, ...),
     has_api_key=(bool, ...),
+    api_key_cleared=(bool, Field(default=False, description="true on the answer to a change of base_url "
+                                 "that removed the stored key (a key is only sent to the URL it was "
+                                 "entered with); enter the key again for the new URL")),
     created_at=(datetime, ...),
     updated_at=(datetime, ...),
     probe=(EndpointProbe | None, Field(default=None, description="the last probe's findings, if any")),
@@ -191,6 +196,9 @@ class RunCreate(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1, max_length=100)
     scorers: list[str] | None = Field(default=None, description="default: the suite's default scorers")
     system_prompt: str | None = None
+    preset: str | None = Field(default=None, max_length=64, description="prompt preset for every question "
+                               "(ruler, kamradt, litm, longbench, longbench_v2, longbench_v2_cot, infinitebench, "
+                               "ctxeval); default: the suite's")
     judge_endpoint_id: DbId | None = Field(default=None, description="the stored endpoint that grades "
                                                                       "llm_judge scorers")
     embeddings: RunEmbeddings | None = None
@@ -226,6 +234,8 @@ class RunEstimate(BaseModel):
     cost_usd: float = Field(description="at the endpoints' prices, all input uncached")
     by_strategy: dict[str, dict[str, float]]
     assumptions: list[str]
+    over_window: int = Field(default=0, description="long-context cases that cannot fit their endpoint's "
+                             "window and will be refused before sending")
 
 
 class RunProgress(BaseModel):

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     index_cache_dir: Path | None = Field(
         default=None, description="where retrieval indexes and corpus token counts are kept for later runs and "
         "other processes; default: an 'indexes' folder beside a SQLite database, else ~/.cache/ctxeval/indexes")
+    allowed_hosts: str = Field(
+        default="", description="comma-separated Host names accepted besides the bound address, localhost, "
+        "127.0.0.1 and ::1 (a guard against DNS rebinding); '*' accepts any")
+    trusted_origins: str = Field(
+        default="", description="comma-separated origins (https://evals.example.com) whose browser pages may "
+        "send state-changing requests, for a proxy that changes the Host header")
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
@@ -86,6 +92,29 @@ class Settings(BaseSettings):
         return self
 
     # ---------------------------------------------------------------------------------------------
+    @property
+    def host_names(self) -> frozenset[str] | None:
+        """Host header names this service answers (lower case, no port); None: any.
+
+        Always the loopback names and the bound address. A wildcard bind (0.0.0.0, ::) with tokens
+        required answers any name (a rebinding page has no token); without tokens only the machine's
+        own name is added and anything else must be listed in ``allowed_hosts``."""
+        extra = {h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip()}
+        if "*" in extra:
+            return None
+        names = {"localhost", "127.0.0.1", "::1", self.host.lower().strip("[]")} | extra
+        if self.host.strip("[]") in ("0.0.0.0", "::", ""):
+            if self.auth_required:
+                return None
+            import socket
+
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return frozenset(names)
+
+    @property
+    def trusted_origin_set(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/").lower() for o in self.trusted_origins.split(",") if o.strip())
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -43,7 +43,8 @@ def run_durable(database_url: str, base_url: str, n: int, concurrency: int, *, s
     suite = short_suite(n, salt=salt)
     watcher = make_engine(database_url)
     try:
-        with TestClient(create_app(settings)) as client:
+        # the service answers only its own hosts: speak to it as 127.0.0.1, not as "testserver"
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             r = client.post("/api/endpoints", json={"name": "bench", "base_url": base_url, "model": MODEL,
                                                     "concurrency": concurrency, "max_output_tokens": 16,
                                                     "max_retries": 0})

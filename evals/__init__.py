@@ -23,7 +23,11 @@ _NAMES: dict[str, tuple[str, str]] = {
     "SqliteCache": ("evals.cache", "SqliteCache"),
     "EmbeddingSettings": ("evals.embeddings", "EmbeddingSettings"),
     "local_tokenizer": ("evals.tokens", "local_tokenizer"),
+    "ServerTokenizer": ("evals.tokens", "ServerTokenizer"),
     "ProbeResult": ("evals.probe", "ProbeResult"),
+    # input limits and secrets
+    **{n: ("evals.limits", n) for n in ("LimitError", "load_yaml", "loads_json")},
+    **{n: ("evals.redact", n) for n in ("excerpt", "scrub")},
     "probe_endpoint": ("evals.probe", "probe"),
     "unreachable_reason": ("evals.probe", "unreachable_reason"),
     "normalise_base_url": ("evals.domain", "normalise_base_url"),
@@ -56,8 +60,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "render_suite_summary": ("evals.suites.summary", "render"),
 }
 _MODULES: dict[str, str] = {
-    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain",
-    "prompts": "evals.prompts", "suite_io": "evals.suites.io", "suite_generators": "evals.suites.registry",
+    "registry": "evals.registry", "plugins": "evals.plugins", "domain": "evals.domain", "limits": "evals.limits",
+    "prompts": "evals.prompts", "presets": "evals.presets", "suite_io": "evals.suites.io",
+    "suite_generators": "evals.suites.registry",
 }
 
 __all__ = sorted([*_NAMES, *_MODULES])
@@ -84,7 +89,13 @@ if TYPE_CHECKING:  # the same names, for type checkers
         domain as domain,
     )
     from evals import (
+        limits as limits,
+    )
+    from evals import (
         plugins as plugins,
+    )
+    from evals import (
+        presets as presets,
     )
     from evals import (
         prompts as prompts,
@@ -173,6 +184,15 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.errors import (
         UserInputError as UserInputError,
     )
+    from evals.limits import (
+        LimitError as LimitError,
+    )
+    from evals.limits import (
+        load_yaml as load_yaml,
+    )
+    from evals.limits import (
+        loads_json as loads_json,
+    )
     from evals.probe import (
         ProbeResult as ProbeResult,
     )
@@ -181,6 +201,12 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.probe import (
         unreachable_reason as unreachable_reason,
+    )
+    from evals.redact import (
+        excerpt as excerpt,
+    )
+    from evals.redact import (
+        scrub as scrub,
     )
     from evals.retrieval.base import (
         IndexCache as IndexCache,
@@ -325,6 +351,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.summary import (
         verdict_markdown as verdict_markdown,
+    )
+    from evals.tokens import (
+        ServerTokenizer as ServerTokenizer,
     )
     from evals.tokens import (
         local_tokenizer as local_tokenizer,

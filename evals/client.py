@@ -25,15 +25,18 @@ import httpx
 
 from evals.domain import Endpoint, Usage
 from evals.errors import (
+    AnswerTooLongError,
     ContextOverflowError,
     EndpointConnectionError,
     EndpointError,
     EndpointTimeoutError,
+    MalformedResponseError,
     PermanentError,
     RateLimitError,
     ServerError,
     StreamError,
 )
+from evals.redact import excerpt
 
 RETRY_STATUS = {408, 409, 429}
 OVERFLOW_PATTERNS = re.compile(
@@ -43,6 +46,29 @@ OVERFLOW_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 LONG_PROMPT_CHARS = 200_000  # a prompt this long pays a long prefill: retry its timeout at most once
+# Answers are bounded: a server that ignores max_tokens (or never ends its stream) is cut off at
+# min(MAX_ANSWER_CHARS, max(max_tokens × ANSWER_CHARS_PER_TOKEN, MIN_ANSWER_CHARS)) characters of
+# content, reasoning and tool-call arguments together; the case ends as ``answer_too_long``.
+MAX_ANSWER_CHARS = 4 * 1024 * 1024
+ANSWER_CHARS_PER_TOKEN = 32
+MIN_ANSWER_CHARS = 64 * 1024
+ERROR_BODY_BYTES = 64 * 1024  # of a non-2xx body, the most that is read
+EMBEDDING_BODY_BYTES = 256 * 1024 * 1024  # an embeddings answer may be large (a batch of vectors), not endless
+STREAM_LINE_BYTES = 1024 * 1024  # one event-stream line longer than this (beyond the answer limit) is refused
+
+
+def answer_limit(max_tokens: int | None, *, cap: int = MAX_ANSWER_CHARS) -> int:
+    """The most characters an answer to a request for ``max_tokens`` tokens may have."""
+    if not max_tokens or max_tokens <= 0:
+        return cap
+    return min(cap, max(max_tokens * ANSWER_CHARS_PER_TOKEN, MIN_ANSWER_CHARS))
+
+
+def auth_headers(endpoint: Endpoint) -> dict[str, str]:
+    """The ``Authorization`` header for requests to ``endpoint``: its key only while its base_url is the
+    one the key was given with (:meth:`Endpoint.request_key`). Every client the engine builds uses this."""
+    key = endpoint.request_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @dataclass
@@ -63,39 +89,52 @@ class ChatResponse:
 
 def normalise_usage(usage: dict[str, Any] | None, timings: dict[str, Any] | None = None) -> Usage:
     """Map any server's usage object to :class:`Usage`; cached tokens stay None when unreported."""
+    usage = usage if isinstance(usage, dict) else None  # a usage of the wrong shape is unknown usage
+    timings = timings if isinstance(timings, dict) else None
     if not usage and not timings:
         return Usage()
     usage = usage or {}
     cached: int | None = None
     details = usage.get("prompt_tokens_details") or {}
-    if isinstance(details, dict) and details.get("cached_tokens") is not None:
-        cached = int(details["cached_tokens"])
-    elif usage.get("prompt_cache_hit_tokens") is not None:
-        cached = int(usage["prompt_cache_hit_tokens"])
-    elif usage.get("cached_tokens") is not None:
-        cached = int(usage["cached_tokens"])
-    elif timings and timings.get("cache_n") is not None:
-        cached = int(timings["cache_n"])
+    if isinstance(details, dict) and _count(details.get("cached_tokens")) is not None:
+        cached = _count(details["cached_tokens"])
+    elif _count(usage.get("prompt_cache_hit_tokens")) is not None:
+        cached = _count(usage["prompt_cache_hit_tokens"])
+    elif _count(usage.get("cached_tokens")) is not None:
+        cached = _count(usage["cached_tokens"])
+    elif timings and _count(timings.get("cache_n")) is not None:
+        cached = _count(timings["cache_n"])
     reasoning = None
     cdetails = usage.get("completion_tokens_details") or {}
-    if isinstance(cdetails, dict) and cdetails.get("reasoning_tokens") is not None:
-        reasoning = int(cdetails["reasoning_tokens"])
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens")
-    if prompt is None and timings and timings.get("prompt_n") is not None:
-        prompt = int(timings["prompt_n"]) + int(timings.get("cache_n") or 0)
-    if completion is None and timings and timings.get("predicted_n") is not None:
-        completion = int(timings["predicted_n"])
-    return Usage(
-        prompt_tokens=int(prompt) if prompt is not None else None,
-        completion_tokens=int(completion) if completion is not None else None,
-        cached_tokens=cached,
-        reasoning_tokens=reasoning,
-    )
+    if isinstance(cdetails, dict):
+        reasoning = _count(cdetails.get("reasoning_tokens"))
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    if prompt is None and timings and _count(timings.get("prompt_n")) is not None:
+        prompt = (_count(timings["prompt_n"]) or 0) + (_count(timings.get("cache_n")) or 0)
+    if completion is None and timings:
+        completion = _count(timings.get("predicted_n"))
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+                 reasoning_tokens=reasoning)
 
 
-def classify_http_error(status: int, body: str) -> EndpointError:
-    """Turn a non-2xx response into the engine's error class."""
+def _count(value: Any) -> int | None:
+    """A token count as a server reports it (int, integral float or digit string); None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 2**63 else None
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 2**63:
+        return int(value)
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def classify_http_error(status: int, body: str, *, secrets: tuple[str | None, ...] = ()) -> EndpointError:
+    """Turn a non-2xx response into the engine's error class. The message keeps a short excerpt of the
+    body with ``secrets`` and anything shaped like a credential masked (:func:`evals.redact.scrub`)."""
+    body = body[:ERROR_BODY_BYTES]
     message = body
     code: Any = None
     etype: Any = None
@@ -108,9 +147,10 @@ def classify_http_error(status: int, body: str) -> EndpointError:
             etype = err.get("type")
         elif isinstance(err, str):
             message = err
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
-    short = message[:500]
+    short = excerpt(message, secrets)
+    body = excerpt(body, secrets, limit=ERROR_BODY_BYTES)
     if status in (400, 413, 422) and (
         code == "context_length_exceeded"
         or etype in ("exceed_context_size_error", "context_length_exceeded")
@@ -169,6 +209,48 @@ def server_root(base_url: str) -> str:
     return root[:-3] if root.endswith("/v1") else root
 
 
+def _text_field(obj: dict[str, Any], name: str) -> str | None:
+    """``obj[name]`` as text: "" when absent or null, None when it is not a string (malformed)."""
+    value = obj.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def read_at_most(r: httpx.Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body; the rest is never read (the connection is dropped)."""
+    buf = bytearray()
+    async for chunk in r.aiter_bytes():
+        buf += chunk
+        if len(buf) >= limit:
+            return bytes(buf[:limit])
+    return bytes(buf)
+
+
+async def _bounded_lines(r: httpx.Response, max_line: int) -> Any:
+    """The body's lines (``\n`` or ``\r\n``), decoded as UTF-8; yields None once for a line longer
+    than ``max_line`` bytes, so no single line can take unbounded memory."""
+    buf = bytearray()
+    async for chunk in r.aiter_bytes():
+        buf += chunk
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0:
+                break
+            line = bytes(buf[:cut])
+            del buf[: cut + 1]
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+        if len(buf) > max_line:
+            yield None
+            return
+    if buf:
+        yield bytes(buf).rstrip(b"\r").decode("utf-8", "replace")
+
+
 def with_answer_prefix(messages: list[dict[str, Any]], prefix: str, mode: str) -> list[dict[str, Any]]:
     """The messages with the answer prefix in the server's form.
 
@@ -207,11 +289,12 @@ class ModelClient:
     """Talks to one endpoint. ``transport`` is injectable (``httpx.MockTransport`` in unit tests)."""
 
     def __init__(self, endpoint: Endpoint, *, transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None) -> None:
+                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None,
+                 max_answer_chars: int = MAX_ANSWER_CHARS) -> None:
         self.endpoint = endpoint
-        headers = {"Content-Type": "application/json"}
-        if endpoint.api_key is not None and endpoint.api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {endpoint.api_key.get_secret_value()}"
+        self.max_answer_chars = max_answer_chars
+        headers = {"Content-Type": "application/json", **auth_headers(endpoint)}
+        self._secrets = (endpoint.api_key.get_secret_value() if endpoint.api_key else None,)
         self._client_args: dict[str, Any] = dict(
             base_url=server_root(endpoint.base_url), headers=headers, transport=transport,
             timeout=httpx.Timeout(connect=10.0, read=endpoint.timeout_s, write=60.0, pool=None),
@@ -327,12 +410,13 @@ class ModelClient:
     async def _stream_once(self, body: dict[str, Any],
                            on_first_token: Callable[[], None] | None) -> ChatResponse:
         start = time.perf_counter()
+        limit = answer_limit(body.get(self.endpoint.max_tokens_field), cap=self.max_answer_chars)
         path = "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
         try:
             async with self._slot() as http, http.stream("POST", path, json=body) as r:
                 if r.status_code >= 300:
-                    text = (await r.aread()).decode("utf-8", "replace")
-                    err = classify_http_error(r.status_code, text)
+                    text = (await read_at_most(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+                    err = classify_http_error(r.status_code, text, secrets=self._secrets)
                     should = r.headers.get("x-should-retry")
                     if should == "true" and not isinstance(err, ContextOverflowError):
                         err.retryable = True
@@ -342,10 +426,20 @@ class ModelClient:
                         raise _Retry(err, retry_after_seconds(r.headers))
                     raise err
                 ctype = r.headers.get("content-type", "")
-                if "text/event-stream" not in ctype:
-                    text = (await r.aread()).decode("utf-8", "replace")
-                    return self._parse_plain(text, start)
-                return await self._parse_stream(r, start, on_first_token)
+                try:
+                    if "text/event-stream" not in ctype:
+                        # JSON escapes can take 6 bytes a character: room for an answer at the limit
+                        raw = await read_at_most(r, 8 * limit + ERROR_BODY_BYTES)
+                        if len(raw) > 8 * limit + ERROR_BODY_BYTES - 1:
+                            raise AnswerTooLongError(
+                                f"answer too long: the response body passed {8 * limit + ERROR_BODY_BYTES:,} "
+                                f"bytes (limit {limit:,} characters); the response was cut", limit=limit)
+                        return self._parse_plain(raw.decode("utf-8", "replace"), start, limit)
+                    return await self._parse_stream(r, start, on_first_token, limit)
+                except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError) as e:
+                    # any shape the parsers did not foresee is still the server's fault, not ours
+                    raise _Retry(MalformedResponseError(
+                        f"malformed response: {type(e).__name__}: {excerpt(str(e), self._secrets, 200)}")) from e
         except httpx.TimeoutException as e:
             raise _Retry(EndpointTimeoutError(f"timed out: {type(e).__name__}")) from e
         except httpx.TransportError as e:
@@ -355,37 +449,79 @@ class ModelClient:
         except httpx.HTTPError as e:
             raise PermanentError(f"request failed: {type(e).__name__}: {e}") from e
 
-    def _parse_plain(self, text: str, start: float) -> ChatResponse:
+    def _malformed(self, what: str, value: Any = None) -> _Retry:
+        shown = "" if value is None else f": {excerpt(json.dumps(value, default=str)[:400], self._secrets, 200)}"
+        return _Retry(MalformedResponseError(f"malformed response: {what}{shown}"))
+
+    def _parse_plain(self, text: str, start: float, limit: int = MAX_ANSWER_CHARS) -> ChatResponse:
         try:
             data = json.loads(text)
+        except RecursionError as e:
+            raise self._malformed("JSON nested too deeply") from e
         except ValueError as e:
-            raise _Retry(StreamError(f"response is not JSON: {text[:200]}")) from e
-        if isinstance(data, dict) and "error" in data and not data.get("choices"):
-            raise classify_http_error(400, json.dumps(data))
-        choice = (data.get("choices") or [{}])[0]
+            raise _Retry(MalformedResponseError(
+                f"response is not JSON: {excerpt(text[:400], self._secrets, 200)}")) from e
+        if not isinstance(data, dict):
+            raise self._malformed("the body is not a JSON object", data)
+        if "error" in data and not data.get("choices"):
+            raise classify_http_error(400, json.dumps(data), secrets=self._secrets)
+        choices = data.get("choices")
+        if choices is None or choices == []:
+            choices = [{}]
+        if not isinstance(choices, list):
+            raise self._malformed("'choices' is not a list", choices)
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise self._malformed("'choices[0]' is not an object", choice)
         msg = choice.get("message") or {}
+        if not isinstance(msg, dict):
+            raise self._malformed("'choices[0].message' is not an object", msg)
+        content = _text_field(msg, "content")
+        if content == "":
+            content = _text_field(choice, "text")  # /v1/completions answers with choices[0].text
+        reasoning = _text_field(msg, "reasoning_content") or _text_field(msg, "reasoning")
+        if content is None or reasoning is None:
+            raise self._malformed("'content' or 'reasoning' is not a string", msg)
+        tool_calls = msg.get("tool_calls") or []
+        if not isinstance(tool_calls, list) or not all(isinstance(t, dict) for t in tool_calls):
+            raise self._malformed("'tool_calls' is not a list of objects", tool_calls)
+        if len(content) + len(reasoning) > limit:
+            keep = max(0, limit - len(reasoning[:limit]))
+            raise AnswerTooLongError(f"answer too long: {len(content) + len(reasoning):,} characters, over the "
+                                     f"limit of {limit:,}; the answer was cut", partial=content[:keep],
+                                     partial_reasoning=reasoning[:limit], limit=limit)
         latency = time.perf_counter() - start
         return ChatResponse(
-            text=msg.get("content") or choice.get("text") or "",
-            reasoning=msg.get("reasoning_content") or msg.get("reasoning") or "",
+            text=content, reasoning=reasoning,
             usage=normalise_usage(data.get("usage"), data.get("timings")),
             ttft_s=None, content_ttft_s=None, latency_s=latency,
-            finish_reason=choice.get("finish_reason"), model=data.get("model"),
-            system_fingerprint=data.get("system_fingerprint"),
-            tool_calls=list(msg.get("tool_calls") or []), raw_usage=data.get("usage"),
+            finish_reason=_str_or_none(choice.get("finish_reason")), model=_str_or_none(data.get("model")),
+            system_fingerprint=_str_or_none(data.get("system_fingerprint")),
+            tool_calls=list(tool_calls), raw_usage=data.get("usage") if isinstance(data.get("usage"), dict) else None,
         )
 
     async def _parse_stream(self, r: httpx.Response, start: float,
-                            on_first_token: Callable[[], None] | None) -> ChatResponse:
+                            on_first_token: Callable[[], None] | None,
+                            limit: int = MAX_ANSWER_CHARS) -> ChatResponse:
         text: list[str] = []
         reasoning: list[str] = []
+        size = 0  # characters of content, reasoning and tool-call arguments so far
         usage: dict[str, Any] | None = None
         timings: dict[str, Any] | None = None
         ttft = content_ttft = None
         finish = model = fingerprint = None
         tool_calls: dict[int, dict[str, Any]] = {}
         done = False
-        async for line in r.aiter_lines():
+
+        def too_long() -> AnswerTooLongError:
+            kept, kept_reasoning = "".join(text), "".join(reasoning)
+            return AnswerTooLongError(
+                f"answer too long: the stream passed {limit:,} characters and was cut there "
+                f"({len(kept):,} of content kept)", partial=kept, partial_reasoning=kept_reasoning, limit=limit)
+
+        async for line in _bounded_lines(r, max(STREAM_LINE_BYTES, 8 * limit)):
+            if line is None:  # one line longer than any answer allowed
+                raise too_long()
             if not line or line.startswith(":"):
                 continue
             if not line.startswith("data:"):
@@ -399,55 +535,87 @@ class ModelClient:
                 continue
             try:
                 chunk = json.loads(payload)
+            except RecursionError as e:
+                raise self._malformed("a stream chunk nested too deeply") from e
             except ValueError as e:
-                raise _Retry(StreamError(f"malformed stream chunk: {payload[:200]}")) from e
+                raise _Retry(MalformedResponseError(
+                    f"malformed stream chunk: {excerpt(payload[:400], self._secrets, 200)}")) from e
             if not isinstance(chunk, dict):
-                continue
+                raise self._malformed("a stream chunk is not a JSON object", chunk)
             if chunk.get("error"):
                 err = chunk["error"]
                 raw = json.dumps({"error": err}) if isinstance(err, dict) else str(err)
-                classified = classify_http_error(400, raw)
+                classified = classify_http_error(400, raw, secrets=self._secrets)
                 if isinstance(classified, ContextOverflowError):
                     raise classified
-                raise _Retry(StreamError(f"error inside the stream: {str(err)[:300]}", body=raw))
-            model = chunk.get("model") or model
-            fingerprint = chunk.get("system_fingerprint") or fingerprint
-            if chunk.get("usage"):
+                raise _Retry(StreamError(f"error inside the stream: {excerpt(str(err), self._secrets)}",
+                                         body=excerpt(raw, self._secrets, ERROR_BODY_BYTES)))
+            model = _str_or_none(chunk.get("model")) or model
+            fingerprint = _str_or_none(chunk.get("system_fingerprint")) or fingerprint
+            if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
                 usage = chunk["usage"]
-            if chunk.get("timings"):
+            if isinstance(chunk.get("timings"), dict) and chunk["timings"]:
                 timings = chunk["timings"]
-            for choice in chunk.get("choices") or []:
+            choices = chunk.get("choices") or []
+            if not isinstance(choices, list):
+                raise self._malformed("'choices' of a stream chunk is not a list", choices)
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    raise self._malformed("a choice of a stream chunk is not an object", choice)
                 delta = choice.get("delta") or {}
-                piece = delta.get("content") if "delta" in choice else choice.get("text")  # completions: text
-                rpiece = delta.get("reasoning_content") or delta.get("reasoning")
+                if not isinstance(delta, dict):
+                    raise self._malformed("'delta' is not an object", delta)
+                piece = _text_field(delta, "content") if "delta" in choice else _text_field(choice, "text")
+                rpiece = _text_field(delta, "reasoning_content") or _text_field(delta, "reasoning")
+                if piece is None or rpiece is None:
+                    raise self._malformed("'content' or 'reasoning' of a delta is not a string", delta)
                 now = time.perf_counter() - start
                 if (piece or rpiece) and ttft is None:
                     ttft = now
                     if on_first_token is not None:
                         on_first_token()
+                if size + len(piece) + len(rpiece) > limit:
+                    room = max(0, limit - size)
+                    text.append(piece[:room])
+                    reasoning.append(rpiece[:max(0, room - len(piece))])
+                    raise too_long()
+                size += len(piece) + len(rpiece)
                 if piece:
                     if content_ttft is None:
                         content_ttft = now
                     text.append(piece)
                 if rpiece:
                     reasoning.append(rpiece)
-                for tc in delta.get("tool_calls") or []:
+                calls = delta.get("tool_calls") or []
+                if not isinstance(calls, list):
+                    raise self._malformed("'tool_calls' of a delta is not a list", calls)
+                for tc in calls:
+                    if not isinstance(tc, dict):
+                        raise self._malformed("a tool call of a delta is not an object", tc)
                     idx = tc.get("index", 0)
+                    if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < 1024:
+                        raise self._malformed("a tool call's 'index' is not a small integer", idx)
                     slot = tool_calls.setdefault(idx, {"id": tc.get("id"), "type": "function",
                                                        "function": {"name": "", "arguments": ""}})
                     if tc.get("id"):
                         slot["id"] = tc["id"]
                     fn = tc.get("function") or {}
-                    if fn.get("name"):
-                        slot["function"]["name"] += fn["name"]
-                    if fn.get("arguments"):
-                        slot["function"]["arguments"] += fn["arguments"]
+                    if not isinstance(fn, dict):
+                        raise self._malformed("a tool call's 'function' is not an object", fn)
+                    name, args = _text_field(fn, "name"), _text_field(fn, "arguments")
+                    if name is None or args is None:
+                        raise self._malformed("a tool call's 'name' or 'arguments' is not a string", fn)
+                    size += len(name) + len(args)
+                    if size > limit:
+                        raise too_long()
+                    slot["function"]["name"] += name
+                    slot["function"]["arguments"] += args
                     if ttft is None:
                         ttft = now
                         if on_first_token is not None:
                             on_first_token()
                 if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+                    finish = _str_or_none(choice["finish_reason"])
         if not done and finish is None:
             raise _Retry(StreamError("the stream ended before [DONE] and without a finish_reason"))
         return ChatResponse(
@@ -465,15 +633,17 @@ class ModelClient:
         attempt = 0
         while True:
             try:
-                async with self._slot() as http:
-                    r = await asyncio.wait_for(http.post("/v1/embeddings", json=body),
-                                               timeout=self.endpoint.deadline_s)
-                if r.status_code >= 300:
-                    err = classify_http_error(r.status_code, r.text)
+                status, headers, raw = await asyncio.wait_for(self._post_bounded("/v1/embeddings", body),
+                                                              timeout=self.endpoint.deadline_s)
+                if status >= 300:
+                    err = classify_http_error(status, raw[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
+                                              secrets=self._secrets)
                     if not err.retryable:
                         raise err
-                    raise _Retry(err, retry_after_seconds(r.headers))
-                data = r.json()
+                    raise _Retry(err, retry_after_seconds(headers))
+                if len(raw) > EMBEDDING_BODY_BYTES:
+                    raise MalformedResponseError(f"embeddings: the answer passed {EMBEDDING_BODY_BYTES:,} bytes")
+                data = json.loads(raw)
                 rows = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
                 vectors = [list(map(float, d["embedding"])) for d in rows]
                 if len(vectors) != len(texts):
@@ -488,12 +658,18 @@ class ModelClient:
                 err2, ra = EndpointConnectionError(f"connection failed: {e}"), None
             except _Retry as rr:
                 err2, ra = rr.error, rr.retry_after
-            except (ValueError, KeyError, TypeError) as e:
-                raise PermanentError(f"embeddings: malformed response: {e}") from e
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+                raise MalformedResponseError(
+                    f"embeddings: malformed response: {type(e).__name__}: {excerpt(str(e), self._secrets, 200)}"
+                ) from e
             if not err2.retryable or attempt >= self.endpoint.max_retries:
                 raise err2
             await self._sleep(backoff_seconds(attempt, ra, rng=self._rng))
             attempt += 1
+
+    async def _post_bounded(self, path: str, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
+        async with self._slot() as http, http.stream("POST", path, json=body) as r:
+            return r.status_code, r.headers, await read_at_most(r, EMBEDDING_BODY_BYTES + 1)
 
     # ---------------------------------------------------------------- raw helpers for probe/tokenize
     async def get_json(self, path: str) -> Any:

@@ -12,6 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from evals.limits import (
+    ENDPOINT_NAME_MAX,
+    ITEM_ID_MAX,
+    STRATEGY_KEY_MAX,
+    STRATEGY_NAME_MAX,
+    SUITE_NAME_MAX,
+)
+
 ENGINE_VERSION = "0.1.0"
 
 
@@ -70,7 +78,7 @@ class _Strict(BaseModel):
 class Document(_Strict):
     """One text in a suite's corpus."""
 
-    id: str = Field(min_length=1, max_length=256)
+    id: str = Field(min_length=1, max_length=ITEM_ID_MAX)
     title: str = ""
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -100,7 +108,7 @@ class Question(_Strict):
     imports (LongBench style) set it.
     """
 
-    id: str = Field(min_length=1, max_length=256)
+    id: str = Field(min_length=1, max_length=ITEM_ID_MAX)
     question: str = Field(min_length=1)
     answers: list[str] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
@@ -115,7 +123,7 @@ class Question(_Strict):
 class Suite(_Strict):
     """Documents plus questions. Identified by the hash of its content."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=SUITE_NAME_MAX)
     description: str = ""
     documents: list[Document] = Field(default_factory=list)
     questions: list[Question] = Field(min_length=1)
@@ -179,13 +187,15 @@ def normalise_base_url(url: str) -> str:
         v = v[:-3].rstrip("/")
     if v in ("http:", "https:"):
         raise ValueError("base_url has no host")
+    if "?" in v or "#" in v:  # the request paths are appended to it: a query would swallow them
+        raise ValueError("base_url must not contain a query (?) or a fragment (#)")
     return v
 
 
 class Endpoint(_Strict):
     """An OpenAI-compatible server and the model on it, with its limits and prices."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    name: str = Field(min_length=1, max_length=ENDPOINT_NAME_MAX, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
     base_url: str = Field(min_length=1, description="the server's root URL, e.g. http://127.0.0.1:8001; an "
                                                      "OpenAI-style URL ending in /v1 is accepted and stored "
                                                      "without it (requests go to {base_url}/v1/...)")
@@ -214,11 +224,26 @@ class Endpoint(_Strict):
         "user (appended to the user turn); auto: deepseek for api.deepseek.com, else user")
     embedding_model: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    # the base URL the key was given with; a copy with another base_url never sends the key
+    _key_url: str | None = PrivateAttr(default=None)
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
         return normalise_base_url(v)
+
+    @model_validator(mode="after")
+    def _bind_key(self) -> Endpoint:
+        self._key_url = self.base_url if self.api_key is not None and self.api_key.get_secret_value() else None
+        return self
+
+    def request_key(self) -> str | None:
+        """The key to send, or None. A key is sent only to the base URL it was given with: a copy of
+        this endpoint pointed elsewhere (``model_copy(update={"base_url": ...})``) sends none. Every
+        request the engine builds takes its key from here."""
+        if self.api_key is None or self._key_url is None or self._key_url != self.base_url:
+            return None
+        return self.api_key.get_secret_value() or None
 
     def public(self) -> dict[str, Any]:
         """The endpoint without its key: what may be stored in a spec, shown or logged."""
@@ -244,9 +269,16 @@ class Endpoint(_Strict):
 class StrategySpec(_Strict):
     """A strategy by registered name with its parameters. ``label`` tells two specs of one name apart."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=STRATEGY_NAME_MAX)
     params: dict[str, Any] = Field(default_factory=dict)
-    label: str | None = None
+    label: str | None = Field(default=None, max_length=STRATEGY_KEY_MAX)
+
+    @model_validator(mode="after")
+    def _key_fits(self) -> StrategySpec:
+        if len(self.key) > STRATEGY_KEY_MAX:
+            raise ValueError(f"the strategy's key '{self.key[:60]}…' is {len(self.key)} characters, over the "
+                             f"limit of {STRATEGY_KEY_MAX}; give it a shorter 'label'")
+        return self
 
     @property
     def key(self) -> str:

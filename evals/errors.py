@@ -12,6 +12,8 @@ The tree::
         ├── EndpointTimeoutError     read timeout or wall-clock deadline
         ├── EndpointConnectionError  connection refused/reset after all retries
         ├── StreamError              an error event inside a 200 stream, or a stream cut short
+        │   └── MalformedResponseError  a 200 body or stream chunk that is not the documented shape
+        ├── AnswerTooLongError       the answer passed the engine's size limit; the stream was cut
         └── PermanentError           400/401/402/403/404/413/422 that is not an overflow
 
 Per-case failures never escape the runner: it turns an ``EndpointError`` into a case outcome
@@ -92,3 +94,23 @@ class StreamError(EndpointError):
 
 class PermanentError(EndpointError):
     error_class = "bad_request"
+
+
+class MalformedResponseError(StreamError):
+    """A 200 answer that is not JSON, or JSON of the wrong shape (``[1, 2]``, ``"choices": "abc"``,
+    ``"choices": [null]``, a non-string ``content``, ...). Retried like a stream cut short."""
+
+    error_class = "malformed_response"
+
+
+class AnswerTooLongError(EndpointError):
+    """The answer (content, reasoning and tool-call arguments together) passed ``limit`` characters:
+    the stream was cut there. ``partial`` is what arrived up to the limit. Never retried."""
+
+    error_class = "answer_too_long"
+
+    def __init__(self, message: str, *, partial: str = "", partial_reasoning: str = "", limit: int = 0) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.partial_reasoning = partial_reasoning
+        self.limit = limit

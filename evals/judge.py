@@ -5,6 +5,8 @@ Rubrics (scorer names ``llm_judge`` = ``llm_judge:correctness``, ``llm_judge:nia
 
 - ``correctness``: 1 when the answer states what a reference answer states, else 0.
 - ``niah``: Kamradt's 1–10 needle rubric against the reference, normalised as (s − 1) / 9.
+- ``kamradt``: Kamradt's own judge prompt (LangChain's labeled_score_string with his criteria, the needle
+  as the reference), its ``[[N]]`` verdict 1–10 kept as ``raw_score``, normalised as (s − 1) / 9.
 - ``faithfulness``: 1 when every claim of the answer is supported by the case's retrieved chunks
   (not applicable, None, to a case that retrieved nothing).
 
@@ -34,7 +36,7 @@ from evals.scorers import Scorer
 from evals.strategies.base import LLM
 
 JUDGE_SCORER = "llm_judge"
-Rubric = Literal["correctness", "niah", "faithfulness"]
+Rubric = Literal["correctness", "niah", "faithfulness", "kamradt"]
 RUBRICS: tuple[str, ...] = get_args(Rubric)
 SYSTEM = ("You are an impartial judge grading answers to questions. Apply the rubric exactly. "
           "End your reply with one JSON object on its own line.")
@@ -49,6 +51,38 @@ _NIAH = (
     "Rubric: score how well the answer to grade matches the reference answer on a scale of 1 to 10: "
     "1 = unrelated to the reference; 3 = minor relevance but not accurate; 5 = moderately relevant with "
     "errors; 7 = aligned with the reference with minor omissions; 10 = fully accurate and complete.")
+# Kamradt's judge, as LLMTest_NeedleInAHaystack runs it (needlehaystack/evaluators/openai.py): LangChain
+# 0.1.9's ``labeled_score_string`` evaluator (langchain/evaluation/scoring/prompt.py
+# SCORING_TEMPLATE_WITH_REFERENCE and eval_chain.py LabeledScoreStringEvalChain: criteria as
+# "For this evaluation, you should primarily consider the following criteria:\n" + "name: text"), with
+# the evaluator's CRITERIA (indentation included), the needle sentence as the reference and the retrieval
+# question as the input; the verdict is "[[N]]", 1 to 10.
+KAMRADT_SYSTEM = "You are a helpful assistant."
+KAMRADT_CRITERIA = ("\n                Score 1: The answer is completely unrelated to the reference.\n"
+                    "                Score 3: The answer has minor relevance but does not align with the reference.\n"
+                    "                Score 5: The answer has moderate relevance but contains inaccuracies.\n"
+                    "                Score 7: The answer aligns with the reference but has minor omissions.\n"
+                    "                Score 10: The answer is completely accurate and aligns perfectly with the "
+                    "reference.\n                Only respond with a numberical score")
+KAMRADT_TEMPLATE = (
+    "[Instruction]\nPlease act as an impartial judge and evaluate the quality of the response provided by an AI "
+    "assistant to the user question displayed below. {criteria}[Ground truth]\n{reference}\nBegin your "
+    "evaluation by providing a short explanation. Be as objective as possible. After providing your explanation, "
+    "you must rate the response on a scale of 1 to 10 by strictly following this format: \"[[rating]]\", for "
+    "example: \"Rating: [[5]]\".\n\n[Question]\n{input}\n\n[The Start of Assistant's Answer]\n{prediction}\n"
+    "[The End of Assistant's Answer]")
+
+
+def kamradt_messages(question: Question, case: CaseResult) -> list[dict[str, Any]]:
+    reference = question.metadata.get("needle") or (question.answers[0] if question.answers else "")
+    asked = (question.metadata.get("template_vars") or {}).get("retrieval_question") or question.question
+    criteria = "For this evaluation, you should primarily consider the following criteria:\n" + \
+        f"accuracy: {KAMRADT_CRITERIA}"
+    user = (KAMRADT_TEMPLATE.replace("{criteria}", criteria).replace("{reference}", str(reference))
+            .replace("{input}", str(asked)).replace("{prediction}", case.answer))
+    return [{"role": "system", "content": KAMRADT_SYSTEM}, {"role": "user", "content": user}]
+
+
 _FAITHFULNESS = (
     "Rubric: the answer to grade is faithful (score 1) when every claim in it is supported by the context "
     "passages below, not by outside knowledge; otherwise it is unfaithful (score 0). An answer saying the "
@@ -70,7 +104,7 @@ def rubric_of(name: str) -> str:
 class JudgeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rubric: Rubric = Field(default="correctness", description="correctness | niah | faithfulness "
+    rubric: Rubric = Field(default="correctness", description="correctness | niah | faithfulness | kamradt "
                                                               "(llm_judge:niah sets it)")
 
 
@@ -78,6 +112,8 @@ def judge_messages(rubric: str, question: Question, case: CaseResult) -> list[di
     """The judge prompt, or None when the rubric does not apply (faithfulness without retrieval)."""
     refs = "\n".join(f"- {a}" for a in question.answers) or "- (none given)"
     tail = f"Question: {question.question}\n"
+    if rubric == "kamradt":
+        return kamradt_messages(question, case)
     if rubric == "faithfulness":
         if not case.retrieved:
             return None
@@ -130,13 +166,13 @@ def _value(v: Any, rubric: str) -> float | None:
         m = _NUMBER.match(s)
         first = re.split(r"[^a-z]+", s)[0] if s else ""
         x = float(m.group(1)) if m else _WORDS.get(s, _WORDS.get(first))
-        if x is not None and not m and rubric == "niah":
+        if x is not None and not m and rubric in ("niah", "kamradt"):
             return None  # a verdict word is no 1-10 score
     else:
         return None
     if x is None:
         return None
-    if rubric == "niah":
+    if rubric in ("niah", "kamradt"):
         return x if 1.0 <= x <= 10.0 else None
     return x if x in (0.0, 1.0) else None
 
@@ -178,13 +214,13 @@ def parse_verdict(text: str, rubric: str) -> Verdict:
                 break
     if raw_score is None and (all_brackets := list(_BRACKETS.finditer(body))):
         raw_score = _value(all_brackets[-1].group(1), rubric)
-    if raw_score is None and rubric != "niah" and len(body) <= 40:
+    if raw_score is None and rubric not in ("niah", "kamradt") and len(body) <= 40:
         raw_score = _value(body, rubric)
     if raw_score is None:
         return Verdict(rubric=rubric, score=None, raw=raw, error="no score could be read from the judge's reply")
     if not rationale:
         rationale = body[:500]
-    score = (raw_score - 1.0) / 9.0 if rubric == "niah" else raw_score
+    score = (raw_score - 1.0) / 9.0 if rubric in ("niah", "kamradt") else raw_score
     return Verdict(rubric=rubric, score=score, raw_score=raw_score, rationale=rationale[:500], raw=raw)
 
 

@@ -43,6 +43,9 @@ class TaskPrompt:
     stop: tuple[str, ...] = ()
     scorers: tuple[str, ...] = ()
     system: str | None = None  # no system message unless the benchmark sends one
+    followup: str | None = None  # a second user turn after the one with the context (Kamradt's question)
+    then: str | None = None  # a second call whose template takes the first reply as {cot} (LongBench v2 CoT)
+    then_max_tokens: int | None = None
     document: str = "{text}"  # one document: {i} (1-based), {id}, {title}, {text}
     joiner: str = "\n\n"
     rag_template: str | None = None  # the benchmark's retrieval prompt, when it has one
@@ -96,21 +99,26 @@ class Rendered:
     max_tokens: int | None
     stop: list[str]
     temperature: float | None
+    followup: str | None = None
+    then: str | None = None  # the second call's prompt, with "{cot}" left to fill with the first reply
+    then_max_tokens: int | None = None
 
     def messages(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if self.system is not None:
             out.append({"role": "system", "content": self.system})
         out.append({"role": "user", "content": self.user})
+        if self.followup is not None:
+            out.append({"role": "user", "content": self.followup})
         return out
 
     def text(self) -> str:
         """Everything the model reads, for counting."""
-        return (self.system or "") + self.user + self.answer_prefix
+        return (self.system or "") + self.user + (self.followup or "") + self.answer_prefix
 
 
 def template_values(question: Question, prompt: TaskPrompt) -> dict[str, Any]:
-    values: dict[str, Any] = {"input": question.question, "question": question.question}
+    values: dict[str, Any] = {"input": question.question, "question": question.question, "query": question.question}
     values.update(question.metadata.get("template_vars") or {})
     if prompt.strip_vars:
         values = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
@@ -135,9 +143,14 @@ def render_documents(prompt: TaskPrompt, documents: Sequence[Document]) -> str:
 def render(prompt: TaskPrompt, question: Question, context: str, *, template: str | None = None) -> Rendered:
     values = template_values(question, prompt)
     values["context"] = context.strip() if prompt.strip_vars else context
-    return Rendered(system=prompt.system, user=_fill(template or prompt.template, values, question),
+    # RULER puts its worked example (variable tracking, common words) before the task template
+    lead = str(values.get("icl_example") or "")
+    return Rendered(system=prompt.system, user=lead + _fill(template or prompt.template, values, question),
                     answer_prefix=_fill(prompt.answer_prefix, values, question), max_tokens=prompt.max_tokens,
-                    stop=list(prompt.stop), temperature=prompt.temperature)
+                    stop=list(prompt.stop), temperature=prompt.temperature,
+                    followup=_fill(prompt.followup, values, question) if prompt.followup is not None else None,
+                    then=_fill(prompt.then, {**values, "cot": "{cot}"}, question) if prompt.then is not None else None,
+                    then_max_tokens=prompt.then_max_tokens)
 
 
 def render_chunks(prompt: TaskPrompt, chunks: Sequence[tuple[str, str]]) -> tuple[str, str]:
@@ -165,6 +178,19 @@ RULER_NIAH = TaskPrompt(
               "{type_needle_v} for {query} mentioned in the provided text?"),
     answer_prefix=" The special magic {type_needle_v} for {query} mentioned in the provided text are",
     max_tokens=128, source=RULER_SRC + " (niah)", joiner="\n")
+
+
+def ruler_singular(task: TaskPrompt) -> TaskPrompt:
+    """niah.py's rewrite for one expected value (``num_needle_q * num_needle_v == 1``), applied to the
+    template with its answer prefix; the generator passes ``type_needle_v`` without its final ``s``."""
+    def one(text: str) -> str:
+        for old, new in (("Some", "A"), ("are all", "is"), ("are", "is"), ("answers", "answer")):
+            text = text.replace(old, new)
+        return text
+    return replace(task, template=one(task.template), answer_prefix=one(task.answer_prefix))
+
+
+RULER_NIAH_ONE = ruler_singular(RULER_NIAH)
 RULER_VT = TaskPrompt(
     template=("Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\n"
               "Question: Find all variables that are assigned the value {query} in the text above."),
@@ -196,7 +222,8 @@ RULER_QA = TaskPrompt(
 
 RULER = Preset(
     name="ruler", description="RULER's task templates, answer prefixes and tokens_to_generate",
-    tasks={"ruler_niah_single": RULER_NIAH, "ruler_niah_multikey": RULER_NIAH, "ruler_niah_multivalue": RULER_NIAH,
+    tasks={"ruler_niah_single": RULER_NIAH_ONE, "ruler_niah_multikey": RULER_NIAH_ONE,
+           "ruler_niah_multivalue": RULER_NIAH,
            "ruler_niah_multiquery": RULER_NIAH, "ruler_vt": RULER_VT, "ruler_cwe": RULER_CWE,
            "ruler_fwe": RULER_FWE, "qa": RULER_QA},
     default=RULER_QA, source=RULER_SRC)
@@ -208,8 +235,8 @@ RULER = Preset(
 KAMRADT_SRC = "gkamradt/LLMTest_NeedleInAHaystack needlehaystack/providers/openai.py"
 KAMRADT_SYSTEM = "You are a helpful AI bot that answers questions for a user. Keep your response short and direct"
 KAMRADT_QUESTION = "{question} Don't give information outside the document or repeat your findings"
-KAMRADT_NIAH = TaskPrompt(template="{context}", max_tokens=300, system=KAMRADT_SYSTEM, scorers=("subspan_em",),
-                          source=KAMRADT_SRC)
+KAMRADT_NIAH = TaskPrompt(template="{context}", followup=KAMRADT_QUESTION.replace("{question}", "{retrieval_question}"),
+                          max_tokens=300, system=KAMRADT_SYSTEM, scorers=("subspan_em",), source=KAMRADT_SRC)
 KAMRADT = Preset(name="kamradt", description="Kamradt's needle-in-a-haystack prompt (system + context + question)",
                  tasks={"niah": KAMRADT_NIAH}, default=KAMRADT_NIAH, source=KAMRADT_SRC)
 
@@ -277,11 +304,10 @@ LONGBENCH_V2_COT = replace(
     LONGBENCH_V2,
     template=("Please read the following text and answer the questions below.\n\n<text>\n{context}\n</text>\n\n"
               + _LB2_CHOICES + "Let\u2019s think step by step:"),
-    max_tokens=1024, source="THUDM/LongBench prompts/0shot_cot.txt, 0shot_cot_ans.txt, pred.py")
-LB2_COT_ANSWER = ("Please read the following text and answer the questions below.\n\nThe text is too long and "
-                  "omitted here.\n\n" + _LB2_CHOICES + "Let\u2019s think step by step: {cot}\n\nBased on the "
-                  "above, what is the single, most likely answer choice? " + _LB2_FORMAT)
-"""The second call of LongBench v2's chain of thought (prompts/0shot_cot_ans.txt), 128 tokens."""
+    max_tokens=1024, then=("Please read the following text and answer the questions below.\n\nThe text is too long "
+                           "and omitted here.\n\n" + _LB2_CHOICES + "Let\u2019s think step by step: {cot}\n\nBased "
+                           "on the above, what is the single, most likely answer choice? " + _LB2_FORMAT),
+    then_max_tokens=128, source="THUDM/LongBench prompts/0shot_cot.txt, 0shot_cot_ans.txt, pred.py")
 
 
 # ------------------------------------------------------------------------------------------ InfiniteBench

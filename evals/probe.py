@@ -3,10 +3,15 @@ streaming, embeddings, tool calling, reasoning output.
 
 Every check fails soft: a check that cannot be made leaves its field unknown (None or False) and writes
 a note under its name in ``errors``. :func:`probe` never raises for a fault of the endpoint.
+
+A probe may be pointed at any URL, so it reports little of what comes back: a note holds the error
+class, the HTTP status and at most :data:`NOTE_CHARS` characters of the body, with the endpoint's key
+and anything shaped like a credential masked; bodies are read up to :data:`PROBE_BODY_BYTES` only.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -14,10 +19,14 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from evals.client import ModelClient, classify_http_error, normalise_usage
+from evals.client import ModelClient, auth_headers, classify_http_error, normalise_usage, read_at_most
 from evals.domain import Endpoint
 from evals.errors import EndpointError
+from evals.redact import excerpt
 from evals.tokens import ServerTokenizer, Tokenizer, local_tokenizer
+
+NOTE_CHARS = 200  # of a body, the most a note in ``errors`` repeats
+PROBE_BODY_BYTES = 1024 * 1024  # a probe reads no more of any answer
 
 TINY_CHAT = [{"role": "user", "content": "Reply with the single word OK."}]
 PROBE_TOOL = {"type": "function", "function": {
@@ -78,30 +87,58 @@ class _Probe:
         try:
             await fn()
         except Exception as e:  # a probe reports every failure instead of raising it
-            note = f"{e.error_class if isinstance(e, EndpointError) else type(e).__name__}: {e}"
-            secret = self.ep.api_key.get_secret_value() if self.ep.api_key else ""
-            self.r.errors[name] = (note.replace(secret, "***") if secret else note)[:500]
+            self.r.errors[name] = self.note(e)
+
+    def note(self, e: Exception) -> str:
+        """The error class, the status and a short excerpt, with secrets masked."""
+        secret = self.ep.api_key.get_secret_value() if self.ep.api_key else None
+        kind = e.error_class if isinstance(e, EndpointError) else type(e).__name__
+        status = f"HTTP {e.status}: " if isinstance(e, EndpointError) and e.status is not None else ""
+        text = str(e)
+        if isinstance(e, EndpointError) and e.status is not None:  # the status leads; the body is an excerpt
+            text = e.body if e.body is not None else text
+        return f"{kind}: {status}{excerpt(text, (secret,), NOTE_CHARS)}"
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON) of a request, reading at most PROBE_BODY_BYTES of the answer."""
+        async with self.http.stream(method, path, json=body) as resp:
+            raw = await read_at_most(resp, PROBE_BODY_BYTES + 1)
+        text = raw[:PROBE_BODY_BYTES].decode("utf-8", "replace")
+        if resp.status_code >= 300:
+            secret = self.ep.api_key.get_secret_value() if self.ep.api_key else None
+            raise classify_http_error(resp.status_code, text, secrets=(secret,))
+        if len(raw) > PROBE_BODY_BYTES:
+            raise ValueError(f"{path} answered with more than {PROBE_BODY_BYTES:,} bytes")
+        try:
+            return resp.status_code, json.loads(text)
+        except (ValueError, RecursionError):
+            raise ValueError(f"{path} did not answer with JSON") from None
 
     async def get(self, path: str) -> Any:
-        resp = await self.http.get(path)
-        _raise_for(resp)
-        return resp.json()
+        return _object((await self.request("GET", path))[1], path)
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[Any, float]:
         start = time.perf_counter()
-        resp = await self.http.post(path, json=body)
-        _raise_for(resp)
-        return resp.json(), time.perf_counter() - start
+        _, data = await self.request("POST", path, body)
+        return _object(data, path), time.perf_counter() - start
 
     # ------------------------------------------------------------------------------ checks
     async def models(self) -> None:
         try:
-            resp = await self.http.get("/v1/models")
+            async with self.http.stream("GET", "/v1/models") as resp:
+                raw = await read_at_most(resp, PROBE_BODY_BYTES + 1)
         except httpx.TransportError as e:
-            raise ConnectionError(f"cannot reach {self.ep.base_url}: {type(e).__name__} {e}") from e
+            raise ConnectionError(f"cannot reach {self.ep.base_url}: {type(e).__name__}") from e
         self.r.reachable = True
-        _raise_for(resp)
-        rows = [row for row in resp.json().get("data") or [] if isinstance(row, dict)]
+        text = raw[:PROBE_BODY_BYTES].decode("utf-8", "replace")
+        if resp.status_code >= 300:
+            raise classify_http_error(resp.status_code, text,
+                                      secrets=(self.ep.api_key.get_secret_value() if self.ep.api_key else None,))
+        try:
+            listed = _object(json.loads(text), "/v1/models").get("data") or []
+        except (ValueError, RecursionError):
+            raise ValueError("/v1/models did not answer with a JSON object") from None
+        rows = [row for row in (listed if isinstance(listed, list) else []) if isinstance(row, dict)]
         self.r.served_models = [str(row["id"]) for row in rows if row.get("id")]
         self.r.models_listed = True
         row = next((x for x in rows if x.get("id") == self.r.model), rows[0] if rows else {})
@@ -127,7 +164,7 @@ class _Probe:
     async def chat(self) -> None:
         data, latency = await self.post("/v1/chat/completions",
                                         self.client.chat_body(TINY_CHAT, max_tokens=64, stream=False))
-        message = (data.get("choices") or [{}])[0].get("message") or {}
+        message = _first_message(data)
         self.r.chat_works = bool(message.get("content") or message.get("reasoning_content")
                                  or message.get("reasoning"))
         if not self.r.chat_works:
@@ -167,13 +204,26 @@ class _Probe:
         self.r.tool_calls_work = False
         body = self.client.chat_body(TOOL_CHAT, max_tokens=128, tools=[PROBE_TOOL], stream=False)
         data, _ = await self.post("/v1/chat/completions", body)
-        message = (data.get("choices") or [{}])[0].get("message") or {}
+        message = _first_message(data)
         self.r.tool_calls_work = bool(message.get("tool_calls"))
 
 
-def _raise_for(resp: httpx.Response) -> None:
-    if resp.status_code >= 300:
-        raise classify_http_error(resp.status_code, resp.text)
+def _first_message(data: dict[str, Any]) -> dict[str, Any]:
+    """``choices[0].message`` of a chat answer; a wrong shape is an error of the check."""
+    choices = data.get("choices") or [{}]
+    first = choices[0] if isinstance(choices, list) else None
+    message = first.get("message") if isinstance(first, dict) else None
+    if message is None and isinstance(first, dict):
+        return {}
+    if not isinstance(message, dict):
+        raise ValueError("the chat answer is not shaped {'choices': [{'message': {...}}]}")
+    return message
+
+
+def _object(data: Any, path: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} did not answer with a JSON object")
+    return data
 
 
 async def probe(endpoint: Endpoint, *, transport: httpx.AsyncBaseTransport | None = None,
@@ -184,7 +234,7 @@ async def probe(endpoint: Endpoint, *, transport: httpx.AsyncBaseTransport | Non
                                      "deadline_s": min(endpoint.deadline_s, timeout_s),
                                      "max_retries": min(endpoint.max_retries, 1)})
     result = ProbeResult(base_url=ep.base_url, model=ep.model)
-    headers = {"Authorization": f"Bearer {ep.api_key.get_secret_value()}"} if ep.api_key else {}
+    headers = auth_headers(ep)
     timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
     async with httpx.AsyncClient(base_url=ep.base_url, headers=headers, timeout=timeout,
                                  transport=transport) as http:
@@ -217,8 +267,7 @@ def tokenizer_for(endpoint: Endpoint, result: ProbeResult) -> Tokenizer:
     """The tokenizer a run on ``endpoint`` should count with: the server's own ``/tokenize`` when the
     probe found it working, else the endpoint's local tokenizer (cl100k for ``auto``/``server``)."""
     if result.tokenize_works:
-        key = endpoint.api_key.get_secret_value() if endpoint.api_key else None
-        return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=key)
+        return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=endpoint.request_key())
     return local_tokenizer(_local_name(endpoint.tokenizer))
 
 

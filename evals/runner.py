@@ -32,9 +32,10 @@ from evals.domain import (
     stable_hash,
 )
 from evals.embeddings import Embedder, EmbeddingSettings, make_embedder
-from evals.errors import ContextOverflowError, CtxevalError, EndpointError, UserInputError
+from evals.errors import AnswerTooLongError, ContextOverflowError, CtxevalError, EndpointError, UserInputError
 from evals.judge import Judge, Verdict
 from evals.presets import Preset, first_line, preset_of
+from evals.redact import scrub
 from evals.retrieval.base import DEFAULT_INDEX_CACHE, IndexCache, RetrievalEnv, uses_embeddings
 from evals.scorers import (
     Scorer,
@@ -70,7 +71,7 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
     """The frozen spec of a run; validates strategy parameters, the preset and scorer names up front.
 
     Without scorers the suite's defaults apply, else the preset's; a Kamradt suite with a judge endpoint
-    is graded by the judge's 1–10 rubric (``llm_judge:niah``) beside the substring match."""
+    is graded by Kamradt's 1–10 judge (``llm_judge:kamradt``) beside the substring match."""
     strategies = list(strategies)
     for i, s in enumerate(strategies):
         build_strategy(s, index=i)
@@ -82,8 +83,8 @@ def make_spec(suite: Suite, endpoints: Iterable[Endpoint], strategies: Iterable[
         names = preset_scorers(chosen, suite)
     if not names:
         names = default_scorers()
-    if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:niah" not in names:
-        names.insert(0, "llm_judge:niah")
+    if scorers is None and chosen.name == "kamradt" and judge is not None and "llm_judge:kamradt" not in names:
+        names.insert(0, "llm_judge:kamradt")
     for n in names:
         get_scorer(n)
     check_references(suite.questions, names)
@@ -187,8 +188,8 @@ def plan_cases(spec: RunSpec, suite: Suite, *, strategies: Mapping[str, Strategy
 def tokenizer_for(endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None) -> Tokenizer:
     """The server's tokenizer when the endpoint is set to ``server``, else one shipped in a package."""
     if endpoint.tokenizer == "server":
-        key = endpoint.api_key.get_secret_value() if endpoint.api_key else None
-        return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=key, transport=transport)
+        return ServerTokenizer(endpoint.base_url, endpoint.model, api_key=endpoint.request_key(),
+                               transport=transport)
     return local_tokenizer(endpoint.tokenizer)
 
 
@@ -279,6 +280,12 @@ class Engine:
             out = await strategy.answer(ctx)
         except ContextOverflowError as e:
             out = StrategyOutput(outcome=Outcome.over_window, error_class=e.error_class, error_message=str(e))
+        except AnswerTooLongError as e:  # the part that arrived is kept, cut at the limit and marked
+            out = StrategyOutput(outcome=Outcome.error, error_class=e.error_class, error_message=str(e),
+                                 answer=e.partial, reasoning=e.partial_reasoning,
+                                 metadata={"answer_truncated": {"kept_chars": len(e.partial),
+                                                                "kept_reasoning_chars": len(e.partial_reasoning),
+                                                                "limit_chars": e.limit}})
         except EndpointError as e:
             out = StrategyOutput(outcome=Outcome.error, error_class=e.error_class, error_message=str(e))
         except CtxevalError as e:
@@ -302,7 +309,27 @@ class Engine:
         if self.judge is not None and result.answered:
             await self._judge(result)
         self._attribute(result)
+        self._scrub(result)
         return result
+
+    def _scrub(self, result: CaseResult) -> None:
+        """No key (of any endpoint of this engine) nor anything shaped like one stays in error text."""
+        secrets = [ep.api_key.get_secret_value() for ep in self._all_endpoints() if ep.api_key is not None]
+        secrets += list(self.secrets.values())  # pipeline tokens of http strategies
+        if result.error_message:
+            result.error_message = scrub(result.error_message, secrets)
+        judged = result.metadata.get("judged_outcome")
+        if isinstance(judged, dict) and judged.get("error_message"):
+            judged["error_message"] = scrub(str(judged["error_message"]), secrets)
+        for verdict in (result.metadata.get("judge") or {}).values():
+            if isinstance(verdict, dict) and isinstance(verdict.get("error"), str):
+                verdict["error"] = scrub(verdict["error"], secrets)
+
+    def _all_endpoints(self) -> list[Endpoint]:
+        found = list(self.endpoints.values())
+        if self.judge is not None:
+            found.append(self.judge.endpoint)
+        return found
 
     async def _long_context_tokens(self, endpoint: str, ctx: CaseContext) -> int:
         """Tokens of the question's whole context, rendered and counted once per document list (a

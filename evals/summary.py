@@ -877,12 +877,13 @@ def _md(text: str) -> str:
             .replace("\n", " "))
 
 
-def verdict_markdown(summary: RunSummary) -> str:
-    """The verdict as Markdown, for exports and CI summaries: the run's status when not clean, the
-    Recommendation sentence (overall and per length bucket) with its numbers, and the crossovers."""
+def verdict_markdown(summary: RunSummary, *, with_status: bool = True, with_numbers: bool = True) -> str:
+    """The verdict as Markdown, for exports and CI summaries: the run's status when not clean (unless
+    ``with_status`` is False), the Recommendation sentence (overall and per length bucket) with its
+    numbers, and the crossovers."""
     lines: list[str] = []
     h = summary.health
-    if h is not None and h.status != "completed":
+    if with_status and h is not None and h.status != "completed":
         lines += [f"**Status: {h.status.replace('_', ' ')}** — {_md(h.reason or '')}", ""]
     rec = summary.recommendation
     if rec is not None:
@@ -890,7 +891,7 @@ def verdict_markdown(summary: RunSummary) -> str:
         lines += [f"- {_md(s.sentence)}" for s in rec.by_length]
         if rec.by_length:
             lines.append("")
-        if rec.overall is not None and len(rec.overall.candidates) > 1:
+        if with_numbers and rec.overall is not None and len(rec.overall.candidates) > 1:
             basis = "cost" if rec.cost_basis == "cost_usd" else "input tokens"
             lines += [f"| endpoint | strategy | n | {rec.scorer} | vs best [{1 - 2 * rec.alpha:.0%} CI] | verdict | "
                       f"{basis} / best | latency / best |", "|---|---|---:|---:|---:|---|---:|---:|"]

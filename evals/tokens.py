@@ -114,7 +114,10 @@ class ServerTokenizer:
         tokens = data.get("tokens")
         if not isinstance(tokens, list):
             raise TokenizerError("server /tokenize returned no 'tokens' list")
-        return [t if isinstance(t, int) else int(t.get("id", 0)) for t in tokens]
+        try:
+            return [t if isinstance(t, int) else int(t.get("id", 0)) for t in tokens]
+        except (AttributeError, TypeError, ValueError) as e:
+            raise TokenizerError(f"server /tokenize returned malformed tokens: {type(e).__name__}") from e
 
     def decode(self, ids: list[int]) -> str:
         data = self._post(1, {"model": self._model, "tokens": ids})

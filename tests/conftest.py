@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
+
+# Starlette's TestClient sends "Host: testserver"; the service answers only hosts it knows
+os.environ.setdefault("CTXEVAL_ALLOWED_HOSTS", "testserver")
 
 
 @pytest.fixture

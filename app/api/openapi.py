@@ -213,6 +213,8 @@ SPECIFIC: dict[str, dict[str, str]] = {
                     "op": "the comparison (>=, <=, ...)", "stat": "what was compared: the mean or an interval "
                     "bound", "message": "the result in words"},
     "RunImport": {"spec": "the spec the CLI built for the run"},
+    "WorkerPublic": {"executor_id": "the executor's id (DBOS executor)", "host": "the machine it runs on",
+                     "pid": "its process id", "last_seen": "its last heartbeat (UTC)"},
     "BucketTest": {"difference": "mean of strategy − versus in this bucket, paired interval"},
     "Crossover": {"versus": "the strategy caught up with (long_context)", "length": "tokens from which the "
                   "strategy scores at least as well at every longer length (null: none)",

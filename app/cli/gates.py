@@ -137,15 +137,17 @@ def prepare(spec: RunSpec, *, file_checks: Sequence[str], cli_checks: Sequence[s
 
 
 def run_failure(summary: RunSummary, max_error_rate: float = 0.0) -> str | None:
-    """Why the run fails its job, from the summary's run health: no case got an answer (``failed``), or
-    more cases errored than ``max_error_rate`` allows; None when it did not fail."""
+    """Why the run fails its job, one line starting with its status, from the summary's run health: no
+    case got an answer (``failed``), or more cases errored than ``max_error_rate`` allows; None when it
+    did not fail."""
     h = summary.health
     if h is None or h.n == 0:
-        return "the run has no case" if summary.n == 0 else None
+        return "run failed: the run has no case" if summary.n == 0 else None
     if h.status == "failed":
-        return h.reason or "no case got an answer"
+        return f"run failed: {h.reason or 'no case got an answer'}"
     if (h.error_share or 0.0) > max_error_rate:
-        return f"{h.reason or 'cases errored'}; above --max-error-rate {max_error_rate:g}"
+        return (f"run {h.status.replace('_', ' ')}: {h.reason or 'cases errored'}; above --max-error-rate "
+                f"{max_error_rate:g}")
     return None
 
 
@@ -171,7 +173,7 @@ def finish(gate: Gate, rows: Sequence[CaseRow], summary: RunSummary, *, console:
     if gate.baseline is not None and any(c.against_baseline for c in gate.checks):
         console.print(f"baseline: {escape(gate.baseline.label)}")
     if run_failure:
-        console.print(f"[red]run failed:[/] {escape(run_failure)}")
+        console.print(f"[red]{escape(run_failure)}[/]")
     written = True
     try:
         if gate.junit is not None:

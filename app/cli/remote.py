@@ -244,7 +244,7 @@ def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | No
     console.print(describe(run, client))
     failure = None
     if run["status"] in ("failed", "cancelled"):
-        failure = f"the service run ended {run['status']}" + (f": {run['error']}" if run.get("error") else "")
+        failure = f"run {run['status']} on the service" + (f": {run['error']}" if run.get("error") else "")
     return summary, rows, run["status"], failure
 
 

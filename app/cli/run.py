@@ -105,7 +105,9 @@ def _reusable(plans: list[CasePlan], finished: dict[str, CaseRow], identities: d
     move to ``<out>.replaced.jsonl`` so nothing is lost; errored cases are run again."""
     by_id = {p.case_id: p for p in plans}
     by_slot = {(p.question_id, p.endpoint, p.strategy.key): p for p in plans}
-    keep, changed, reasons = {}, [], {}
+    keep: dict[str, CaseRow] = {}
+    changed: list[str] = []
+    reasons: dict[str, int] = {}
     for case_id, row in finished.items():
         if case_id in by_id:
             if row.outcome != Outcome.error:
@@ -161,7 +163,7 @@ def prepare(spec_path: Path, *, keys: bool = True) -> Prepared:
     embeddings = resolve_embeddings(run, str(spec_path), keys=keys)
     suite = load_suite_for(run, base)
     spec = make_spec(suite, endpoints, run.strategies, run.scorers, system_prompt=run.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=run.preset)
     return Prepared(spec_path, run, base, endpoints, judge, embeddings, suite, spec)
 
 
@@ -305,12 +307,3 @@ def register(cli: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
-
-def exit_code(summary: RunSummary, max_error_rate: float = 0.0) -> int:
-    """1 when the run failed (no case got an answer) or its errored share exceeds ``max_error_rate``."""
-    h = summary.health
-    if h is None or h.n == 0:
-        return 0
-    if h.status == "failed":
-        return 1
-    return 1 if (h.error_share or 0.0) > max_error_rate else 0

@@ -37,6 +37,7 @@ from evals import (
     StrategySpec,
     Suite,
     UserInputError,
+    load_yaml,
     local_tokenizer,
     yaml_line,
 )
@@ -67,6 +68,7 @@ class RunFile(BaseModel):
     strategies: list[StrategySpec] = Field(min_length=1)
     scorers: list[str] | None = None
     system_prompt: str | None = None
+    preset: str | None = Field(default=None, description="prompt preset for every question (default: the suite's)")
     cache: str | bool = ".ctxeval/cache.sqlite"
     embeddings: EmbeddingsEntry | None = None
     judge: EndpointEntry | str | None = Field(default=None, description="an endpoint, or the name of one above")
@@ -85,7 +87,7 @@ def load_run_file(path: str | Path) -> tuple[RunFile, Path]:
         raise UserInputError(f"not UTF-8 text (byte {e.start})", source=str(p)) from e
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text, source=str(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise UserInputError(f"invalid YAML: {getattr(e, 'problem', e)}", source=str(p),

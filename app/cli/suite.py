@@ -31,7 +31,9 @@ suite_app = typer.Typer(name="suite", no_args_is_help=True, add_completion=False
                         help="Generate, import, sweep and inspect suites (documents + questions).")
 
 _OUT = typer.Option(..., "--out", "-o", help="suite file to write: .yaml, .yml, .json or .jsonl")
-_TOKENIZER = typer.Option("cl100k", "--tokenizer", help="cl100k, deepseek-v4 or a path to tokenizer.json")
+_TOKENIZER = typer.Option("cl100k", "--tokenizer", help="the endpoint's tokenizer: server:URL (its /tokenize, "
+                          "e.g. server:http://127.0.0.1:8000), a path to its tokenizer.json, deepseek-v4, or "
+                          "cl100k (the fallback)")
 _LENGTHS = "comma-separated context lengths in tokens, e.g. 1000,2000 or 4k,32k"
 _DEPTHS = "comma-separated evidence depths 0..100, e.g. 0,50,100"
 
@@ -68,6 +70,18 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def tokenizer_from(spec: str) -> Any:
+    """``server:URL[#model]`` counts with that server's ``/tokenize``; anything else is a local tokenizer."""
+    if spec.startswith("server:"):
+        from evals import ServerTokenizer
+
+        url, _, model = spec[len("server:"):].partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise UserInputError(f"--tokenizer {spec}: give server:http://host:port", field="tokenizer")
+        return ServerTokenizer(url, model)
+    return local_tokenizer(spec)
+
+
 def _wrote(path: Path, suite: Suite) -> None:
     typer.echo(f"wrote {path}: {len(suite.documents):,} documents, {len(suite.questions):,} questions")
 
@@ -82,6 +96,9 @@ def generate_cmd(
     depths: str | None = typer.Option(None, "--depths", help=_DEPTHS),
     samples: int | None = typer.Option(None, "--samples", help="questions per length/depth (or in all)"),
     param: list[str] = typer.Option([], "--param", "-p", help="generator parameter key=value, repeatable"),
+    haystack_file: Path | None = typer.Option(None, "--haystack-file", help="a UTF-8 text file for the prose "
+                                              "haystack (niah, ruler_niah_* with haystack essay), read as far "
+                                              "as the longest length needs"),
 ) -> None:
     """Generate a synthetic suite of KIND (`ctxeval components generators` lists them with parameters)."""
     from evals import generate_suite as generate
@@ -100,10 +117,12 @@ def generate_cmd(
             named["depths"] = parse_depths(depths)
         if samples is not None:
             named["samples"] = samples
+        if haystack_file is not None:
+            named["haystack_file"] = str(haystack_file)
         for key in named:
             if key in params:
                 raise UserInputError(f"'{key}' is given both as --{key} and as --param", field="param")
-        suite = generate(kind, {**named, **params}, local_tokenizer(tokenizer))
+        suite = generate(kind, {**named, **params}, tokenizer_from(tokenizer))
         suite_io.dump_suite(suite, out)
     _wrote(out, suite)
 

@@ -66,7 +66,9 @@ class RunInputs:
 def _with_key(session: Session, public: dict[str, Any]) -> Endpoint:
     data = {k: v for k, v in public.items() if k != "has_api_key"}
     record = crud.get_endpoint_by_name(session, name=data["name"])
-    key = crud.get_endpoint_key(session, endpoint_id=record.id) if record and record.id else None
+    # the key stored for the base URL this spec names, not whatever the endpoint points at now
+    key = (crud.get_endpoint_key(session, endpoint_id=record.id, base_url=data["base_url"])
+           if record and record.id else None)
     return Endpoint.model_validate({**data, "api_key": key})
 
 

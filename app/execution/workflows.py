@@ -34,7 +34,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col
 
-from app import crud
+from app import crud, log_scrub
 from app.db import make_engine, session_scope
 from app.execution.dispatch import (
     APP_NAME,
@@ -56,7 +56,7 @@ from app.services import cases as case_service
 from app.services import run_views
 from app.services.cache import DbResponseCache
 from app.settings import Settings
-from evals import CaseResult, Outcome, prefix_waves
+from evals import CaseResult, Outcome, prefix_waves, scrub
 
 log = logging.getLogger("ctxeval.execution")
 
@@ -99,6 +99,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
     Raises :class:`app.execution.workers.ExecutorRefused` when another executor holds this SQLite
     database."""
     global _runtime
+    log_scrub.install()  # a worker's logs are scrubbed of keys as the service's are
     if _runtime is not None:
         raise RuntimeError("an executor is already running in this process")
     lock = None
@@ -190,7 +191,7 @@ def _fail(run_id: int, attempt: int, message: str) -> None:
         session.execute(update(RunRecord).where(
             col(RunRecord.id) == run_id, col(RunRecord.attempt) == attempt,
             col(RunRecord.status).in_((RunStatus.queued.value, RunStatus.running.value)),
-        ).values(status=RunStatus.failed.value, error=message[:2000], finished_at=utcnow()))
+        ).values(status=RunStatus.failed.value, error=scrub(message)[:2000], finished_at=utcnow()))
 
 
 def _finish(run_id: int, attempt: int, *, only_if_complete: bool = False) -> str:

@@ -11,7 +11,7 @@ from app.errors import NotFoundError
 from app.models import CaseDetailRecord, CaseRecord, RunRecord, as_utc
 from app.schemas import CasePublic, CasesPublic
 from app.services import prompt_store
-from evals import CaseResult, ErrorClassCount, health_of
+from evals import CaseResult, ErrorClassCount, health_of, scrub
 
 ERROR_MESSAGE_CHARS = 2000
 
@@ -37,7 +37,8 @@ def light_fields(result: CaseResult, *, run_id: int, position: int) -> dict[str,
         "run_id": run_id, "case_id": result.case_id, "position": position, "question_id": result.question_id,
         "endpoint": result.endpoint, "strategy": result.strategy, "strategy_name": result.strategy_name,
         "outcome": result.outcome.value, "error_class": result.error_class,
-        "error_message": (result.error_message or None) and result.error_message[:ERROR_MESSAGE_CHARS],
+        # the engine masked its endpoints' keys; anything else shaped like a credential goes here
+        "error_message": (result.error_message or None) and scrub(result.error_message)[:ERROR_MESSAGE_CHARS],
         "scores": dict(result.scores), "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens, "cached_tokens": u.cached_tokens,
         "reasoning_tokens": u.reasoning_tokens, "estimated_prompt_tokens": u.estimated_prompt_tokens,

@@ -85,7 +85,11 @@ def create(session: Session, endpoint: Endpoint) -> BaseModel:
 
 
 def update(session: Session, endpoint_id: int, changes: dict[str, Any]) -> BaseModel:
-    """Apply ``changes`` (only the fields the client sent) and validate the result as a whole."""
+    """Apply ``changes`` (only the fields the client sent) and validate the result as a whole.
+
+    A key belongs to the base URL it was entered with: a change of ``base_url`` that does not bring
+    a key of its own removes the stored one (``api_key_cleared`` in the answer says so), so a key can
+    never be redirected to another server. Every surface that edits endpoints goes through here."""
     record = get_record(session, endpoint_id)
     key = crud.get_endpoint_key(session, endpoint_id=endpoint_id)
     current = to_domain(record, key).model_dump()
@@ -95,9 +99,14 @@ def update(session: Session, endpoint_id: int, changes: dict[str, Any]) -> BaseM
         raise ConflictError(f"an endpoint named '{merged.name}' exists", field="name")
     if merged.name != record.name and crud.active_runs_using_endpoint(session, name=record.name):
         raise ConflictError("the endpoint is used by a queued or running run; rename it later", field="name")
+    moved = merged.base_url != record.base_url
+    cleared = False
+    if moved and not set_key:
+        cleared = crud.delete_endpoint_key(session, endpoint_id=endpoint_id)
     crud.update_endpoint(session, record=record, endpoint=merged, set_key=set_key)
     session.commit()
-    return get(session, endpoint_id)
+    public = get(session, endpoint_id)
+    return public.model_copy(update={"api_key_cleared": cleared}) if cleared else public
 
 
 def delete(session: Session, endpoint_id: int) -> None:

@@ -66,7 +66,7 @@ def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[
     suite = crud.load_suite(session, record=suite_record)
     # validates strategy parameters and scorer names, and adds the default scorers
     spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt,
-                     judge=judge, embeddings=embeddings)
+                     judge=judge, embeddings=embeddings, preset=body.preset)
     if any(is_judge_scorer(n) for n in spec.scorers) and judge is None:
         raise UserInputError("the llm_judge scorers need a judge endpoint", field="judge_endpoint_id")
     return spec, suite, endpoints

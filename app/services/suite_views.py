@@ -51,7 +51,11 @@ def generator_params(*, lengths: str = "", depths: str = "", samples: str = "", 
 
 def generate(session: Session, kind: str, params: dict[str, Any]) -> SuitePublic:
     """Generate a suite of ``kind`` from ``params`` (cl100k token lengths) and store it; identical
-    content already stored is that version."""
+    content already stored is that version. ``haystack_file`` names a file on the machine that runs the
+    generator, so the service refuses it: a client sends the text itself as ``haystack_text``."""
+    if "haystack_file" in params:
+        raise UserInputError("haystack_file reads a file on the server and is refused here; send the text as "
+                             "haystack_text", field="haystack_file")
     suite: Suite = registry.generate(kind, params, local_tokenizer(TOKENIZER))
     return suite_service.store(session, suite)
 

@@ -1,9 +1,10 @@
 """Sign-in for the pages: an API token entered once, kept in an HttpOnly cookie.
 
 The cookie is also accepted by the JSON API (the pages' own calls to it): :class:`CookieBearer` turns it
-into the ``Authorization: Bearer`` header the API checks, so there is one token check, the API's. A
-state-changing request carrying the cookie must come from the dashboard itself (same ``Origin``), so
-another site cannot make a signed-in browser act. When auth is off none of this applies.
+into the ``Authorization: Bearer`` header the API checks, so there is one token check, the API's.
+Cross-site state-changing requests are refused before this, with auth on or off, by
+:class:`app.middleware.CrossSiteGuard` (it runs outside this middleware, so a cookie never stands in
+for a bearer token there): a new form needs no CSRF token of its own.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import SessionDep, SettingsDep
-from app.errors import error_body
 from app.models import ApiToken
 from app.services import tokens
 
 COOKIE = "ctxeval_token"
 COOKIE_MAX_AGE = 30 * 24 * 3600
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class LoginRequired(Exception):
@@ -61,18 +59,9 @@ def page_user(request: Request, settings: SettingsDep, session: SessionDep) -> A
 PageUser = Annotated[ApiToken | None, Depends(page_user)]
 
 
-def same_origin(headers: Headers) -> bool:
-    """False when the request names another site as its origin (``Origin``, else ``Referer``)."""
-    host = headers.get("host", "")
-    origin = headers.get("origin") or headers.get("referer")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == host
-
-
 class CookieBearer:
     """ASGI middleware: a request with the sign-in cookie and no ``Authorization`` header gets the
-    cookie's token as its bearer token; a state-changing one from another origin is refused (403)."""
+    cookie's token as its bearer token."""
 
     def __init__(self, app: ASGIApp, *, enabled: bool) -> None:
         self.app = app
@@ -83,12 +72,6 @@ class CookieBearer:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        unsafe = scope["method"] not in SAFE_METHODS and not same_origin(headers)
-        if unsafe and (COOKIE in headers.get("cookie", "") or not scope["path"].startswith("/api")):
-            await JSONResponse(status_code=403, content=error_body(
-                "cross-site request refused: send it from the dashboard or with an Authorization header"))(
-                scope, receive, send)
-            return
         if self.enabled and "authorization" not in headers:
             token = _cookie(headers)
             if token:

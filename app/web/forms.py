@@ -8,17 +8,15 @@ list (``k = 5, 10``): the form then asks for one strategy per combination.
 from __future__ import annotations
 
 import itertools
-import json
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from starlette.datastructures import FormData
 
 from app.schemas import RunCreate, RunEmbeddings
-from evals import Endpoint, StrategySpec, UserInputError, registry
+from evals import Endpoint, StrategySpec, UserInputError, load_yaml, loads_json, registry
 
 MAX_STRATEGIES = 64
 
@@ -155,13 +153,14 @@ def run_from_form(form: FormData) -> RunCreate:
     scorers = list(dict.fromkeys(ticked + more)) or None
     name = str(form.get("name", "")).strip() or None
     system_prompt = str(form.get("system_prompt", "")).strip() or None
+    preset = str(form.get("preset", "")).strip() or None
     embeddings = None
     source = str(form.get("embeddings_source", "")).strip()
     if source:
         embeddings = RunEmbeddings(source=source, endpoint_id=_int(form, "embeddings_endpoint_id"),  # type: ignore[arg-type]
                                    model=str(form.get("embeddings_model", "")).strip() or None)
     return RunCreate(suite_id=suite_id, endpoint_ids=endpoint_ids, strategies=strategies_from_form(form),
-                     scorers=scorers, system_prompt=system_prompt, name=name,
+                     scorers=scorers, system_prompt=system_prompt, preset=preset, name=name,
                      judge_endpoint_id=_int(form, "judge_endpoint_id"), embeddings=embeddings)
 
 
@@ -277,14 +276,10 @@ def params_from_text(text: str) -> dict[str, Any]:
     text = text.strip()
     if not text:
         return {}
-    try:
-        value = json.loads(text) if text.startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        line = getattr(e, "lineno", None)
-        mark = getattr(e, "problem_mark", None)
-        if line is None and mark is not None:
-            line = mark.line + 1
-        raise UserInputError(f"the parameters are not valid JSON or YAML: {e}", field="params", line=line) from None
+    try:  # with the input limits: no alias bomb, no lone surrogate, no 5000-digit integer
+        value = loads_json(text) if text.startswith("{") else load_yaml(text)
+    except UserInputError as e:
+        raise UserInputError(f"the parameters are not accepted: {e.detail}", field="params", line=e.line) from None
     if not isinstance(value, dict):
         raise UserInputError("the parameters must be a mapping of names to values", field="params")
     return value

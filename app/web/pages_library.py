@@ -92,15 +92,40 @@ def upload_suite(request: Request, session: SessionDep, _: PageUser,
     return redirect(f"/suites/{stored.id}", f"{verb} suite {stored.name} v{stored.version}.")
 
 
+HAYSTACK_BYTES_PER_TOKEN = 16  # what a haystack upload is read up to: far more text than any tokenizer needs
+HAYSTACK_UPLOAD_LIMIT = 256 * 1024 * 1024
+
+
+def read_haystack_upload(upload: UploadFile, lengths: list[int]) -> str:
+    """The start of an uploaded haystack, read in chunks only as far as the longest length can use."""
+    limit = min(HAYSTACK_UPLOAD_LIMIT, (max(lengths) + 64) * HAYSTACK_BYTES_PER_TOKEN)
+    data = bytearray()
+    while len(data) < limit and (chunk := upload.file.read(min(1 << 20, limit - len(data)))):
+        data += chunk
+    for cut in range(4):  # a multi-byte character cut by the limit is dropped
+        try:
+            text = bytes(data[: len(data) - cut]).decode("utf-8")
+            break
+        except UnicodeDecodeError as e:
+            if cut == 3 or e.start < len(data) - 4:
+                raise UserInputError(f"the haystack file {upload.filename!r} is not UTF-8 text (byte {e.start})",
+                                     field="haystack") from None
+    if not text.split():
+        raise UserInputError(f"the haystack file {upload.filename!r} has no words", field="haystack")
+    return text
+
+
 @router.post("/suites/generate", response_class=HTMLResponse)
 def generate_suite(request: Request, session: SessionDep, _: PageUser, kind: str = Form(...),
                    lengths: str = Form(""), depths: str = Form(""), samples: str = Form(""), seed: str = Form(""),
-                   params: str = Form("")) -> Any:
+                   params: str = Form(""), haystack: UploadFile | None = File(None)) -> Any:
     values = {"kind": kind, "lengths": lengths, "depths": depths, "samples": samples, "seed": seed,
               "params": params}
     try:
         chosen = suite_views.generator_params(lengths=lengths, depths=depths, samples=samples, seed=seed,
                                               extra=params_from_text(params))
+        if haystack is not None and haystack.filename:
+            chosen["haystack_text"] = read_haystack_upload(haystack, chosen.get("lengths") or [4096])
         stored = suite_views.generate(session, kind, chosen)
     except (CtxevalError, ServiceError, ValidationError) as e:
         return _suites_page(request, session, error=_message(e), values=values, status_code=422)
@@ -225,7 +250,9 @@ async def edit_endpoint(request: Request, endpoint_id: int, session: SessionDep,
     dispatcher = request.app.state.dispatcher
     if dispatcher is not None and "concurrency" in changes:  # queued cases follow the new limit
         dispatcher.register_endpoint_queue(updated.name, updated.concurrency)  # type: ignore[attr-defined]
-    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.")  # type: ignore[attr-defined]
+    note = (" Its key was removed: a key is only sent to the base URL it was entered with; enter it again for "
+            "the new URL." if getattr(updated, "api_key_cleared", False) else "")
+    return redirect(f"/endpoints/{endpoint_id}", f"Endpoint {updated.name} saved.{note}")  # type: ignore[attr-defined]
 
 
 def _same(name: str, typed: Any, stored: Any) -> bool:

@@ -101,11 +101,20 @@ def run_page(request: Request, run_id: int, session: SessionDep, _: PageUser) ->
 
 
 def render_run(request: Request, session: Any, run_id: int, *, label_error: str | None = None) -> HTMLResponse:
-    """The report page; ``label_error`` when the labels form was refused."""
+    """The report page; ``label_error`` when the labels form was refused. A queued run on a service that
+    executes nothing itself says whether any worker is alive to take it (their heartbeats)."""
     run = run_service.get(session, run_id)
+    settings = request.app.state.settings
+    executes = settings.execution != "none"
+    workers = None
+    if run.status == "queued" and not executes:
+        from app.services.workers import live_workers
+
+        workers = live_workers(session, timeout_s=settings.worker_timeout_s)
     data = report_data(session, run)
     return page(request, "run_report.html", status_code=422 if label_error else 200, nav="runs", run=run,
-                label_error=label_error, executes_runs=request.app.state.settings.execution != "none", summary=data.summary, charts=data.charts,
+                label_error=label_error, executes_runs=executes, live_workers=workers,
+                worker_timeout_s=settings.worker_timeout_s, summary=data.summary, charts=data.charts,
                 comparison=data.comparison, outcomes=[o.value for o in Outcome],
                 strategies=[s.key for s in run.spec.strategies], endpoints=[e["name"] for e in run.spec.endpoints])
 

@@ -67,7 +67,8 @@ def _new_run_page(request: Request, session: Any, *, values: dict[str, Any], err
     from evals import registry
 
     return page(request, "run_new.html", status_code=status_code, nav="new", suites=suites, endpoints=endpoints,
-                strategies=strategy_forms(), scorers=registry.components("scorer"), values=values, error=error,
+                strategies=strategy_forms(), scorers=registry.components("scorer"),
+                presets=registry.components("preset"), values=values, error=error,
                 field=field, estimate=estimate, estimate_error=None, from_run=from_run, from_notes=from_notes or [])
 
 

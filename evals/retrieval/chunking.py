@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     Chunking = str
 else:  # a registered chunker: sentence, paragraph, tokens, ...
     Chunking = registry.component_name("chunker")
+_WORD = re.compile(r"\S+")
 
 
 class ChunkingParams(BaseModel):
@@ -195,6 +196,27 @@ def paragraph_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[t
 def token_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
     """Fixed windows of exactly chunk_tokens tokens, blind to sentences."""
     return token_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
+
+
+@registry.chunker("words", order=3)
+def word_spans(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Windows of chunk_tokens whitespace-separated words (the Self-Route paper's 300-word chunks);
+    chunk_tokens and overlap_tokens count words here."""
+    return word_windows(text, params.chunk_tokens, params.chunk_tokens - params.overlap_tokens, tok)
+
+
+def word_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple[int, int, int]]:
+    """Windows of ``size`` whitespace-separated words every ``step`` words (the Self-Route paper's
+    300-word chunks) as (start, end, tokens) character spans."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    out: list[tuple[int, int, int]] = []
+    for i in range(0, len(words), step):
+        window = words[i:i + size]
+        start, end = window[0][0], window[-1][1]
+        out.append((start, end, tok.count(text[start:end])))
+        if i + size >= len(words):
+            break
+    return out
 
 
 def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:

@@ -51,6 +51,12 @@ async def send_rendered(ctx: CaseContext, rendered: Rendered, out: StrategyOutpu
                               temperature=rendered.temperature)
     out.answer, out.reasoning, out.prompt = resp.text, resp.reasoning, ctx.llm.sent
     out.metadata["preset"] = ctx.preset.name
+    if rendered.then is not None and resp.text.strip():  # LongBench v2 CoT: the answer comes from a second call
+        out.metadata["cot"] = resp.text.strip()
+        second = rendered.then.replace("{cot}", resp.text.strip())
+        resp2 = await ctx.llm.chat([{"role": "user", "content": second}], role=role,
+                                   max_tokens=rendered.then_max_tokens, temperature=rendered.temperature)
+        out.answer, out.reasoning, out.prompt = resp2.text, resp2.reasoning, ctx.llm.sent
     if rendered.answer_prefix:
         out.metadata["answer_prefix"] = rendered.answer_prefix
         out.metadata["answer_prefix_mode"] = ctx.llm.prefill_mode

@@ -208,20 +208,20 @@ class SelfRoute(Strategy):
             rendered, retrieved, estimate = await rag_native(ctx, p, task, allow_unanswerable=True)
             first = await send_rendered(ctx, rendered, StrategyOutput(retrieved=retrieved, route="rag"),
                                         role="route")
-            meta = {"retrieval": True, "estimated_prompt_tokens": estimate, "rag_answer": first.answer,
-                    **first.metadata}
+            routed: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
+                                      "rag_answer": first.answer, **first.metadata}
             if not prompts.is_unanswerable(first.answer):
-                first.metadata = meta
+                first.metadata = routed
                 return first
             native = await build_native(ctx, lc_params, task)
             if isinstance(native, StrategyOutput):
                 native.retrieved, native.route = retrieved, "long_context"
-                native.metadata = {**meta, **native.metadata}
+                native.metadata = {**routed, **native.metadata}
                 return native
             lc_rendered, total, truncation = native
-            meta["estimated_prompt_tokens"] = estimate + total
+            routed["estimated_prompt_tokens"] = estimate + total
             return await send_rendered(ctx, lc_rendered, StrategyOutput(
-                retrieved=retrieved, route="long_context", truncation=truncation, metadata=meta))
+                retrieved=retrieved, route="long_context", truncation=truncation, metadata=routed))
         messages, retrieved, estimate = await rag_messages(ctx, p, allow_unanswerable=True)
         resp = await ctx.llm.chat(messages, role="route")
         meta: dict[str, Any] = {"retrieval": True, "estimated_prompt_tokens": estimate,
@@ -239,3 +239,21 @@ class SelfRoute(Strategy):
         return StrategyOutput(answer=resp2.text, reasoning=resp2.reasoning, prompt=built.messages,
                               retrieved=retrieved, route="long_context", truncation=built.truncation,
                               metadata=meta)
+
+
+class SelfRoutePaperParams(SelfRouteParams):
+    """Li et al. (2024)'s retrieval settings: a dense retriever, 300-word chunks, the top 5 by similarity."""
+
+    retriever: str = "dense"
+    chunking: Chunking = Field(default="words", description="sentence | paragraph | tokens | words")
+    chunk_tokens: int = Field(default=300, ge=16, le=32768, description="300 words per chunk")
+    overlap_tokens: int = Field(default=0, ge=0)
+    k: int = Field(default=5, ge=1, le=1000)
+
+
+@registry.strategy(order=4)
+class SelfRoutePaper(SelfRoute):
+    """``self_route`` with the paper's settings (``self_route`` keeps ctxeval's BM25 defaults)."""
+
+    name = "self_route_paper"
+    Params = SelfRoutePaperParams

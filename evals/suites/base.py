@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evals import presets
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
@@ -108,6 +110,57 @@ def depth_label(depth: float) -> str:
     return f"d{depth:g}"
 
 
+SIZING_MARGIN = 64
+"""Tokens a preset-sized suite leaves free, the ``margin_tokens`` ``long_context`` keeps by default."""
+
+
+class Framing:
+    """What a generated context is sized with: the prompt around the document and the tokens reserved.
+
+    ``plain`` framing counts document + question (ctxeval's frame); a preset's framing counts the whole
+    filled template (instruction, question, worked example, answer prefix), plus the chat-template
+    reserve, the task's output budget and the margin, as RULER counts ``prompt + tokens_to_generate``.
+    """
+
+    def __init__(self, wrap: Callable[[str], str] | None, extra: int, *, preset: str | None = None,
+                 output_tokens: int | None = None, template_vars: dict[str, Any] | None = None) -> None:
+        self.wrap = wrap
+        self.extra = extra
+        self.preset = preset
+        self.output_tokens = output_tokens
+        self.template_vars = template_vars
+
+    def measure(self, tokenizer: Tokenizer, doc: str) -> int:
+        return tokenizer.count(self.wrap(doc) if self.wrap is not None else doc) + self.extra
+
+    def fixed(self, count: Callable[[str], int]) -> int:
+        """Tokens of everything but the document (an estimate of the frame's share)."""
+        return (count(self.wrap("")) if self.wrap is not None else 0) + self.extra
+
+    def meta(self) -> dict[str, Any]:
+        if self.preset is None:
+            return {}
+        return {"template_vars": self.template_vars or {}, "output_tokens": self.output_tokens,
+                "reserved_tokens": self.extra}
+
+
+def plain_framing(question_tokens: int) -> Framing:
+    return Framing(None, question_tokens)
+
+
+def preset_framing(preset: str, task: str, question: str, template_vars: dict[str, Any]) -> Framing:
+    """The framing of ``task`` in ``preset``: the filled prompt around the document, and the reserve."""
+    prompt = presets.get_preset(preset).tasks[task]
+    stub = Question(id="sizing", question=question, metadata={"template_vars": template_vars})
+
+    def wrap(doc: str) -> str:
+        return presets.render(prompt, stub, doc).text()
+
+    out = prompt.max_tokens or 0
+    return Framing(wrap, presets.CHAT_RESERVE + out + SIZING_MARGIN, preset=preset, output_tokens=out,
+                   template_vars=template_vars)
+
+
 @dataclass
 class Item:
     """One generated question with its own haystack document."""
@@ -131,7 +184,7 @@ def assemble(item: Item, kind: str, tokenizer: Tokenizer) -> tuple[Document, Que
     metadata: dict[str, Any] = {
         "task": kind,
         "context_length": item.length,
-        "context_tokens": item.doc_tokens + item.question_tokens,
+        "context_tokens": item.doc_tokens + item.question_tokens,  # the prompt the model reads
         "depth": depths[0] if depths else None,
         "depth_target": item.depth_target,
         "needle": needles[0] if needles else None,
@@ -149,7 +202,8 @@ def assemble(item: Item, kind: str, tokenizer: Tokenizer) -> tuple[Document, Que
 
 
 def make_suite(kind: str, description: str, items: list[Item], scorers: list[str], params: BaseModel,
-               tokenizer: Tokenizer, *, params_dump: dict[str, Any] | None = None) -> Suite:
+               tokenizer: Tokenizer, *, params_dump: dict[str, Any] | None = None, preset: str | None = None
+               ) -> Suite:
     documents: list[Document] = []
     questions: list[Question] = []
     for item in items:
@@ -159,4 +213,5 @@ def make_suite(kind: str, description: str, items: list[Item], scorers: list[str
     return Suite(name=kind, description=description, documents=documents, questions=questions,
                  default_scorers=scorers,
                  metadata={"generator": kind, "tokenizer": tokenizer.name,
-                           "params": params_dump if params_dump is not None else params.model_dump(mode="json")})
+                           "params": params_dump if params_dump is not None else params.model_dump(mode="json"),
+                           **({"preset": preset} if preset is not None else {})})

@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 
 from evals.tokens import Tokenizer
 
+from .base import Framing
+from .prose import prose_text, read_haystack_file
 from .sizing import Span, TokenCounter, UnitHaystack, fit
-from .text import NOISE_SENTENCES, ends_sentence, essay_text
+from .text import NOISE_SENTENCES, ends_sentence
 
 RULER_DEPTHS = [round(i * 100 / 39) for i in range(40)]
 """RULER's grid of needle depths: 40 evenly spaced percents from 0 to 100."""
@@ -48,8 +50,17 @@ def words_haystack(text: str, target: int, counter: TokenCounter) -> UnitHaystac
 
 
 def essay_haystack(seed: int, target: int, counter: TokenCounter, text: str | None = None) -> UnitHaystack:
-    """The user's text when given, else essay-like prose generated from ``seed``."""
-    return words_haystack(text if text is not None else essay_text(seed, target + 64), target, counter)
+    """The user's text when given, else the bundled public-domain prose (``evals.suites.prose``)."""
+    return words_haystack(text if text is not None else prose_text(target + 64, seed), target, counter)
+
+
+def user_haystack(text: str | None, file: str | None, min_words: int) -> str | None:
+    """The user's haystack: ``haystack_text``, else the first ``min_words`` words of ``haystack_file``."""
+    if text is not None:
+        return text
+    if file is not None:
+        return read_haystack_file(file, min_words)
+    return None
 
 
 def lines_haystack(make: Callable[[random.Random], str], rng: random.Random, target: int,
@@ -63,22 +74,25 @@ def lines_haystack(make: Callable[[random.Random], str], rng: random.Random, tar
     return UnitHaystack(pieces, [True] * len(pieces), "\n", counter)
 
 
-def fit_needles(hay: UnitHaystack, needles: Sequence[str], depths: Sequence[float], question_tokens: int,
+def fit_needles(hay: UnitHaystack, needles: Sequence[str], depths: Sequence[float], framing: Framing,
                 target: int, tokenizer: Tokenizer, counter: TokenCounter, what: str
-                ) -> tuple[str, list[Span], int]:
-    """Size ``hay`` so document + question fill ``target`` tokens with each needle at its depth.
+                ) -> tuple[str, list[Span], int, int]:
+    """Size ``hay`` so the framed prompt (document + question, or a preset's whole prompt and reserve)
+    fills ``target`` tokens with each needle at its depth.
 
-    Returns the document text, the needles' character spans (in the order given) and its token count.
+    Returns the document text, the needles' character spans (in the order given), the document's
+    tokens and the measured total.
     """
     needle_tokens = [counter(n) for n in needles]
-    fixed = question_tokens + sum(needle_tokens) + counter(hay.sep) * len(needles)
+    fixed = framing.fixed(counter) + sum(needle_tokens) + counter(hay.sep) * len(needles)
 
     def build(n: int) -> tuple[str, list[Span]]:
         return hay.render(n, needles, hay.place(n, depths, needle_tokens))
 
     def measure(value: tuple[str, list[Span]]) -> int:
-        return tokenizer.count(value[0]) + question_tokens
+        return framing.measure(tokenizer, value[0])
 
     fitted = fit(target, build, measure, lambda n: hay.estimate(n) + fixed, n_max=len(hay), what=what)
     text, spans = fitted.value
-    return text, spans, fitted.tokens - question_tokens
+    doc_tokens = fitted.tokens - framing.extra if framing.wrap is None else tokenizer.count(text)
+    return text, spans, doc_tokens, fitted.tokens

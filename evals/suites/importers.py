@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
+from evals.limits import loads_json
 from evals.suites.io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DOCUMENTS,
@@ -190,9 +190,9 @@ def _split_list(value: Any) -> list[Any]:
         return []
     if text.startswith("["):
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"looks like a JSON list but is not valid JSON: {e.msg}") from None
+            parsed = loads_json(text)
+        except UserInputError as e:
+            raise ValueError(f"looks like a JSON list but is not accepted: {e.detail}") from None
         if not isinstance(parsed, list):
             raise ValueError("must be a JSON list")
         return parsed
@@ -215,11 +215,7 @@ def _question_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, 
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"not valid JSON: {e.msg} (column {e.colno})", source=str(path),
-                                 line=lineno) from None
+        record = loads_json(line, source=str(path), line=lineno)
         if not isinstance(record, dict):
             raise UserInputError("each line must be a JSON object", source=str(path), line=lineno)
         yield lineno, record
@@ -319,20 +315,76 @@ def _longbench_question(rec: dict[str, Any], default_question: str | None,
     return text, answers, choices
 
 
+def _source_of(rec: dict[str, Any], task: str | None) -> str:
+    """Which benchmark a record comes from: ``longbench_v2`` (choice_A…D), ``longbench`` (a LongBench
+    dataset name), ``infinitebench`` (an InfiniteBench task, from ``task`` or the file name), else ``ctxeval``."""
+    from evals.benchmark_metrics import DATASET2METRIC, INFINITEBENCH_METRICS, longbench_dataset
+
+    if all(f"choice_{c}" in rec for c in _CHOICES):
+        return "longbench_v2"
+    dataset = rec.get("dataset")
+    if isinstance(dataset, str) and longbench_dataset(dataset) in DATASET2METRIC:
+        return "longbench"
+    if task is not None and task in INFINITEBENCH_METRICS:  # not longbook_sum_eng, math_calc: no ported metric
+        return "infinitebench"
+    return "ctxeval"
+
+
+
+def _infinitebench_vars(rec: dict[str, Any], task: str, fail: Any) -> tuple[dict[str, Any], list[str]]:
+    """Template values and references as InfiniteBench's ``create_prompt`` and ``get_answer`` make them."""
+    import re as _re
+
+    inp = str(rec.get("input") or "")
+    values: dict[str, Any] = {"input": inp, "question": inp}
+    options = rec.get("options") or []
+    raw = rec.get("answer", rec.get("answers"))
+    answers = [str(a) for a in (raw if isinstance(raw, list) else [] if raw is None else [raw])]
+    if task in ("longbook_choice_eng", "code_debug"):
+        if not isinstance(options, list) or len(options) < 4:
+            raise fail(f"{task} needs four 'options'", "options")
+        values.update({f"OPTION_{c}": options[i] for i, c in enumerate("ABCD")})
+        gold = answers[0] if answers else ""
+        if len(answers) == 2 and answers[1] in "ABCD":
+            pass
+        elif gold in options:
+            answers = [gold, "ABCD"[options.index(gold)]]  # get_answer: [option text, letter]
+        else:
+            raise fail(f"the answer {gold!r} is not one of the options", "answer")
+    elif task == "code_run":
+        calls = _re.findall(r"func_[0-9]+\(\-?[0-9]+\)", inp)
+        if not calls:
+            raise fail("code_run needs a call like func_1(3) in 'input'", "input")
+        values.update({"func_call": calls[0], "func": calls[0].split("(")[0]})
+    elif task == "math_find":
+        found = _re.findall(r"The .+ of", inp)
+        if not found:
+            raise fail("math_find needs 'The … of' in 'input'", "input")
+        values["prefix"] = f"What is {found[0].lower()[:-3]} in the following list?"
+    return values, answers
+
+
 def import_longbench(path: str | Path, *, name: str | None = None, default_question: str | None = None,
-                     max_bytes: int = DEFAULT_MAX_BYTES, max_questions: int = DEFAULT_MAX_QUESTIONS) -> Suite:
-    """A suite from LongBench / InfiniteBench style JSONL (one record per question with its context).
+                     max_bytes: int = DEFAULT_MAX_BYTES, max_questions: int = DEFAULT_MAX_QUESTIONS,
+                     task: str | None = None) -> Suite:
+    """A suite from LongBench v1, LongBench v2 or InfiniteBench JSONL (one record per question with its
+    context), with the benchmark's preset.
 
     Each record: ``context``, ``input`` (or ``question``), ``answers`` (or ``answer``), optional
     ``_id``/``id``; every other field (``all_classes``, ``length``, ``dataset``, ...) goes to the
     question's metadata. Records with the same context share one document; ``doc_ids`` and
-    ``evidence`` point at it.
+    ``evidence`` point at it. The preset follows the records: ``longbench_v2`` for ``choice_A``…``D``,
+    ``longbench`` for a LongBench ``dataset``, ``infinitebench`` for an InfiniteBench task (``task``, else
+    the file name, e.g. ``kv_retrieval.jsonl``); other records keep ctxeval's frame.
     """
     src = str(path)
+    stem = Path(path).stem
+    task = task or stem
     text = read_text_file(path, max_bytes=max_bytes)
     docs: dict[str, Document] = {}
     questions: list[Question] = []
     seen: dict[str, int] = {}
+    sources: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -340,10 +392,7 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
         def fail(msg: str, field: str | None = None, n: int = lineno) -> UserInputError:
             return UserInputError(msg, source=src, line=n, field=field)
 
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise fail(f"not valid JSON: {e.msg} (column {e.colno})") from None
+        rec = loads_json(line, source=src, line=lineno)
         if not isinstance(rec, dict):
             raise fail("each line must be a JSON object")
         context = rec.get("context")
@@ -351,7 +400,18 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
             raise fail("missing or empty 'context' (the text the question is about)", "context")
         if len(questions) >= max_questions:
             raise fail(f"more than {max_questions:,} questions, over the limit")
-        qtext, answers, choices = _longbench_question(rec, default_question, fail)
+        source = _source_of(rec, task)
+        sources.add(source)
+        if len(sources) > 1:
+            raise fail(f"records from different benchmarks in one file ({', '.join(sorted(sources))})")
+        if source == "longbench" and not str(rec.get("input") or "").strip() and default_question is None:
+            from evals.presets import get_preset
+
+            ds = str(rec["dataset"])
+            tail = get_preset("longbench").tasks[ds].template.split("{context}")[-1].strip()
+            qtext, answers, choices = _longbench_question(rec, tail or ds, fail)  # the prompt's closing words
+        else:
+            qtext, answers, choices = _longbench_question(rec, default_question, fail)
         raw_id = rec.get("_id", rec.get("id"))
         qid = str(raw_id) if raw_id not in (None, "") else f"q{len(questions) + 1}"
         if qid in seen:
@@ -365,6 +425,15 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
         metadata.setdefault("task", metadata.get("dataset", "longbench"))
         if choices:
             metadata["choices"] = choices  # the `choice` scorer reads them
+        if source == "longbench":
+            metadata["template_vars"] = {"input": str(rec.get("input") or "")}
+        elif source == "longbench_v2":
+            metadata["task"] = "longbench_v2"
+            metadata["template_vars"] = {"question": str(rec.get("question") or ""),
+                                         **{f"choice_{c}": str(rec[f"choice_{c}"]) for c in _CHOICES}}
+        elif source == "infinitebench":
+            metadata["task"] = task
+            metadata["template_vars"], answers = _infinitebench_vars(rec, task, fail)
         try:
             questions.append(Question(id=qid, question=qtext, answers=answers, doc_ids=[doc_id],
                                       evidence=[Evidence(doc_id=doc_id)], metadata=metadata))
@@ -373,7 +442,13 @@ def import_longbench(path: str | Path, *, name: str | None = None, default_quest
             raise fail(err["msg"], ".".join(str(p) for p in err["loc"])) from None
     if not questions:
         raise UserInputError("no records in the file", source=src)
+    source = sources.pop()
+    suite_meta: dict[str, Any] = {"imported_from": {"longbench": Path(path).name}}
     # multiple-choice data are scored by the option letter chosen, never by SQuAD matching of "A"
-    scorers = ["choice"] if all("choices" in q.metadata for q in questions) else []
+    scorers: list[str] = ["choice"] if all("choices" in q.metadata for q in questions) else []
+    if source != "ctxeval":  # the benchmark's own metric
+        suite_meta["preset"] = source
+        scorers = {"longbench": ["longbench"], "longbench_v2": ["choice"],
+                   "infinitebench": ["infinitebench"]}[source]
     return Suite(name=name or Path(path).stem, documents=list(docs.values()), questions=questions,
-                 default_scorers=scorers, metadata={"imported_from": {"longbench": Path(path).name}})
+                 default_scorers=scorers, metadata=suite_meta)

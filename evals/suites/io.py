@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from evals.domain import Document, Evidence, Question, Suite
 from evals.errors import UserInputError
+from evals.limits import load_yaml, loads_json
 from evals.scorers import check_references
 
 DEFAULT_MAX_BYTES = 200_000_000
@@ -89,20 +91,10 @@ def parse_suite(text: str | bytes, fmt: str, *, source: str = "<suite>", default
     if fmt == "jsonl":
         return _parse_jsonl(text, source, default_name, max_documents, max_questions)
     if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"not valid JSON: {e.msg} (column {e.colno})", source=source,
-                                 line=e.lineno) from None
+        data = _located(lambda: loads_json(text, source=source), text)
         locator = _yaml_locator(text) if len(text) <= _LOCATE_LIMIT else _no_line
     elif fmt == "yaml":
-        try:
-            data = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            problem = getattr(e, "problem", None) or str(e)
-            raise UserInputError(f"not valid YAML: {problem}", source=source,
-                                 line=mark.line + 1 if mark is not None else None) from None
+        data = _located(lambda: load_yaml(text, source=source), text)
         locator = _yaml_locator(text)
     else:
         raise UserInputError(f"unknown suite format '{fmt}'; use yaml, json or jsonl", source=source)
@@ -122,6 +114,42 @@ def parse_suite(text: str | bytes, fmt: str, *, source: str = "<suite>", default
         raise _from_validation(e, Suite, source, locator, prefix=()) from None
     check_references(suite.questions, suite.default_scorers, source=source)
     return suite
+
+
+def _located(parse: Callable[[], Any], text: str) -> Any:
+    """``parse()``; a refusal that names a field but no line gets the field's line when it can be found."""
+    try:
+        return parse()
+    except UserInputError as e:
+        if e.line is None and len(text) <= _LOCATE_LIMIT:
+            line = _line_of_field(text, e.field) if e.field else None
+            if line is None:
+                line = _line_of_pattern(text, e.detail)
+            if line is not None:
+                raise type(e)(e.detail, source=e.source, line=line, field=e.field) from None
+        raise
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_LONG_INTEGER = re.compile(r"(?<![\w.\"])-?\d{21,}")
+
+
+def _line_of_pattern(text: str, detail: str) -> int | None:
+    """The line of a lone surrogate escape or an overlong integer that a refusal speaks of."""
+    pattern = _LONE_SURROGATE if "surrogate" in detail else _LONG_INTEGER if "integer" in detail else None
+    found = pattern.search(text) if pattern is not None else None
+    return text.count("\n", 0, found.start()) + 1 if found else None
+
+
+def _line_of_field(text: str, field: str) -> int | None:
+    """The line of ``field`` (``questions[0].metadata.x``) in JSON or YAML text, when it parses as YAML."""
+    parts: list[Any] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
+        parts.append(int(index) if index else name)
+    try:
+        return _yaml_locator(text)(tuple(parts))
+    except Exception:  # locating is a courtesy: never fail the error report over it
+        return None
 
 
 _Record = tuple[dict[str, Any], str, Callable[[tuple[Any, ...]], "int | None"]]
@@ -159,11 +187,7 @@ def _parse_jsonl(text: str, source: str, default_name: str, max_documents: int,
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"not valid JSON: {e.msg} (column {e.colno})", source=source,
-                                 line=lineno) from None
+        record = loads_json(line, source=source, line=lineno)
         if not isinstance(record, dict):
             raise UserInputError("each line must be a JSON object", source=source, line=lineno)
         kind = record.pop("type", None)

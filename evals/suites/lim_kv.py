@@ -18,7 +18,16 @@ from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
 
-from .base import CommonParams, Item, cell_rng, check_depths, depth_label, make_suite, parse_params
+from .base import (
+    CommonParams,
+    Item,
+    cell_rng,
+    check_depths,
+    depth_label,
+    make_suite,
+    parse_params,
+    preset_framing,
+)
 from .sizing import TokenCounter, fit
 from .text import random_uuid
 
@@ -78,7 +87,8 @@ def _cell(rng: random.Random, length: int, how: str, value: float, tokenizer: To
             pairs.append((k, v))
     gold, others = pairs[0], pairs[1:]
     question = TEMPLATE.format(key=gold[0])
-    q_tokens = counter(question)
+    framing = preset_framing("litm", "lim_kv", question, {"key": gold[0]})
+    q_tokens = framing.fixed(counter)
 
     def build(n: int) -> tuple[str, tuple[int, int], int]:
         g = min(max(gold_index((how, value), n), 0), n - 1)
@@ -88,19 +98,20 @@ def _cell(rng: random.Random, length: int, how: str, value: float, tokenizer: To
         return text, spans[g], g
 
     def measure(built: tuple[str, tuple[int, int], int]) -> int:
-        return tokenizer.count(built[0]) + q_tokens
+        return framing.measure(tokenizer, built[0])
 
     fitted = fit(length, build, measure, lambda n: q_tokens + n * per_pair, n_max=len(pairs), n_min=1,
                  what="lim_kv")
     text, span, g = fitted.value
+    doc_tokens = tokenizer.count(text)
     if how == "index" and gold_index((how, value), fitted.n) != g:
         raise UserInputError(f"lim_kv: gold index {int(value)} does not exist at length {length}, "
                              f"which holds {fitted.n} pairs", field="gold_indices")
     return Item(
         qid=qid, question=question, answers=[gold[1]], doc_text=text, spans=[span], length=length,
-        doc_tokens=fitted.tokens - q_tokens, question_tokens=q_tokens,
+        doc_tokens=doc_tokens, question_tokens=fitted.tokens - framing.extra - doc_tokens,
         depth_target=value if how == "depth" else round(100 * g / max(fitted.n - 1, 1), 2),
-        meta={"gold_index": g, "num_pairs": fitted.n, "gold_key": gold[0], "sample": sample})
+        meta={"gold_index": g, "num_pairs": fitted.n, "gold_key": gold[0], "sample": sample, **framing.meta()})
 
 
 @registry.generator("lim_kv", params=LimKvParams)
@@ -120,4 +131,5 @@ def generate_lim_kv(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
                 rng = cell_rng(kind, p.seed, length, how, value, sample)
                 items.append(_cell(rng, length, how, value, tokenizer, counter,
                                    f"{kind}-{length}-{label}-{sample}", sample))
-    return make_suite(kind, "Lost in the Middle key-value retrieval", items, ["subspan_em"], p, tokenizer)
+    return make_suite(kind, "Lost in the Middle key-value retrieval", items, ["best_subspan_em"], p, tokenizer,
+                      preset="litm")

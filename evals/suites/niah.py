@@ -15,20 +15,25 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from evals import registry
 from evals.domain import Suite
+from evals.errors import UserInputError
 from evals.tokens import Tokenizer
 
 from .base import (
     CommonParams,
+    Framing,
     Item,
     cell_rng,
     check_depths,
     depth_label,
     make_suite,
     parse_params,
+    preset_framing,
     text_digest,
 )
+from .haystacks import user_haystack
+from .prose import PROSE_SOURCE, prose_text
 from .sizing import fit
-from .text import essay_text, sentence_ends
+from .text import sentence_ends
 
 DEFAULT_NEEDLE = ("The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a "
                   "sunny day.")
@@ -39,6 +44,8 @@ INSTRUCTION = "Don't give information outside the document or repeat your findin
 
 class NiahParams(CommonParams):
     haystack_text: str | None = Field(default=None, min_length=1)
+    haystack_file: str | None = Field(default=None, min_length=1, description="a UTF-8 text file, read as far "
+                                      "as the longest length needs")
     needle: str = Field(default=DEFAULT_NEEDLE, min_length=1)
     question: str = Field(default=DEFAULT_QUESTION, min_length=1)
     answers: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1,
@@ -104,19 +111,21 @@ def _rotated(text: str, rng_start: float, min_chars: int) -> str:
     return " ".join([rotated] * math.ceil(min_chars / max(len(rotated), 1)))
 
 
-def _fit(needle: str, ids: list[int], length: int, depth: float, q_tokens: int, tokenizer: Tokenizer
-         ) -> tuple[str, tuple[int, int], int]:
-    """Cut the encoded haystack so needle + haystack + question fill ``length`` tokens."""
+def _fit(needle: str, ids: list[int], length: int, depth: float, framing: Framing, tokenizer: Tokenizer
+         ) -> tuple[str, tuple[int, int], int, int]:
+    """Cut the encoded haystack so the whole prompt around it and the needle, plus the reserve, fill
+    ``length`` tokens."""
     needle_tokens = tokenizer.count(" " + needle)
+    fixed = framing.fixed(tokenizer.count)
 
     def build(n: int) -> tuple[str, tuple[int, int]]:
         prefix = tokenizer.decode(ids[:n])
         return insert(prefix, insertion_point(prefix, depth, n, tokenizer, ids), needle)
 
-    fitted = fit(length, build, lambda v: tokenizer.count(v[0]) + q_tokens,
-                 lambda n: n + needle_tokens + q_tokens, n_max=len(ids), what="niah")
+    fitted = fit(length, build, lambda v: framing.measure(tokenizer, v[0]),
+                 lambda n: n + needle_tokens + fixed, n_max=len(ids), what="niah")
     text, span = fitted.value
-    return text, span, fitted.tokens - q_tokens
+    return text, span, tokenizer.count(text), fitted.tokens
 
 
 @registry.generator("niah", params=NiahParams)
@@ -125,9 +134,14 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     p = parse_params(NiahParams, params, kind)
     answers = p.answers if p.answers is not None else [DEFAULT_ANSWER]
     question = f"{p.question} {INSTRUCTION}"
-    q_tokens = tokenizer.count(question)
+    framing = preset_framing("kamradt", kind, question, {"retrieval_question": p.question})
     longest = max(p.lengths)
-    base = p.haystack_text if p.haystack_text is not None else essay_text(p.seed, longest + 64)
+    if p.haystack_text is not None and p.haystack_file is not None:
+        raise UserInputError("niah: give haystack_text or haystack_file, not both", field="haystack_file")
+    base = user_haystack(p.haystack_text, p.haystack_file, longest + 64) or prose_text(longest + 64, p.seed)
+    if not sentence_ends(base):
+        raise UserInputError("niah: the haystack has no sentence end ('.', '!' or '?') to put a needle after",
+                             field="haystack_file")
     items: list[Item] = []
     for sample in range(p.samples):
         hay = _rotated(base, cell_rng(kind, p.seed, "start", sample).random(), 6 * (longest + 64))
@@ -137,14 +151,17 @@ def generate_niah(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
             ids = tokenizer.encode(hay)
         for length in p.lengths:
             for depth in p.depth_list():
-                text, span, doc_tokens = _fit(p.needle, ids, length, depth, q_tokens, tokenizer)
+                text, span, doc_tokens, total = _fit(p.needle, ids, length, depth, framing, tokenizer)
                 items.append(Item(
                     qid=f"{kind}-{length}-{depth_label(depth)}-{sample}", question=question, answers=answers,
                     doc_text=text, spans=[span], length=length, doc_tokens=doc_tokens,
-                    question_tokens=q_tokens, depth_target=depth, meta={"sample": sample}))
+                    question_tokens=total - framing.extra - doc_tokens, depth_target=depth,
+                    meta={"sample": sample, **framing.meta()}))
     dump = p.model_dump(mode="json")
     if p.haystack_text is not None:
         dump["haystack_text"] = f"sha256:{text_digest(p.haystack_text)} ({len(p.haystack_text)} chars)"
+    if p.haystack_text is None and p.haystack_file is None:
+        dump["haystack_source"] = PROSE_SOURCE
     dump["depths"] = p.depth_list()
     return make_suite(kind, "Needle in a haystack (Kamradt)", items, ["subspan_em"], p, tokenizer,
-                      params_dump=dump)
+                      params_dump=dump, preset="kamradt")

@@ -16,7 +16,7 @@ from evals import registry
 from evals.domain import Suite
 from evals.tokens import Tokenizer
 
-from .base import DepthParams, Item, cell_rng, depth_label, make_suite, parse_params
+from .base import DepthParams, Item, cell_rng, depth_label, make_suite, parse_params, plain_framing
 from .haystacks import essay_haystack, fit_needles, noise_haystack
 from .sizing import TokenCounter
 
@@ -59,8 +59,8 @@ def generate_passkey(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
                             keys.append(other)
                     depths.append(float(rng.randint(0, 100)))
                 needles = [NEEDLE.format(key=k) for k in keys]
-                text, spans, doc_tokens = fit_needles(hay, needles, depths, q_tokens, length, tokenizer,
-                                                      counter, kind)
+                text, spans, doc_tokens, _ = fit_needles(hay, needles, depths, plain_framing(q_tokens), length,
+                                                         tokenizer, counter, kind)
                 answer = max(keys, key=int)
                 items.append(Item(
                     qid=f"{kind}-{length}-{depth_label(depth)}-{sample}", question=question, answers=[answer],

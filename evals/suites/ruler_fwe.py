@@ -19,7 +19,7 @@ from evals.domain import Suite
 from evals.errors import UserInputError
 from evals.tokens import Tokenizer
 
-from .base import CommonParams, Item, cell_rng, make_suite, parse_params
+from .base import CommonParams, Item, cell_rng, make_suite, parse_params, preset_framing
 from .sizing import TokenCounter, fit
 from .text import random_code
 
@@ -54,7 +54,8 @@ def generate_ruler_fwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
     p = parse_params(FweParams, params, kind)
     counter = TokenCounter(tokenizer)
     question = TEMPLATE
-    q_tokens = counter(question)
+    framing = preset_framing("ruler", kind, question, {})
+    q_tokens = framing.fixed(counter)
     z = zeta(p.alpha)
     ranks = np.arange(1, p.vocab_size + 1, dtype=np.float64)
     items: list[Item] = []
@@ -77,15 +78,18 @@ def generate_ruler_fwe(params: dict[str, Any], tokenizer: Tokenizer) -> Suite:
             def estimate(n: int, tokens: np.ndarray = tokens) -> float:
                 return q_tokens + float(counts(n, ranks, p.alpha, z) @ tokens)
 
-            fitted = fit(length, build, lambda text: tokenizer.count(text) + q_tokens, estimate,
+            fitted = fit(length, build, lambda text: framing.measure(tokenizer, text), estimate,
                          n_max=length * 4, what=kind)
+            doc_tokens = tokenizer.count(fitted.value)
             top = counts(fitted.n, ranks, p.alpha, z)[:5]
             if not top[1] > top[2] > top[3] > top[4]:
                 raise UserInputError(f"ruler_fwe: length {length} is too short to make the three most frequent "
                                      "words stand apart; use a longer length", field="lengths")
             items.append(Item(
                 qid=f"{kind}-{length}-{sample}", question=question, answers=vocab[1:4], doc_text=fitted.value,
-                spans=[], length=length, doc_tokens=fitted.tokens - q_tokens, question_tokens=q_tokens,
+                spans=[], length=length, doc_tokens=doc_tokens,
+                question_tokens=fitted.tokens - framing.extra - doc_tokens,
                 meta={"num_words": fitted.n, "counts": [int(c) for c in top[1:4]], "alpha": p.alpha,
-                      "sample": sample, "answer_prefix": ANSWER_PREFIX}))
-    return make_suite(kind, "RULER frequent words extraction", items, ["ruler_all"], p, tokenizer)
+                      "sample": sample, "answer_prefix": ANSWER_PREFIX, **framing.meta()}))
+    return make_suite(kind, "RULER frequent words extraction", items, ["ruler_all"], p, tokenizer,
+                      preset="ruler")

@@ -27,9 +27,18 @@ from .base import (
     depth_label,
     make_suite,
     parse_params,
+    preset_framing,
     text_digest,
 )
-from .haystacks import RULER_DEPTHS, essay_haystack, fit_needles, lines_haystack, noise_haystack
+from .haystacks import (
+    RULER_DEPTHS,
+    essay_haystack,
+    fit_needles,
+    lines_haystack,
+    noise_haystack,
+    user_haystack,
+)
+from .prose import PROSE_SOURCE
 from .sizing import TokenCounter, UnitHaystack
 from .text import random_value
 
@@ -47,6 +56,7 @@ class RulerNiahParams(CommonParams):
     key_type: ValueType = "word"
     value_type: ValueType = "number"
     haystack_text: str | None = Field(default=None, min_length=1)
+    haystack_file: str | None = Field(default=None, min_length=1, description="a UTF-8 text file for 'essay'")
     depths: list[float] | None = Field(default=None, min_length=1)
 
     _depths = field_validator("depths")(check_depths)
@@ -58,6 +68,15 @@ class RulerNiahParams(CommonParams):
             raise ValueError("haystack_text is used only with haystack 'essay'")
         if v is not None and not v.split():
             raise ValueError("haystack_text has no words")
+        return v
+
+    @field_validator("haystack_file")
+    @classmethod
+    def _file_needs_essay(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("haystack", "essay") != "essay":
+            raise ValueError("haystack_file is used only with haystack 'essay'")
+        if v is not None and info.data.get("haystack_text") is not None:
+            raise ValueError("give haystack_text or haystack_file, not both")
         return v
 
 
@@ -93,7 +112,9 @@ def _join_keys(keys: list[str]) -> str:
 def _generate(kind: str, p: RulerNiahParams, tokenizer: Tokenizer, *, num_keys: int = 1, num_values: int = 1,
               num_queries: int = 1) -> list[Item]:
     counter = TokenCounter(tokenizer)
-    essay = essay_haystack(p.seed, max(p.lengths), counter, p.haystack_text) if p.haystack == "essay" else None
+    essay = (essay_haystack(p.seed, max(p.lengths), counter,
+                            user_haystack(p.haystack_text, p.haystack_file, max(p.lengths) + 64))
+             if p.haystack == "essay" else None)
     items: list[Item] = []
     for length in p.lengths:
         for depth in p.depths if p.depths is not None else [None]:
@@ -131,14 +152,17 @@ def _cell(kind: str, p: RulerNiahParams, tokenizer: Tokenizer, counter: TokenCou
     else:
         hay = lines_haystack(_distractor(p, type_v, seen, guard), rng, length, counter)
     asked = keys[:num_queries]
-    question, prefix = _template(type_v, _join_keys(asked), num_values * num_queries == 1)
-    q_tokens = counter(question)
-    text, spans, doc_tokens = fit_needles(hay, gold + others, depths, q_tokens, length, tokenizer, counter, kind)
+    single = num_values * num_queries == 1
+    question, prefix = _template(type_v, _join_keys(asked), single)
+    framing = preset_framing("ruler", kind, question, {"type_needle_v": type_v[:-1] if single else type_v,
+                                                       "query": _join_keys(asked)})
+    text, spans, doc_tokens, total = fit_needles(hay, gold + others, depths, framing, length, tokenizer, counter,
+                                                 kind)
     return Item(qid=qid, question=question, answers=[v for vs in values[:num_queries] for v in vs],
                 doc_text=text, spans=spans[: len(gold)], length=length, doc_tokens=doc_tokens,
-                question_tokens=q_tokens, depth_target=depth,
+                question_tokens=total - framing.extra - doc_tokens, depth_target=depth,
                 meta={"haystack": p.haystack, "keys": asked, "num_needles": count, "answer_prefix": prefix,
-                      "sample": sample})
+                      "sample": sample, **framing.meta()})
 
 
 def _unique(kind: str, count: int, rng: random.Random, seen: set[str], guard: list[str] | None = None
@@ -167,12 +191,14 @@ def _dump(p: RulerNiahParams) -> dict[str, Any]:
     data = p.model_dump(mode="json")
     if p.haystack_text is not None:
         data["haystack_text"] = f"sha256:{text_digest(p.haystack_text)} ({len(p.haystack_text)} chars)"
+    if p.haystack == "essay" and p.haystack_text is None and p.haystack_file is None:
+        data["haystack_source"] = PROSE_SOURCE
     return data
 
 
 def _suite(kind: str, description: str, p: RulerNiahParams, items: list[Item], scorer: str,
            tokenizer: Tokenizer) -> Suite:
-    return make_suite(kind, description, items, [scorer], p, tokenizer, params_dump=_dump(p))
+    return make_suite(kind, description, items, [scorer], p, tokenizer, params_dump=_dump(p), preset="ruler")
 
 
 @registry.generator("ruler_niah_single", params=SingleParams)

@@ -12,6 +12,8 @@ import pytest
 
 from evals.domain import Suite
 from evals.errors import UserInputError
+from evals.presets import CHAT_RESERVE, get_preset, render
+from evals.suites.base import SIZING_MARGIN
 from evals.suites.lim_kv import generate_lim_kv
 from evals.suites.niah import DEFAULT_NEEDLE, depth_grid, generate_niah
 from evals.suites.passkey import generate_passkey
@@ -30,17 +32,17 @@ from evals.tokens import local_tokenizer
 TOKENIZERS = ["cl100k", "deepseek-v4"]
 
 KINDS: dict[str, tuple[Any, dict[str, Any], str]] = {
-    "niah": (generate_niah, {"lengths": [600, 2500], "depths": [0, 40, 100]}, "subspan_em"),
+    "niah": (generate_niah, {"lengths": [1200, 2500], "depths": [0, 40, 100]}, "subspan_em"),
     "ruler_niah_single": (generate_ruler_niah_single, {"lengths": [600, 2500], "depths": [10, 70]}, "ruler_part"),
     "ruler_niah_multikey": (generate_ruler_niah_multikey, {"lengths": [800, 3000], "samples": 2}, "ruler_part"),
     "ruler_niah_multivalue": (generate_ruler_niah_multivalue,
                               {"lengths": [800, 3000], "value_type": "word"}, "ruler_all"),
     "ruler_niah_multiquery": (generate_ruler_niah_multiquery,
                               {"lengths": [800, 3000], "depths": [30], "value_type": "uuid"}, "ruler_all"),
-    "ruler_vt": (generate_ruler_vt, {"lengths": [600, 3000], "num_chains": 2}, "ruler_all"),
+    "ruler_vt": (generate_ruler_vt, {"lengths": [1200, 3000], "num_chains": 2}, "ruler_all"),
     "ruler_cwe": (generate_ruler_cwe, {"lengths": [1500, 3000]}, "ruler_all"),
     "ruler_fwe": (generate_ruler_fwe, {"lengths": [600, 3000]}, "ruler_all"),
-    "lim_kv": (generate_lim_kv, {"lengths": [4000], "depths": [0, 50, 100]}, "subspan_em"),
+    "lim_kv": (generate_lim_kv, {"lengths": [4000], "depths": [0, 50, 100]}, "best_subspan_em"),
     "passkey": (generate_passkey, {"lengths": [600, 2500], "depths": [0, 50, 100]}, "subspan_em"),
 }
 NEEDLE_KINDS = [k for k in KINDS if k not in ("ruler_cwe", "ruler_fwe")]
@@ -63,6 +65,23 @@ def doc_of(suite: Suite, qid: str) -> str:
     return suite.document_map()[q.doc_ids[0]].text
 
 
+def sized(suite: Suite, qid: str, t: Any) -> tuple[int, int]:
+    """(tokens of the prompt the model reads, tokens the length budget counts) for a question.
+
+    Under a preset: the whole filled template plus the chat reserve, output budget and margin; under
+    ctxeval's frame: document + question."""
+    q = next(q for q in suite.questions if q.id == qid)
+    doc = doc_of(suite, qid)
+    if suite.metadata.get("preset") is None:
+        n = t.count(doc) + t.count(q.question)
+        return n, n
+    task = get_preset(suite.metadata["preset"]).prompt_for(q)
+    assert task is not None
+    prompt = t.count(render(task, q, doc).text())
+    assert q.metadata["reserved_tokens"] == CHAT_RESERVE + (task.max_tokens or 0) + SIZING_MARGIN
+    return prompt, prompt + q.metadata["reserved_tokens"]
+
+
 # ------------------------------------------------------------------------------------- every kind
 @pytest.mark.parametrize("tok", TOKENIZERS)
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -75,9 +94,9 @@ def test_length_is_within_two_percent_under_the_target(kind: str, tok: str) -> N
     for q in suite.questions:
         m = q.metadata
         assert m["task"] == kind and m["tokenizer"] == t.name
-        actual = t.count(doc_of(suite, q.id)) + t.count(q.question)
-        assert actual == m["context_tokens"]
-        assert 0.98 * m["context_length"] <= actual <= m["context_length"], (q.id, actual)
+        prompt, budget = sized(suite, q.id, t)
+        assert prompt == m["context_tokens"]
+        assert 0.98 * m["context_length"] <= budget <= m["context_length"], (q.id, budget)
 
 
 @pytest.mark.parametrize("tok", TOKENIZERS)
@@ -119,7 +138,7 @@ def test_needles_sit_at_sentence_or_line_boundaries(kind: str) -> None:
                 assert after == "" or after.startswith("\n")
             elif after:  # prose: after a sentence end, before the next sentence (at the very end, a cut)
                 assert before == "" or re.search(r"[.!?] $", before), before[-40:]
-                assert after.startswith(" ")
+                assert after[:1].isspace()  # a space, or the paragraph break that followed
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -249,10 +268,25 @@ def test_common_words_appear_the_stated_number_of_times(tok: str) -> None:
         assert [int(i) for i, _ in items] == list(range(1, len(items) + 1))
         counts = Counter(w for _, w in items)
         assert len(q.answers) == 10
-        assert all(counts[w] == 30 for w in q.answers)
-        assert all(c == 3 for w, c in counts.items() if w not in q.answers)
+        # RULER's repeats: 30 and 3 from 4,096 tokens, 6 and 1 below (these lengths are below)
+        assert q.metadata["context_length"] < 4096
+        assert (q.metadata["common_repeats"], q.metadata["uncommon_repeats"]) == (6, 1)
+        assert all(counts[w] == 6 for w in q.answers)
+        assert all(c == 1 for w, c in counts.items() if w not in q.answers)
         assert len(counts) == q.metadata["num_words"]
         assert "10 most common words" in q.question
+
+
+def test_common_words_repeats_from_4096_tokens_are_30_and_3() -> None:
+    suite = generate_ruler_cwe({"lengths": [4096]}, tokenizer("cl100k"))
+    q = suite.questions[0]
+    counts = Counter(w for _, w in re.findall(r"(\d+)\. (\S+)", doc_of(suite, q.id)))
+    assert all(counts[w] == 30 for w in q.answers)
+    assert all(c == 3 for w, c in counts.items() if w not in q.answers)
+    # the worked example has 40 words, 10 of them ten times and the rest three times
+    example = q.metadata["template_vars"]["icl_example"]
+    listed = re.findall(r"(\d+)\. (\S+)", example.split("Question:")[0])
+    assert Counter(Counter(w for _, w in listed).values()) == {10: 10, 3: 30}
 
 
 @pytest.mark.parametrize("tok", TOKENIZERS)
@@ -379,3 +413,12 @@ def test_unit_haystack_separates_needles_from_their_neighbours() -> None:
     text, spans = lines.render(3, ["N"], [2])
     assert text == "x\ny\nN\nz" and text[spans[0][0]:spans[0][1]] == "N"
     assert lines.render(0, ["N"], [0]) == ("N", [(0, 1)])
+
+
+def test_variable_tracking_in_prose_ends_each_statement_with_a_period() -> None:
+    suite = generate_ruler_vt({"lengths": [2000], "haystack": "essay"}, tokenizer("cl100k"))
+    q = suite.questions[0]
+    text = doc_of(suite, q.id)
+    assert all(f"VAR {n} = " in text for n in q.answers)
+    assert re.search(rf"VAR {q.answers[0]} = {q.metadata['value']}\.", text)
+    assert all(text[ev.start:ev.end].endswith(".") for ev in q.evidence)

@@ -212,7 +212,9 @@ def test_longbench_records_become_questions_with_their_own_context(tmp_path: Pat
     assert q["lb1"].evidence[0].doc_id == q["lb1"].doc_ids[0]
     assert suite.context_documents(q["lb2"])[0].text == "Passage 2: a cat."
     assert q["lb2"].metadata == {"length": 4, "dataset": "trec", "language": "en",
-                                 "all_classes": ["animal", "place"], "task": "trec"}
+                                 "all_classes": ["animal", "place"], "task": "trec",
+                                 "template_vars": {"input": "Which class?"}}
+    assert suite.metadata["preset"] == "longbench" and suite.default_scorers == ["longbench"]
     dump_suite(suite, tmp_path / "s.jsonl")
     assert load_suite(tmp_path / "s.jsonl") == suite
 
@@ -222,16 +224,54 @@ def test_infinitebench_and_longbench_v2_records(tmp_path: Path) -> None:
         {"id": 0, "context": "Book text.", "input": "Who is the hero?", "answer": "Mia",
          "options": []},
         {"id": 1, "context": "Book text.", "input": "Pick one.", "answer": ["B"], "options": ["x", "y"]},
-        {"_id": "v2", "domain": "Single-Document QA", "question": "Which?", "choice_A": "one",
-         "choice_B": "two", "choice_C": "three", "choice_D": "four", "answer": "C", "context": "Long doc.",
-         "difficulty": "hard", "length": "short"},
     ])
     q = {x.id: x for x in import_longbench(path).questions}
     assert q["0"].answers == ["Mia"]
     assert q["1"].question == "Pick one.\n(A) x\n(B) y"
-    assert q["v2"].question == "Which?\n(A) one\n(B) two\n(C) three\n(D) four"
-    assert q["v2"].answers == ["C"]
-    assert q["v2"].metadata["difficulty"] == "hard" and "choice_A" not in q["v2"].metadata
+    v2 = import_longbench(_jsonl(tmp_path / "v2.jsonl", [
+        {"_id": "v2", "domain": "Single-Document QA", "question": "Which?", "choice_A": "one",
+         "choice_B": "two", "choice_C": "three", "choice_D": "four", "answer": "C", "context": "Long doc.",
+         "difficulty": "hard", "length": "short"}]))
+    q2 = v2.questions[0]
+    assert q2.question == "Which?\n(A) one\n(B) two\n(C) three\n(D) four"
+    assert q2.answers == ["C"]
+    assert q2.metadata["difficulty"] == "hard" and "choice_A" not in q2.metadata
+    assert q2.metadata["template_vars"] == {"question": "Which?", "choice_A": "one", "choice_B": "two",
+                                            "choice_C": "three", "choice_D": "four"}
+    assert v2.metadata["preset"] == "longbench_v2" and v2.default_scorers == ["choice"]
+
+
+def test_infinitebench_file_takes_its_task_from_the_file_name(tmp_path: Path) -> None:
+    suite = import_longbench(_jsonl(tmp_path / "longbook_choice_eng.jsonl", [
+        {"id": 3, "context": "Book.", "input": "Who did it?", "answer": ["the butler"],
+         "options": ["the cook", "the butler", "the maid", "nobody"]}]))
+    q = suite.questions[0]
+    assert suite.metadata["preset"] == "infinitebench" and suite.default_scorers == ["infinitebench"]
+    assert q.metadata["task"] == "longbook_choice_eng"
+    assert q.answers == ["the butler", "B"]  # get_answer: [option text, letter]
+    assert q.metadata["template_vars"]["OPTION_B"] == "the butler"
+    code = import_longbench(_jsonl(tmp_path / "code_run.jsonl", [
+        {"id": 0, "context": "def func_1(x): return x", "input": "What is func_1(-3)?", "answer": -3}]))
+    assert code.questions[0].metadata["template_vars"]["func_call"] == "func_1(-3)"
+    assert code.questions[0].metadata["template_vars"]["func"] == "func_1"
+
+
+def test_mixed_benchmarks_in_one_file_are_refused(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "mixed.jsonl", [
+        {"_id": "a", "input": "q", "context": "c", "answers": ["x"], "dataset": "hotpotqa"},
+        {"_id": "b", "question": "Which?", "choice_A": "1", "choice_B": "2", "choice_C": "3", "choice_D": "4",
+         "answer": "A", "context": "d"}])
+    with pytest.raises(UserInputError, match="line 2: records from different benchmarks"):
+        import_longbench(path)
+
+
+def test_longbench_summaries_need_no_default_question(tmp_path: Path) -> None:
+    suite = import_longbench(_jsonl(tmp_path / "gov_report.jsonl", [
+        {"_id": "s", "input": "", "context": "A report.", "answers": ["Sum."], "dataset": "gov_report",
+         "all_classes": None, "length": 3, "language": "en"}]))
+    q = suite.questions[0]
+    assert q.question == "Now, write a one-page summary of the report.\n\nSummary:"
+    assert q.metadata["template_vars"] == {"input": ""}
 
 
 def test_longbench_errors(tmp_path: Path) -> None:
@@ -252,3 +292,9 @@ def test_longbench_errors(tmp_path: Path) -> None:
     _jsonl(path, [{"_id": "a", "input": "q", "context": "c"}, {"_id": "a", "input": "r", "context": "d"}])
     with pytest.raises(UserInputError, match="line 2, field '_id': duplicate question id 'a'"):
         import_longbench(path)
+
+
+def test_infinitebench_tasks_without_a_ported_metric_keep_ctxevals_frame(tmp_path: Path) -> None:
+    suite = import_longbench(_jsonl(tmp_path / "longbook_sum_eng.jsonl", [
+        {"id": 0, "context": "A book.", "input": "Summarize the book.", "answer": ["A summary."]}]))
+    assert "preset" not in suite.metadata and suite.questions[0].metadata["task"] == "longbench"

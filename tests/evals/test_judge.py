@@ -136,7 +136,7 @@ async def test_judge_verdicts_come_from_the_cache_on_a_rerun():
 
 async def test_judge_scorers_need_a_judge_and_a_known_rubric():
     suite = make_suite()
-    with pytest.raises(UserInputError, match="scorer 'llm_judge': rubric: Input should be 'correctness', 'niah' or 'faithfulness'"):
+    with pytest.raises(UserInputError, match="scorer 'llm_judge': rubric: Input should be 'correctness', 'niah', 'faithfulness' or 'kamradt'"):
         make_spec(suite, [endpoint()], [StrategySpec(name="long_context")], ["llm_judge:tone"])
     spec = make_spec(suite, [endpoint()], [StrategySpec(name="long_context")], ["llm_judge:niah"])
     with pytest.raises(UserInputError, match="need a judge endpoint"):

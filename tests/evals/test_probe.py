@@ -81,7 +81,7 @@ async def test_failing_chats_are_noted_per_check(fake_server: FakeServer) -> Non
     assert r.reachable and r.tokenize_works and r.context_window == 32768
     assert (r.chat_works, r.stream_works, r.embeddings_work, r.tool_calls_work) == (False, False, False, False)
     assert {"chat", "stream", "prompt_cache", "embeddings", "tools"} <= set(r.errors)
-    assert all(r.errors[k].startswith("server_error: server error (HTTP 500)") for k in ("chat", "stream"))
+    assert all(r.errors[k].startswith("server_error: HTTP 500: ") for k in ("chat", "stream"))
 
 
 async def test_pick_the_first_listed_model(fake_server: FakeServer) -> None:

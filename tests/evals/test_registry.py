@@ -67,13 +67,13 @@ def test_catalogue_gives_parameters_as_json_schema(toy):
     assert entry["needs_retrieval"] is False and entry["label"] == "Toy echo"
     rag = next(c for c in registry.catalogue("strategy") if c["name"] == "rag")
     assert rag["needs_retrieval"] is True
-    assert rag["params"]["properties"]["chunking"]["enum"] == ["sentence", "paragraph", "tokens"]
+    assert rag["params"]["properties"]["chunking"]["enum"] == ["sentence", "paragraph", "tokens", "words"]
 
 
 def test_every_kind_has_built_ins():
     assert {"long_context", "rag", "self_route", "agentic", "no_context"} <= set(registry.names("strategy"))
     assert {"bm25", "dense", "hybrid"} <= set(registry.names("retriever"))
-    assert registry.names("chunker") == ["sentence", "paragraph", "tokens"]
+    assert registry.names("chunker") == ["sentence", "paragraph", "tokens", "words"]
     assert {"niah", "multihop", "passkey"} <= set(registry.names("generator"))
     assert "ruler" in registry.names("preset")
     judge = registry.get("scorer", "llm_judge")

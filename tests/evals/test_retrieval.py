@@ -107,7 +107,7 @@ async def test_dense_retrieval_finds_the_relevant_chunk():
             r = results[(qid, key)]
             assert r.retrieved[0].doc_id == doc and r.retrieved[0].gold, (key, qid)
             assert r.scores["exact_match"] == 1.0 and r.scores["retrieval_recall"] == 1.0
-            assert r.metadata["embedder"] == "endpoint:http://127.0.0.1:9/v1:hash-emb"
+            assert r.metadata["embedder"] == "endpoint:http://127.0.0.1:9:hash-emb"
     assert {b["model"] for b in model.embed_requests} == {"hash-emb"}  # derived from embedding_model
     dense = results[("q1", "dense")].retrieved
     assert dense[0].score > dense[1].score and -1.0 <= dense[1].score <= 1.0  # cosine
@@ -176,8 +176,8 @@ async def test_make_embedder_picks_the_source():
             make_embedder(EmbeddingSettings(endpoint=separate), [with_model]),
             make_embedder(EmbeddingSettings(source="endpoint"), [endpoint()]),
             make_embedder(None, [endpoint()])]
-    assert [e.key for e in made[:3]] == ["endpoint:http://127.0.0.1:9/v1:e5", "endpoint:http://127.0.0.1:8/v1:bge",
-                                         "endpoint:http://127.0.0.1:9/v1:m"]
+    assert [e.key for e in made[:3]] == ["endpoint:http://127.0.0.1:9:e5", "endpoint:http://127.0.0.1:8:bge",
+                                         "endpoint:http://127.0.0.1:9:m"]
     assert made[3].key.startswith("local:wordllama")
     for e in made:
         await e.aclose()

@@ -216,3 +216,15 @@ def test_verdict_markdown_has_the_sentence_and_numbers():
     failed = summarize(rows_for("rag", [0.0] * 3, outcomes=[Outcome.error] * 3, errors={0: "x", 1: "x", 2: "x"}),
                        primary="exact_match")
     assert verdict_markdown(failed).startswith("**Status: failed**")
+
+
+def test_the_ci_markdown_carries_the_recommendation():
+    from evals.checks import render_markdown
+
+    rng = np.random.default_rng(12)
+    rows = rows_for("long_context", binary(rng, 0.9, 200), cost=0.01) + rows_for("rag", binary(rng, 0.5, 200),
+                                                                               cost=0.001)
+    s = summarize(rows, primary="exact_match", n_boot=200)
+    md = render_markdown(s, [])
+    assert "### Recommendation" in md and s.recommendation.sentence in md
+    assert md.count("### Recommendation") == 1

@@ -135,6 +135,36 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
     async def stats() -> dict[str, Any]:
         return state.stats()
 
+    @app.get("/_bodies")
+    async def bodies() -> list[dict[str, Any]]:
+        return state.bodies
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        """The raw-prompt route of base models: the prompt is answered as one user message."""
+        body = await json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        state.bodies.append(body)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            return _error(400, "'prompt' must be a non-empty string")
+        messages = [{"role": "user", "content": prompt}]
+        state.record("/v1/completions", body.get("model"), len(fm.prompt_tokens(messages)))
+        plan = ChatPlan.build(state.config, body, messages, None, cached=None,
+                              prompt_tokens=len(fm.prompt_tokens(messages)))
+        text = "".join(plan.content) if isinstance(plan.content, list) else str(plan.content)
+        if body.get("stream"):
+            async def events() -> Any:
+                yield _sse({"object": "text_completion", "choices": [{"index": 0, "text": text,
+                                                                       "finish_reason": None}]})
+                yield _sse({"object": "text_completion", "choices": [{"index": 0, "text": "",
+                                                                       "finish_reason": "stop"}]})
+                yield "data: [DONE]\n\n"
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return {"object": "text_completion", "model": body.get("model"),
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
+
     @app.post("/_control")
     async def control(request: Request) -> Any:
         changes = await json_body(request)
@@ -237,6 +267,7 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
         if isinstance(body, JSONResponse):
             state.record(CHAT_PATH)
             return body
+        state.bodies.append(body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             state.record(CHAT_PATH, body.get("model"))

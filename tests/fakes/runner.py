@@ -48,6 +48,10 @@ class FakeServer:
         (entries ``{t, path, model, prompt_tokens, fault}``)."""
         return self._call("GET", "/_stats")  # type: ignore[no-any-return]
 
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the chat and completion requests received, in order."""
+        return self._call("GET", "/_bodies")  # type: ignore[no-any-return]
+
     def configure(self, **changes: Any) -> FakeConfig:
         """Change the config at runtime; ``faults=[...]`` replaces the pending fault queue."""
         body = json.loads(json.dumps(changes, default=lambda o: o.model_dump(mode="json")))

@@ -86,6 +86,7 @@ class FakeState:
         self.in_flight = 0
         self.max_in_flight = 0
         self.log: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []  # chat and completion request bodies, in arrival order
         self._blocks.clear()
         self._marker_uses.clear()
 

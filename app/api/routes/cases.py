@@ -51,12 +51,16 @@ def get_case(session: SessionDep, run_id: IdPath, case_id: str) -> CaseResult:
                              "description": "CSV: one row per case with a column per score; JSONL: one "
                                             "case result per line"}})
 def export_cases(request: Request, session: SessionDep, run_id: IdPath,
-                 format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
+                 format: Literal["csv", "jsonl"] = "csv",
+                 raw: bool = Query(False, description="CSV only: write cells as stored; by default a text cell "
+                                                      "starting with = + - @, a tab or a carriage return gets "
+                                                      "a leading ' so spreadsheets do not run it")
+                 ) -> StreamingResponse:
     run = run_service.get_record(session, run_id)
     db = request.app.state.db
     name = f"run-{run_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        return StreamingResponse(export.stream_csv(db, run_id, list(run.spec.get("scorers") or [])),
+        return StreamingResponse(export.stream_csv(db, run_id, list(run.spec.get("scorers") or []), raw=raw),
                                  media_type="text/csv", headers=headers)
     return StreamingResponse(export.stream_jsonl(db, run_id), media_type="application/x-ndjson", headers=headers)

@@ -135,3 +135,23 @@ def test_judge_and_embeddings_are_stored_endpoints_without_keys(client, ids):
         ids, scorers=["llm_judge"], judge_endpoint_id=ids["e2"],
         strategies=[{"name": "rag", "params": {"retriever": "dense"}}])).json()
     assert any("judge" in a for a in est["assumptions"]) and any("embedding" in a for a in est["assumptions"])
+
+
+def test_estimate_counts_long_context_cases_that_cannot_fit_under_a_preset(client):
+    from evals.suites.ruler_niah import generate_ruler_niah_single
+
+    suite = generate_ruler_niah_single({"lengths": [2000, 8192]}, local_tokenizer("cl100k"))
+    sid = client.post("/api/suites", json=suite.model_dump(mode="json")).json()["id"]
+    fits = client.post("/api/endpoints", json=endpoint_body(name="w8k", context_window=8192)).json()["id"]
+    small = client.post("/api/endpoints", json=endpoint_body(name="w4k", context_window=4096)).json()["id"]
+    est = client.post("/api/runs/estimate", json={"suite_id": sid, "endpoint_ids": [fits, small],
+                                                   "strategies": [{"name": "long_context"}]}).json()
+    assert est["over_window"] == 1  # the 8,192-token question on the 4,096-token window only
+    assert est["completion_tokens"] == 3 * 128  # RULER's tokens_to_generate, not max_output_tokens
+    assert any("'ruler' preset" in a for a in est["assumptions"])
+    run = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [fits],
+                                         "strategies": [{"name": "long_context"}], "preset": "ctxeval"}).json()
+    assert run["spec"]["preset"] == "ctxeval"
+    r = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [fits],
+                                       "strategies": [{"name": "long_context"}], "preset": "nope"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "preset"

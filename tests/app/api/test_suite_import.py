@@ -72,8 +72,7 @@ def test_import_errors_name_the_uploaded_file_line_and_field(client):
 
 
 def test_import_longbench_jsonl(client):
-    recs = [{"_id": "a1", "input": "Who wrote it?", "context": "It was written by Ann.", "answers": ["Ann"],
-             "dataset": "qasper"},
+    recs = [{"_id": "a1", "input": "Who wrote it?", "context": "It was written by Ann.", "answers": ["Ann"]},
             {"_id": "a2", "input": "", "context": "Long text to summarise.", "answers": ["summary"]}]
     body = "\n".join(json.dumps(r) for r in recs).encode()
     r = client.post("/api/suites/import", data={"name": "lb"}, files=[("longbench", ("qasper.jsonl", body))])

@@ -122,7 +122,8 @@ def test_partial_failure_exit_code_follows_max_error_rate(tmp_path, fake_server)
     out = tmp_path / "results.jsonl"
     res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out)])
     assert res.exit_code == 1, res.output
-    assert "completed with errors" in res.output and "50%" in res.output
+    assert "status: completed_with_errors" in res.output and "50%" in res.output
+    assert "above --max-error-rate 0" in res.output
     res = runner.invoke(cli, ["run", str(tmp_path / "run.yaml"), "--out", str(out), "--max-error-rate", "0.5"])
     assert res.exit_code == 0, res.output
     assert "status: completed_with_errors" in res.output

@@ -120,7 +120,7 @@ def test_a_failed_service_run_fails_the_job(tmp_path, service):
     res = invoke("run", spec, "--server", service.url, "--token", service.token, "--out", tmp_path / "r.jsonl",
                  "--junit", tmp_path / "j.xml")
     assert res.exit_code == 1, res.output
-    assert "run failed:" in res.output
+    assert "run failed on the service" in res.output
     assert "run status" in (tmp_path / "j.xml").read_text()
 
 

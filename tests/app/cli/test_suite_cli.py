@@ -127,3 +127,24 @@ def test_schema_prints_and_writes(tmp_path: Path) -> None:
     assert code == 0 and json.loads(stdout) == suite_json_schema()
     code, _, _ = _run("schema", "--out", tmp_path / "s.json")
     assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8")) == suite_json_schema()
+
+
+def test_generate_with_a_haystack_file_and_the_servers_tokenizer(tmp_path, fake_server):
+    from typer.testing import CliRunner as _Runner
+
+    from app.cli import cli as _cli
+    from evals.suites.io import load_suite as _load
+
+    hay = tmp_path / "hay.txt"
+    hay.write_text("The river runs to the sea. The sea is wide and deep.\n" * 2000, encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    result = _Runner().invoke(_cli, ["suite", "generate", "niah", "-o", str(out), "--lengths", "1500",
+                                     "--depths", "50", "--haystack-file", str(hay),
+                                     "--tokenizer", f"server:{fake_server.base_url}"])
+    assert result.exit_code == 0, result.output
+    suite = _load(out)
+    assert "The river runs to the sea." in suite.documents[0].text
+    assert suite.metadata["tokenizer"] == "server"
+    bad = _Runner().invoke(_cli, ["suite", "generate", "niah", "-o", str(out), "--haystack-file",
+                                  str(tmp_path / "nope.txt")])
+    assert bad.exit_code == 2 and "haystack file not found" in bad.output

@@ -509,6 +509,50 @@ def run_views_key(session: Any, run_id: int) -> str:
 
 
 
+def test_estimate_box_says_how_many_long_context_cases_will_not_fit(client: Any) -> None:
+    from evals.suites.ruler_niah import generate_ruler_niah_single
+    from evals.tokens import local_tokenizer
+
+    suite = generate_ruler_niah_single({"lengths": [2000, 8192]}, local_tokenizer("cl100k"))
+    assert client.post("/api/suites", json=suite.model_dump(mode="json")).status_code == 201
+    r = client.post("/api/endpoints", json={"name": "w4k", "base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                            "context_window": 4096})
+    assert r.status_code == 201, r.text
+    form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": str(r.json()["id"]), "s.long_context.on": "on"}
+    fragment = client.post("/runs/new/estimate", data=form)
+    assert re.search(r'data-est="over_window"[^>]*>1 long-context case\(s\) will not fit', fragment.text), fragment.text
+
+
+def test_generate_over_the_api_refuses_a_server_side_haystack_file_and_takes_the_text(client: Any) -> None:
+    bad = client.post("/api/suites/generate", json={"kind": "niah", "params": {"haystack_file": "/etc/passwd"}})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "haystack_file"
+    text = "The river runs to the sea. The sea is wide and deep. " * 400
+    r = client.post("/api/suites/generate", json={"kind": "niah", "params": {
+        "lengths": [1200], "depths": [50], "haystack_text": text}})
+    assert r.status_code == 201, r.text
+
+
+def test_generate_form_takes_a_haystack_file_read_only_as_far_as_needed(client: Any, db: Any) -> None:
+    from app import crud
+    from app.services import suites as suite_service
+    from app.web.pages_library import HAYSTACK_BYTES_PER_TOKEN
+
+    html = client.get("/suites").text
+    assert 'enctype="multipart/form-data"' in html and 'name="haystack"' in html
+    prose = ("The lighthouse keeper climbed the stairs at dusk. The lamp was cleaned and lit. " * 20_000).encode()
+    assert len(prose) > HAYSTACK_BYTES_PER_TOKEN * (1200 + 64)  # more than the 1,200-token suite reads
+    r = client.post("/suites/generate", data={"kind": "niah", "lengths": "1200", "depths": "50"},
+                    files={"haystack": ("keeper.txt", prose, "text/plain")})
+    assert r.status_code == 303, r.text
+    suite_id = int(r.headers["location"].split("/")[2].split("?")[0])
+    with session_scope(db) as session:
+        suite = crud.load_suite(session, record=suite_service.get_record(session, suite_id))
+    assert "The lighthouse keeper climbed the stairs at dusk." in suite.documents[0].text
+    bad = client.post("/suites/generate", data={"kind": "niah", "lengths": "1200"},
+                      files={"haystack": ("bin.txt", b"\xff\xfe\x00\x01" * 10, "text/plain")})
+    assert bad.status_code == 422 and "not UTF-8 text" in bad.text
+
+
 def test_the_report_opens_with_the_recommendation(client: Any, db: Any) -> None:
     run_id = seed(db)
     html = client.get(f"/runs/{run_id}").text
@@ -525,3 +569,16 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_new_run_form_overrides_the_prompt_preset(client: Any, db: Any) -> None:
+    seed(db, with_cases=False)
+    html = client.get("/runs/new").text
+    assert re.search(r'<option value="ruler"\s*>ruler</option>', html), html[-4000:]
+    assert '<option value="">the suite&#39;s</option>' in html or "<option value=\"\">the suite's</option>" in html
+    form = {"_submitted": "1", "suite_id": "1", "endpoint_ids": "1", "s.long_context.on": "on",
+            "scorers": "exact_match", "preset": "litm", "action": "start"}
+    r = client.post("/runs/new", data=form)
+    assert r.status_code == 303, r.text
+    new_id = int(r.headers["location"].split("/")[2].split("?")[0])
+    assert client.get(f"/api/runs/{new_id}").json()["spec"]["preset"] == "litm"

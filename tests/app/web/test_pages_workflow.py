@@ -139,10 +139,21 @@ def test_import_documents_and_questions_from_the_suites_page(client: Any) -> Non
     assert r.status_code == 422 and "Import your documents and questions" in r.text
 
 
-def test_a_queued_run_on_a_service_that_executes_nothing_says_a_worker_is_needed(client: Any, db: Any) -> None:
+def test_a_queued_run_says_whether_a_live_worker_can_take_it(client: Any, db: Any) -> None:
+    from app import crud
+
     run_id = seed(db, status="queued", with_cases=False)
     html = client.get(f"/runs/{run_id}").text  # the client's service runs with execution none
-    assert 'id="no-executor"' in html and "ctxeval worker" in html
+    assert 'id="no-executor"' in html and "No worker is alive" in html and "ctxeval worker" in html
+    with session_scope(db) as s:  # a worker's heartbeat
+        crud.beat(s, executor_id="worker-7", host="gpu-1", pid=42, started=True)
+        s.commit()
+    html = client.get(f"/runs/{run_id}").text
+    assert 'id="no-executor"' not in html and "1 worker alive (worker-7)" in html
+    with session_scope(db) as s:
+        crud.mark_stopped(s, executor_id="worker-7")
+        s.commit()
+    assert 'id="no-executor"' in client.get(f"/runs/{run_id}").text  # a stopped worker takes nothing
     done = seed(db, status="completed")
     assert 'id="no-executor"' not in client.get(f"/runs/{done}").text
 
