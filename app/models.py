@@ -203,6 +203,22 @@ class CaseDetailRecord(SQLModel, table=True):
     extra: dict[str, Any] = _json()  # steps, truncation, metadata
 
 
+class RunViewRecord(SQLModel, table=True):
+    """A finished run's summary or report data as the JSON the service sends, computed once (when the
+    run finishes, or at its first view) instead of at every view. ``state`` is the run's attempt, status
+    and finish time when it was computed: a view whose state is no longer the run's is stale."""
+
+    __tablename__ = "run_view"
+
+    run_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key: str = Field(primary_key=True, max_length=64)  # what the view is: kind, parameters, code version
+    state: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = _ts()
+
+
 class PromptBlob(SQLModel, table=True):
     """A long message text (a rendered corpus, say) stored once per run by its sha256; case details
     refer to it (``content_parts``), so a case costs the same bytes at 4k and at 1M tokens."""

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="an executor silent this long is dead: the others recover its "
         "unfinished cases and free its concurrency slots")
     engine_cache_size: int = Field(default=8, ge=1, description="engines kept per process (one per run)")
+    index_cache_dir: Path | None = Field(
+        default=None, description="where retrieval indexes and corpus token counts are kept for later runs and "
+        "other processes; default: an 'indexes' folder beside a SQLite database, else ~/.cache/ctxeval/indexes")
     allowed_hosts: str = Field(
         default="", description="comma-separated Host names accepted besides the bound address, localhost, "
         "127.0.0.1 and ::1 (a guard against DNS rebinding); '*' accepts any")
@@ -130,6 +133,13 @@ class Settings(BaseSettings):
             return None
         database = make_url(self.database_url).database
         return Path(database) if database and database != ":memory:" else None
+
+    @property
+    def index_cache_path(self) -> Path:
+        if self.index_cache_dir is not None:
+            return self.index_cache_dir
+        db = self.sqlite_path
+        return db.parent / "indexes" if db is not None else Path.home() / ".cache" / "ctxeval" / "indexes"
 
     @property
     def dbos_system_database_url(self) -> str:

@@ -256,6 +256,7 @@ class Sizes:
     scale_requests: int
     memory_corpus_tokens: int
     memory_questions: int
+    workers_cases: int
 
     @classmethod
     def full(cls) -> Sizes:
@@ -263,14 +264,14 @@ class Sizes:
         return cls(quick=False, reps=5, heavy_reps=3, engine_cases=2000, concurrency=64, latency_ms=50.0,
                    durable_cases=500, peer_questions=1000, corpus_tokens=1_000_000, retrieval_queries=200,
                    prefix_context_tokens=2000, prefix_questions=12, scale_cases=100_000, scale_requests=10,
-                   memory_corpus_tokens=1_000_000, memory_questions=1000)
+                   memory_corpus_tokens=1_000_000, memory_questions=1000, workers_cases=2000)
 
     @classmethod
     def quick_sizes(cls) -> Sizes:
         return cls(quick=True, reps=3, heavy_reps=2, engine_cases=500, concurrency=64, latency_ms=50.0,
                    durable_cases=100, peer_questions=200, corpus_tokens=1_000_000, retrieval_queries=100,
-                   prefix_context_tokens=400, prefix_questions=8, scale_cases=20_000, scale_requests=6,
-                   memory_corpus_tokens=1_000_000, memory_questions=300)
+                   prefix_context_tokens=400, prefix_questions=8, scale_cases=100_000, scale_requests=6,
+                   memory_corpus_tokens=1_000_000, memory_questions=300, workers_cases=500)
 
     @classmethod
     def tiny(cls) -> Sizes:
@@ -278,4 +279,4 @@ class Sizes:
         return cls(quick=True, reps=1, heavy_reps=1, engine_cases=40, concurrency=8, latency_ms=5.0,
                    durable_cases=4, peer_questions=10, corpus_tokens=20_000, retrieval_queries=5,
                    prefix_context_tokens=120, prefix_questions=2, scale_cases=300, scale_requests=2,
-                   memory_corpus_tokens=20_000, memory_questions=20)
+                   memory_corpus_tokens=20_000, memory_questions=20, workers_cases=8)

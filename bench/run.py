@@ -27,7 +27,8 @@ BENCHMARKS = {
     "retrieval": "Retrieval preparation: chunk and index 1M tokens vs bm25s; query latency",
     "prefix": "Prefix caching on llama.cpp (bundled model): prefix-aware vs shuffled",
     "scale": "Service at scale: summary API and report page vs a bare SELECT",
-    "memory": "Memory: peak RSS of a run over a 1M-token suite",
+    "memory": "Memory and wall time of a rag run over a 1M-token suite, index built and cached",
+    "workers": "Scale out: 4 worker processes on PostgreSQL vs the in-memory runner",
 }
 
 

@@ -1,11 +1,12 @@
 """6. Service at scale.
 
 One finished run with many stored cases (inserted in bulk with SQLAlchemy Core, not through the API),
-served by the service in its own process (uvicorn, no execution, auth off), on SQLite and on
-PostgreSQL. Measured over HTTP on 127.0.0.1: ``GET /api/runs/{id}/summary`` and the run report page
-``GET /runs/{id}``, each with the service's in-process caches emptied before the request (what the first
-view of a finished run, and every view of a running one, costs); the warm figures are in the table's
-detail and the JSON file. The reference is the floor both must pay: one ``SELECT`` of the same light columns of the run's
+then finished the way the execution finishes a run (``run_views.warm``: its summary and report data
+computed and stored; the time it takes is in the row's detail), served by the service in its own
+process (uvicorn, no execution, auth off), on SQLite and on PostgreSQL. Measured over HTTP on
+127.0.0.1: ``GET /api/runs/{id}/summary`` and the run report page ``GET /runs/{id}``, each with the
+service's in-process copies emptied before the request (the first view of a finished run in a process);
+the warm figures are in the table's detail and the JSON file. The reference is the floor both must pay: one ``SELECT`` of the same light columns of the run's
 cases (what ``statistics.case_rows`` reads), fetched with SQLAlchemy Core in the benchmark's process.
 """
 
@@ -94,6 +95,12 @@ def measure_kind(url: str, n_cases: int, sizes: Sizes, log: Callable[[str], None
         run_id = insert_run(db, n_cases)
         insert_s = time.perf_counter() - start
         log(f"  inserted {n_cases:,} cases in {insert_s:.1f} s")
+        from app.services import run_views
+
+        start = time.perf_counter()
+        run_views.warm(db, run_id)  # what the execution does when a run finishes
+        finish_s = time.perf_counter() - start
+        log(f"  summary and report data computed and stored in {finish_s:.1f} s")
         query = select(*_COLUMNS).where(CaseRecord.run_id == run_id).order_by(  # type: ignore[arg-type]
             CaseRecord.position, CaseRecord.id)  # type: ignore[arg-type]
         with process([sys.executable, "-m", "bench.serve_app", url], ready_prefix="BENCH_APP_PORT=",
@@ -126,7 +133,7 @@ def measure_kind(url: str, n_cases: int, sizes: Sizes, log: Callable[[str], None
                                  "page": timed(f"/runs/{run_id}", **{"x-bench-cold": "1"}),
                                  "page_warm": timed(f"/runs/{run_id}"), "query": bare},
                                 sizes.scale_requests, log=None)
-        return {"samples": samples, "insert_s": insert_s}
+        return {"samples": samples, "insert_s": insert_s, "finish_s": finish_s}
     finally:
         db.dispose()
 
@@ -149,18 +156,19 @@ def run(sizes: Sizes, log: Callable[[str], None] = print, *, kinds: tuple[str, .
             s = got["samples"]
             ref = Figure(f"SELECT of the light columns ({label})", "ms", s["query"], higher_is_better=False,
                          detail=f"p95 {percentile(s['query'], 95):.0f} ms")
-            extra = {"cases": n, "insert_s": got["insert_s"], "samples": s,
+            extra = {"cases": n, "insert_s": got["insert_s"], "finish_s": got["finish_s"], "samples": s,
                      "page_warm_p50_ms": Figure("", "ms", s["page_warm"]).value,
                      "summary_warm_p50_ms": Figure("", "ms", s["summary_warm"]).value}
-            rows.append(Row(bench=NAME, what=whats[0], conditions=cond + "; summary cache emptied before each request",
+            stored = f"; computed and stored once when the run finished ({got['finish_s']:.1f} s)"
+            rows.append(Row(bench=NAME, what=whats[0], conditions=cond + "; in-process copies emptied before each request",
                             reference=ref, extra=extra,
                             ctxeval=Figure("GET /api/runs/{id}/summary (first view)", "ms", s["summary"],
                                            higher_is_better=False,
                                            detail=f"p95 {percentile(s['summary'], 95):.0f} ms; warm p50 "
-                                                  f"{extra['summary_warm_p50_ms']:.1f} ms")))
-            rows.append(Row(bench=NAME, what=whats[1], conditions=cond + "; page cache emptied before each request",
+                                                  f"{extra['summary_warm_p50_ms']:.1f} ms{stored}")))
+            rows.append(Row(bench=NAME, what=whats[1], conditions=cond + "; in-process copies emptied before each request",
                             reference=ref, extra=extra,
                             ctxeval=Figure("GET /runs/{id} (first view)", "ms", s["page"], higher_is_better=False,
                                            detail=f"p95 {percentile(s['page'], 95):.0f} ms; warm p50 "
-                                                  f"{extra['page_warm_p50_ms']:.0f} ms")))
+                                                  f"{extra['page_warm_p50_ms']:.0f} ms{stored}")))
     return rows

@@ -21,13 +21,9 @@ class ColdReports:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and (b"x-bench-cold", b"1") in scope.get("headers", []):
-            from app.services import statistics
-            from app.web import pages_report
+            from app.services import run_views
 
-            with pages_report._reports_lock:
-                pages_report._reports.clear()
-            with statistics._summaries_lock:
-                statistics._summaries.clear()
+            run_views.forget_memory()
         await self.app(scope, receive, send)
 
 

@@ -35,6 +35,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "build_strategy": ("evals.strategies.base", "build_strategy"),
     "EstimateContext": ("evals.strategies.base", "EstimateContext"),
     "uses_embeddings": ("evals.retrieval.base", "uses_embeddings"),
+    "IndexCache": ("evals.retrieval.base", "IndexCache"),
     **{n: ("evals.scorers", n) for n in ("AnswerMetric", "SCORERS", "get_scorer", "is_judge_scorer")},
     # summaries and statistics
     **{n: ("evals.summary", n) for n in ("CaseRow", "ErrorClassCount", "GroupSummary", "PairedComparison",
@@ -206,6 +207,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.redact import (
         scrub as scrub,
+    )
+    from evals.retrieval.base import (
+        IndexCache as IndexCache,
     )
     from evals.retrieval.base import (
         uses_embeddings as uses_embeddings,

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
-import itertools
 import json
-import math
 import random
 import re
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import httpx
@@ -38,7 +39,6 @@ from evals.errors import (
 from evals.redact import excerpt
 
 RETRY_STATUS = {408, 409, 429}
-POOL_CONNECTIONS = 16  # concurrent requests per httpx connection pool
 OVERFLOW_PATTERNS = re.compile(
     r"maximum context length|longer than the model's context length|exceed\w*[^.]{0,40}context"
     r"|context[_ ]length[_ ]exceeded|tokens \+ `max_new_tokens`|context size|too many tokens"
@@ -196,6 +196,13 @@ def backoff_seconds(attempt: int, retry_after: float | None, *, rng: random.Rand
     return base * (1 - 0.25 * rng.random())
 
 
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process (httpx's default verification: certifi's
+    roots): building one costs about 20 ms, and one context serves any number of connections."""
+    return httpx.create_ssl_context()
+
+
 def server_root(base_url: str) -> str:
     """The server's root URL: a base URL given OpenAI-style with a trailing ``/v1`` loses it."""
     root = base_url.rstrip("/")
@@ -288,25 +295,37 @@ class ModelClient:
         self.max_answer_chars = max_answer_chars
         headers = {"Content-Type": "application/json", **auth_headers(endpoint)}
         self._secrets = (endpoint.api_key.get_secret_value() if endpoint.api_key else None,)
-        timeout = httpx.Timeout(connect=10.0, read=endpoint.timeout_s, write=60.0, pool=None)
-        # httpcore's pool does work quadratic in its connections on every request, so a high concurrency
-        # is spread over several small pools, taken in turn
-        shards = max(1, math.ceil(endpoint.concurrency / POOL_CONNECTIONS))
-        per_pool = math.ceil(endpoint.concurrency / shards)
-        limits = httpx.Limits(max_connections=max(per_pool * 2, 10), max_keepalive_connections=max(per_pool, 10))
-        self._pools = [httpx.AsyncClient(base_url=server_root(endpoint.base_url), headers=headers, timeout=timeout,
-                                         transport=transport, limits=limits) for _ in range(shards)]
-        self._http = self._pools[0]
-        self._turn = itertools.count()
+        self._client_args: dict[str, Any] = dict(
+            base_url=server_root(endpoint.base_url), headers=headers, transport=transport,
+            timeout=httpx.Timeout(connect=10.0, read=endpoint.timeout_s, write=60.0, pool=None),
+            verify=shared_ssl_context(), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        # httpcore's pool looks at every one of its connections on each request (liveness poll, expiry,
+        # peer name), so one pool of many connections costs work quadratic in them. Instead every request
+        # in flight holds a client of its own with a single keep-alive connection, taken from a free list
+        # (last returned first, so a warm connection is reused) and given back when the request ends.
+        self._free: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
+        self._http = self._new_client()  # probe and tokenizer helpers; the first slot's client
+        self._free.append(self._http)
         self._sleep = sleep
         self._rng = random.Random(seed)
 
-    def _pool(self) -> httpx.AsyncClient:
-        return self._pools[next(self._turn) % len(self._pools)]
+    def _new_client(self) -> httpx.AsyncClient:
+        c = httpx.AsyncClient(**self._client_args)
+        self._clients.append(c)
+        return c
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[httpx.AsyncClient]:
+        c = self._free.pop() if self._free else self._new_client()
+        try:
+            yield c
+        finally:
+            self._free.append(c)
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        for c in self._clients:
+            await c.aclose()
 
     async def __aenter__(self) -> ModelClient:
         return self
@@ -394,7 +413,7 @@ class ModelClient:
         limit = answer_limit(body.get(self.endpoint.max_tokens_field), cap=self.max_answer_chars)
         path = "/v1/completions" if "prompt" in body and "messages" not in body else "/v1/chat/completions"
         try:
-            async with self._pool().stream("POST", path, json=body) as r:
+            async with self._slot() as http, http.stream("POST", path, json=body) as r:
                 if r.status_code >= 300:
                     text = (await read_at_most(r, ERROR_BODY_BYTES)).decode("utf-8", "replace")
                     err = classify_http_error(r.status_code, text, secrets=self._secrets)
@@ -649,7 +668,7 @@ class ModelClient:
             attempt += 1
 
     async def _post_bounded(self, path: str, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
-        async with self._pool().stream("POST", path, json=body) as r:
+        async with self._slot() as http, http.stream("POST", path, json=body) as r:
             return r.status_code, r.headers, await read_at_most(r, EMBEDDING_BODY_BYTES + 1)
 
     # ---------------------------------------------------------------- raw helpers for probe/tokenize

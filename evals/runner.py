@@ -337,9 +337,18 @@ class Engine:
         key = (endpoint, tuple(d.id for d in ctx.documents))
         future = self._context_tokens.get(key)
         if future is None:
-            future = self._context_tokens[key] = asyncio.ensure_future(
-                ctx.count(prompts.render_documents(ctx.documents)))
+            future = self._context_tokens[key] = asyncio.ensure_future(self._count_context(ctx))
         return await asyncio.shield(future)
+
+    async def _count_context(self, ctx: CaseContext) -> int:
+        """Counted once; with an index cache on disk, once across runs and processes too."""
+        text = prompts.render_documents(ctx.documents)
+        stored = self.indexes.stored_count(text, ctx.tokenizer)
+        if stored is not None:
+            return stored
+        count = await ctx.count(text)
+        self.indexes.store_count(text, ctx.tokenizer, count)
+        return count
 
     def _result(self, plan: CasePlan, qmeta: dict[str, Any], out: StrategyOutput, llm: LLM) -> CaseResult:
         outcome = out.outcome

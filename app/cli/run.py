@@ -32,6 +32,7 @@ from evals import (
     EmbeddingSettings,
     Endpoint,
     Engine,
+    IndexCache,
     Outcome,
     RunSpec,
     RunSummary,
@@ -189,8 +190,11 @@ async def run_prepared(p: Prepared, out: Path, *, resume: bool, console: Console
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[tokens]} tok  ${task.fields[cost]:.4f}  {task.fields[errors]} errors")]
+    # retrieval indexes and corpus token counts, kept for later runs beside the response cache
+    index_dir = (Path(run.cache).parent if isinstance(run.cache, str) else Path(".ctxeval")) / "indexes"
     async with Engine(suite=suite, endpoints={e.name: e for e in endpoints}, spec=spec, cache=cache,
-                      embeddings=embeddings, judge=judge, secrets=resolve_secrets(spec)) as engine:
+                      embeddings=embeddings, judge=judge, secrets=resolve_secrets(spec),
+                      index_cache=IndexCache(directory=index_dir)) as engine:
         with Progress(*columns, console=console, transient=False) as progress, out.open("a", encoding="utf-8") as fh:
             task = progress.add_task("cases", total=len(plans), completed=len(finished), tokens=0, cost=0.0,
                                      errors=0)

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from app import crud
 from app.db import session_scope
 from app.errors import NotFoundError
 from app.services.cache import DbResponseCache
-from evals import EmbeddingSettings, Endpoint, RunSpec, Suite
+from evals import EmbeddingSettings, Endpoint, IndexCache, RunSpec, Suite
 
 
 @dataclass
@@ -92,7 +93,7 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
 
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None,
-          cache: DbResponseCache | None = None) -> RunEngine:
+          cache: DbResponseCache | None = None, index_cache: IndexCache | None = None) -> RunEngine:
     from evals import Engine, plan_cases, required_secrets
 
     inputs = load_run_inputs(db, run_id)
@@ -100,7 +101,8 @@ def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | No
     secrets = {n: os.environ[n] for n in required_secrets(inputs.spec) if os.environ.get(n)}
     engine = Engine(suite=inputs.suite, endpoints=inputs.endpoints, spec=inputs.spec,
                     cache=cache if cache is not None else DbResponseCache(db),
-                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets)
+                    transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets,
+                    index_cache=index_cache)
     plans = plan_cases(inputs.spec, inputs.suite, strategies=engine.strategies)  # built once, by the engine
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)}, ordered=plans)
@@ -108,11 +110,13 @@ def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | No
 
 class EngineCache:
     def __init__(self, db: DbEngine, *, size: int = 8, transport: httpx.AsyncBaseTransport | None = None,
-                 cache: DbResponseCache | None = None) -> None:
+                 cache: DbResponseCache | None = None, index_dir: Path | None = None) -> None:
         self._db = db
         self._size = size
         self._transport = transport
         self._cache = cache
+        # one index cache for every run this process executes, kept on disk for the other processes
+        self.indexes = IndexCache(directory=index_dir)
         self._engines: OrderedDict[tuple[int, int], RunEngine] = OrderedDict()
         self._users: dict[tuple[int, int], int] = {}
         self._locks: dict[tuple[int, int], asyncio.Lock] = {}
@@ -126,8 +130,8 @@ class EngineCache:
             lock = self._locks.setdefault(key, asyncio.Lock())
             async with lock:
                 if key not in self._engines:
-                    self._engines[key] = await asyncio.to_thread(build, self._db, run_id,
-                                                                 transport=self._transport, cache=self._cache)
+                    self._engines[key] = await asyncio.to_thread(build, self._db, run_id, transport=self._transport,
+                                                                 cache=self._cache, index_cache=self.indexes)
             self._engines.move_to_end(key)
             yield self._engines[key]
         finally:

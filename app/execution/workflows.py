@@ -53,6 +53,7 @@ from app.execution.workers import Heartbeat, SqliteExecutorLock, dbos_pending_ow
 from app.execution.writer import CaseWriter
 from app.models import RunRecord, RunStatus, utcnow
 from app.services import cases as case_service
+from app.services import run_views
 from app.services.cache import DbResponseCache
 from app.settings import Settings
 from evals import CaseResult, Outcome, prefix_waves, scrub
@@ -113,7 +114,8 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
                           timeout_s=settings.worker_timeout_s, recover=dbos_recover,
                           pending_owners=dbos_pending_owners)
     _runtime = Runtime(settings=settings, db=db, writer=writer, cache=cache, heartbeat=heartbeat, lock=lock,
-                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport, cache=cache))
+                       engines=EngineCache(db, size=settings.engine_cache_size, transport=transport, cache=cache,
+                                           index_dir=settings.index_cache_path))
     try:
         await asyncio.to_thread(heartbeat.start)  # before launch: nobody takes this id for dead
         try:
@@ -259,6 +261,8 @@ async def plan_run(run_id: int, attempt: int) -> dict[str, Any] | None:
 async def finish_run(run_id: int, attempt: int) -> str:
     status = await asyncio.to_thread(_finish, run_id, attempt)
     await runtime().engines.drop(run_id)
+    # the finished run's summary and report data, stored so that their first view is a read
+    await asyncio.to_thread(run_views.warm, runtime().db, run_id)
     return status
 
 

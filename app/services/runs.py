@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from app.execution.dispatch import Dispatcher
 from app.models import ACTIVE_STATUSES, RunRecord, RunStatus, as_utc, utcnow
 from app.schemas import RunCreate, RunHeadline, RunImport, RunProgress, RunPublic, RunsPublic
 from app.services import endpoints as endpoint_service
+from app.services import run_views
 from app.services import suites as suite_service
 from evals import (
     CaseResult,
@@ -209,6 +211,7 @@ def resume(session: Session, dispatcher: Dispatcher, run_id: int, *, force: bool
     reusable_cases(session, record)
     record.attempt += 1
     record.status, record.error, record.finished_at = RunStatus.queued.value, None, None
+    run_views.invalidate(session, run_id)
     session.add(record)
     session.commit()
     _dispatch(session, dispatcher, record)
@@ -302,11 +305,26 @@ def _key(strategy: dict[str, Any]) -> str:
 
 
 def to_public(session: Session, records: list[RunRecord]) -> list[RunPublic]:
-    ids = [r.id for r in records if r.id is not None]
-    grouped: dict[int, list[Any]] = defaultdict(list)
-    for row in crud.progress_rows(session, run_ids=ids):
-        grouped[row[0]].append(row)
-    heads = headlines(session, records)
+    # a finished run's counts, sums and headline scores no longer change: aggregated once, then stored
+    stored = run_views.stored_many(session, records, "progress", [])
+    grouped: dict[int, list[Any]] = defaultdict(list, {i: json.loads(body) for i, body in stored.items()})
+    ids = [r.id for r in records if r.id is not None and r.id not in stored]
+    if ids:
+        for run_id, outcome, n, prompt, completion, cached, cost in crud.progress_rows(session, run_ids=ids):
+            grouped[run_id].append([run_id, outcome, int(n), int(prompt), int(completion), int(cached), float(cost)])
+        for r in records:
+            if r.id in ids and r.status not in ACTIVE_STATUSES:
+                run_views.put(session, r, "progress", [], json.dumps(grouped.get(r.id, [])).encode())
+    stored_heads = run_views.stored_many(session, records, "headline", [])
+    heads = {i: [RunHeadline.model_validate(h) for h in json.loads(body)] for i, body in stored_heads.items()}
+    missing = [r for r in records if r.id is not None and r.id not in stored_heads]
+    if missing:
+        computed = headlines(session, missing)
+        heads.update(computed)
+        for r in missing:
+            if r.status not in ACTIVE_STATUSES:
+                run_views.put(session, r, "headline", [], json.dumps(
+                    [h.model_dump(mode="json") for h in computed.get(r.id or 0, [])]).encode())
     now = utcnow()
     out = []
     for r in records:

@@ -1,43 +1,70 @@
 """A run's summary and paired comparisons, computed by the engine from the light case rows only.
 
-A finished run's stored cases no longer change, so its summaries are kept (a few runs' worth, keyed by
-everything that would change them: attempt, status, finish time, primary score, length edges)."""
+A finished run's summary is computed once and stored (``app.services.run_views``); a running run's is
+computed from its stored cases, at most once per couple of seconds."""
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from threading import Lock
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord
 from app.schemas import RunAgainstBaseline, RunBrief, RunsComparison
+from app.services import run_views
 from app.services import runs as run_service
 from evals import CaseRow, Outcome, PairedComparison, RunSummary, adjust_holm, compare, summarize
 from evals import compare_runs as compare_runs_rows
 
 _NAMES = list(CaseRow.model_fields)
 _COLUMNS = [getattr(CaseRecord, name) for name in _NAMES]
-SUMMARY_CACHE_SIZE = 16
-_summaries: OrderedDict[Hashable, RunSummary] = OrderedDict()
-_summaries_lock = Lock()
+_OUTCOMES = {o.value: o for o in Outcome}
+COMPARISON_CACHE_SIZE = 16
 _comparisons: OrderedDict[Hashable, RunsComparison] = OrderedDict()  # finished runs' comparisons
+_comparisons_lock = Lock()
+
+
+_FIELDS_SET = frozenset(_NAMES)
+_set = object.__setattr__
+
+
+def _case_row(values: dict[str, Any]) -> CaseRow:
+    """A :class:`CaseRow` from our own table's values, built the way ``model_construct`` builds one but
+    without its per-field work: the rows were validated when their results were stored, and building
+    100k models through ``model_construct`` cost more than the query itself."""
+    row = object.__new__(CaseRow)
+    _set(row, "__dict__", values)
+    _set(row, "__pydantic_fields_set__", set(_FIELDS_SET))
+    _set(row, "__pydantic_extra__", None)
+    _set(row, "__pydantic_private__", None)
+    return row
+
+
+def _case_rows_query(run_id: int) -> Any:
+    return (select(*_COLUMNS).where(col(CaseRecord.run_id) == run_id)
+            .order_by(col(CaseRecord.position), col(CaseRecord.id)))
 
 
 def case_rows(session: Session, run_id: int) -> list[CaseRow]:
-    """Every stored case of the run as the engine's :class:`CaseRow`, without prompts or answers.
-
-    Rows come from our own table, written from validated results, so they are built without validating
-    each again (that cost more than the query at 100k cases); only the outcome is turned back into its enum."""
-    rows = session.execute(select(*_COLUMNS).where(col(CaseRecord.run_id) == run_id)
-                           .order_by(col(CaseRecord.position), col(CaseRecord.id))).all()
+    """Every stored case of the run, in plan order, as :class:`CaseRow` (no prompts or answers). Read as
+    the driver returns them, without SQLAlchemy's per-value result processing; scores are parsed here
+    (PostgreSQL's driver hands JSON over already parsed)."""
+    conn = session.connection()
+    stmt = _case_rows_query(run_id).compile(dialect=conn.dialect)
+    cursor = conn.exec_driver_sql(str(stmt), tuple(stmt.params[k] for k in stmt.positiontup or ())
+                                  if stmt.positional else stmt.params)
+    loads = json.loads
     out = []
-    for row in rows:
-        data = dict(zip(_NAMES, row, strict=True))
-        data["outcome"] = Outcome(data["outcome"])
-        data["scores"] = data["scores"] or {}
-        out.append(CaseRow.model_construct(**data))
+    for raw in cursor:
+        values = dict(zip(_NAMES, raw, strict=True))
+        values["outcome"] = _OUTCOMES[values["outcome"]]
+        scores = values["scores"]
+        values["scores"] = (loads(scores) if isinstance(scores, str) else scores) or {}
+        out.append(_case_row(values))
     return out
 
 
@@ -50,34 +77,44 @@ def primary_scorer(session: Session, run_id: int) -> str | None:
     return _primary(run_service.get_record(session, run_id))
 
 
-def summary(session: Session, run_id: int, *, primary: str | None = None,
-            length_edges: Sequence[int] | None = None, rows: list[CaseRow] | None = None,
-            alpha: float = 0.05, margin: float = 0.02, threshold: float = 0.856) -> RunSummary:
-    """The run's summary; ``rows`` when the caller has read them already."""
-    record = run_service.get_record(session, run_id)
+def summary_json(session: Session, run_id: int, *, primary: str | None = None,
+                 length_edges: Sequence[int] | None = None, rows: Sequence[CaseRow] | None = None,
+                 record: RunRecord | None = None, alpha: float = 0.05, margin: float = 0.02,
+                 threshold: float = 0.856) -> bytes:
+    """The run's summary as JSON: stored once the run has finished, else computed (``rows`` when the
+    caller has read them already)."""
+    record = record or run_service.get_record(session, run_id)
     chosen = primary or _primary(record)
-    key: Hashable | None = None
-    if record.status not in ACTIVE_STATUSES:
-        key = (run_id, record.created_at, record.attempt, record.status, record.finished_at, chosen,
-               tuple(length_edges or ()), alpha, margin, threshold)
-        with _summaries_lock:
-            if key in _summaries:
-                _summaries.move_to_end(key)
-                return _summaries[key]
-    urls = {e.get("name"): e.get("base_url") for e in record.spec.get("endpoints", [])}
-    result = summarize(rows if rows is not None else case_rows(session, run_id), primary=chosen,
-                       length_edges=length_edges, endpoint_urls={k: v for k, v in urls.items() if k and v},
-                       alpha=alpha, margin=margin, threshold=threshold)
-    if key is not None:
-        with _summaries_lock:
-            _summaries[key] = result
-            while len(_summaries) > SUMMARY_CACHE_SIZE:
-                _summaries.popitem(last=False)
-    return result
+    # the edges as summarize uses them (sorted, unique): one stored view however they were written
+    edges = sorted(set(length_edges)) if length_edges else []
+
+    def build() -> bytes:
+        data = rows if rows is not None else case_rows(session, run_id)
+        urls = {e.get("name"): e.get("base_url") for e in record.spec.get("endpoints", [])}
+        return summarize(data, primary=chosen, length_edges=length_edges,
+                         endpoint_urls={k: v for k, v in urls.items() if k and v},
+                         alpha=alpha, margin=margin, threshold=threshold).model_dump_json().encode()
+
+    return run_views.get(session, record, "summary", [chosen, edges, alpha, margin, threshold], build)
+
+
+def summary(session: Session, run_id: int, *, primary: str | None = None,
+            length_edges: Sequence[int] | None = None, rows: Sequence[CaseRow] | None = None,
+            record: RunRecord | None = None, alpha: float = 0.05, margin: float = 0.02,
+            threshold: float = 0.856) -> RunSummary:
+    """The run's summary; ``rows`` when the caller has read them already."""
+    return RunSummary.model_validate_json(summary_json(
+        session, run_id, primary=primary, length_edges=length_edges, rows=rows, record=record, alpha=alpha,
+        margin=margin, threshold=threshold))
+
+
+def warm_summary(session: Session, run_id: int) -> None:
+    """Store a finished run's default summary (what the API and the CLI ask for)."""
+    summary_json(session, run_id)
 
 
 def paired(session: Session, run_id: int, *, a: str, b: str, scorer: str | None = None,
-           endpoint: str | None = None, rows: list[CaseRow] | None = None) -> PairedComparison:
+           endpoint: str | None = None, rows: Sequence[CaseRow] | None = None) -> PairedComparison:
     chosen = scorer or primary_scorer(session, run_id)
     if chosen is None:
         from evals import UserInputError
@@ -122,15 +159,15 @@ def compare_runs(session: Session, run_ids: Sequence[int], *, baseline: int | No
         key = ("compare", base_id, chosen, tuple((i, records[i].name, records[i].created_at, records[i].attempt,
                                                  records[i].status,
                                                  records[i].finished_at) for i in ids))
-        with _summaries_lock:
+        with _comparisons_lock:
             if key in _comparisons:
                 _comparisons.move_to_end(key)
                 return _comparisons[key]
     result = _compare_runs(session, ids, records, base_id, chosen)
     if key is not None:
-        with _summaries_lock:
+        with _comparisons_lock:
             _comparisons[key] = result
-            while len(_comparisons) > SUMMARY_CACHE_SIZE:
+            while len(_comparisons) > COMPARISON_CACHE_SIZE:
                 _comparisons.popitem(last=False)
     return result
 

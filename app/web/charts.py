@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from app.services.report import RecallSplit
@@ -245,8 +246,27 @@ def zero_based_range(values: Sequence[float | None], pad: float = 0.06) -> list[
 
 
 # ---------------------------------------------------------------------------------- distributions
+MAX_OUTLIERS = 200  # outlying points drawn per box; the box itself is computed from every value
+
+
+def box_stats(values: Sequence[float]) -> dict[str, Any]:
+    """Tukey's box of ``values``: quartiles (linear interpolation, plotly's default), whiskers at the
+    most extreme values within 1.5 IQR of the box, and the values beyond them (at most
+    :data:`MAX_OUTLIERS`, spread evenly over their sorted order, the extremes included)."""
+    xs = np.sort(np.asarray(values, dtype=float))
+    q1, median, q3 = (float(v) for v in np.percentile(xs, [25, 50, 75]))
+    iqr = q3 - q1
+    inside = xs[(xs >= q1 - 1.5 * iqr) & (xs <= q3 + 1.5 * iqr)]
+    outliers = xs[(xs < inside[0]) | (xs > inside[-1])]
+    if len(outliers) > MAX_OUTLIERS:
+        outliers = outliers[np.unique(np.linspace(0, len(outliers) - 1, MAX_OUTLIERS).round().astype(int))]
+    return {"q1": q1, "median": median, "q3": q3, "lowerfence": float(inside[0]), "upperfence": float(inside[-1]),
+            "outliers": [float(v) for v in outliers]}
+
+
 def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Chart:
-    """Box plots of latency or TTFT per endpoint × strategy."""
+    """Box plots of latency or TTFT per endpoint × strategy, computed here: the page gets five numbers
+    and a bounded number of outliers per box, not every case's value."""
     title = {"latency_s": "Latency", "ttft_s": "Time to first token"}[metric]
     fig = go.Figure()
     n = 0
@@ -257,9 +277,16 @@ def distribution(rows: Sequence[CaseRow], labels: Labels, *, metric: str) -> Cha
             groups.setdefault((r.endpoint, r.strategy), []).append(v)
     for (endpoint, strategy), values in groups.items():
         n += len(values)
-        name = labels.name(endpoint, strategy)
-        fig.add_trace(go.Box(x=values, name=f"{name} (n={len(values)})", boxpoints="outliers", orientation="h",
-                             marker={"color": labels.color(strategy, endpoint)}, line={"width": 1.5}))
+        name = f"{labels.name(endpoint, strategy)} (n={len(values)})"
+        box = box_stats(values)
+        color = labels.color(strategy, endpoint)
+        fig.add_trace(go.Box(y=[name], q1=[box["q1"]], median=[box["median"]], q3=[box["q3"]],
+                             lowerfence=[box["lowerfence"]], upperfence=[box["upperfence"]], name=name,
+                             orientation="h", marker={"color": color}, line={"width": 1.5}))
+        if box["outliers"]:
+            fig.add_trace(go.Scatter(x=box["outliers"], y=[name] * len(box["outliers"]), mode="markers", name=name,
+                                     marker={"color": color, "size": 5, "symbol": "circle-open"},
+                                     hovertemplate="%{x:.3f} s<extra>outlier</extra>"))
     if not n:
         why = ("no case reports its latency" if metric == "latency_s" else
                "no case reports a time to first token (cached or non-streamed answers have none)")

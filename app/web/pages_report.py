@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
-from threading import Lock
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +13,7 @@ from app.api.deps import SessionDep
 from app.errors import ServiceError
 from app.schemas import RunPublic
 from app.services import cases as case_service
-from app.services import report, statistics
+from app.services import report, run_views, statistics
 from app.services import runs as run_service
 from app.web import charts
 from app.web.auth import PageUser
@@ -60,29 +59,40 @@ class ReportData:
     comparison: PairedComparison | None
 
 
-_reports: OrderedDict[tuple[Any, ...], ReportData] = OrderedDict()
-_reports_lock = Lock()
-REPORT_CACHE_SIZE = 8
-
-
-def report_data(session: Any, run: RunPublic) -> ReportData:
-    """Summary, charts and opening comparison of a run. Kept while the run's stored cases do not change
-    (same attempt, status and number of cases), so a finished run's report is computed once."""
-    key = (run.id, run.attempt, run.status, run.progress.done, run.spec_hash)
-    with _reports_lock:
-        if key in _reports:
-            _reports.move_to_end(key)
-            return _reports[key]
+def _build_report(session: Any, run: RunPublic) -> ReportData:
     rows = statistics.case_rows(session, run.id)  # read once for the summary, charts and comparison
     summary = statistics.summary(session, run.id, rows=rows)
     pair = report.default_pair(run.spec)
     comparison = _comparison(session, run.id, pair[0], pair[1], None, None, rows)[0] if pair and rows else None
-    data = ReportData(summary, build_charts(run, summary, rows) if rows else None, comparison)
-    with _reports_lock:
-        _reports[key] = data
-        while len(_reports) > REPORT_CACHE_SIZE:
-            _reports.popitem(last=False)
-    return data
+    return ReportData(summary, build_charts(run, summary, rows) if rows else None, comparison)
+
+
+def _chart(data: Any) -> Any:
+    return [charts.Chart(**c) for c in data] if isinstance(data, list) else charts.Chart(**data)
+
+
+def report_data(session: Any, run: RunPublic) -> ReportData:
+    """Summary, charts and opening comparison of a run: computed once and stored when the run has
+    finished (``app.services.run_views``), at most every couple of seconds while it runs."""
+    def build() -> bytes:
+        data = _build_report(session, run)
+        return json.dumps({
+            "summary": data.summary.model_dump(mode="json"),
+            "charts": None if data.charts is None else {k: ([asdict(c) for c in v] if isinstance(v, list) else asdict(v))
+                                                        for k, v in data.charts.items()},
+            "comparison": None if data.comparison is None else data.comparison.model_dump(mode="json"),
+        }, separators=(",", ":")).encode()
+
+    record = run_service.get_record(session, run.id)
+    raw = json.loads(run_views.get(session, record, "report", [run.spec_hash], build))
+    return ReportData(RunSummary.model_validate(raw["summary"]),
+                      None if raw["charts"] is None else {k: _chart(v) for k, v in raw["charts"].items()},
+                      None if raw["comparison"] is None else PairedComparison.model_validate(raw["comparison"]))
+
+
+def warm_report(session: Any, run_id: int) -> None:
+    """Store a finished run's report data, so the report page's first view is a read."""
+    report_data(session, run_service.get(session, run_id))
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

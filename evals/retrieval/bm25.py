@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -41,6 +42,21 @@ class BM25Retriever(Retriever):
 
         self._n = len(chunks)
         self._bm25 = await asyncio.to_thread(_build) if chunks else None
+
+    def save(self, directory: Path) -> bool:
+        if self._bm25 is not None:
+            self._bm25.save(str(directory / "bm25"), show_progress=False)
+        return True
+
+    def load(self, directory: Path, n_chunks: int) -> bool:
+        self._n = n_chunks
+        if n_chunks == 0:
+            self._bm25 = None
+            return True
+        if not (directory / "bm25").is_dir():
+            return False
+        self._bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False, verbosity=0)
+        return True
 
     async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
         if self._bm25 is None:

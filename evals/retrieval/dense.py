@@ -7,6 +7,8 @@ matrix-vector product is fast enough that no approximate index is needed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from evals import registry
@@ -24,9 +26,11 @@ class DenseRetriever(Retriever):
         super().__init__(params)  # type: ignore[arg-type]
         self.vectors: np.ndarray | None = None
         self._n = 0
+        self._embed_key = ""
 
     async def build(self, chunks: list[Chunk], env: RetrievalEnv) -> None:
         self._n = len(chunks)
+        self._embed_key = env.embed_key
         if not chunks:
             self.vectors = None
             return
@@ -35,6 +39,27 @@ class DenseRetriever(Retriever):
             raise PermanentError(f"embeddings: {len(chunks)} chunks but got vectors of shape {v.shape}")
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         self.vectors = v / np.where(norms == 0, 1.0, norms)
+
+    def save(self, directory: Path) -> bool:
+        if not self._embed_key:  # vectors of an unnamed embedder could be taken for another's
+            return False
+        if self.vectors is not None:
+            np.save(directory / "dense.npy", self.vectors, allow_pickle=False)
+        return True
+
+    def load(self, directory: Path, n_chunks: int) -> bool:
+        self._n = n_chunks
+        if n_chunks == 0:
+            self.vectors = None
+            return True
+        path = directory / "dense.npy"
+        if not path.is_file():
+            return False
+        vectors = np.load(path, allow_pickle=False)
+        if vectors.ndim != 2 or vectors.shape[0] != n_chunks:
+            return False
+        self.vectors = vectors
+        return True
 
     async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
         if self.vectors is None:

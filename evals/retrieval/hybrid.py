@@ -9,6 +9,7 @@ corpus order. Cormack et al. (2009) use ``k_rrf = 60``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,6 +72,12 @@ class HybridRetriever(Retriever):
     async def build(self, chunks: list[Chunk], env: RetrievalEnv) -> None:
         await self.bm25.build(chunks, env)
         await self.dense.build(chunks, env)
+
+    def save(self, directory: Path) -> bool:
+        return self.dense.save(directory) and self.bm25.save(directory)
+
+    def load(self, directory: Path, n_chunks: int) -> bool:
+        return self.bm25.load(directory, n_chunks) and self.dense.load(directory, n_chunks)
 
     async def scores(self, query: str, env: RetrievalEnv, mask: np.ndarray | None = None) -> np.ndarray:
         p = self.params

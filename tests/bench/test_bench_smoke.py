@@ -121,7 +121,7 @@ def test_memory_row() -> None:
     from bench import memory
 
     rows = memory.run(TINY, quiet)
-    assert [r.ctxeval.unit if r.ctxeval else None for r in rows] == ["MiB", "s"]
+    assert [r.ctxeval.unit if r.ctxeval else None for r in rows] == ["MiB", "s", "s"]
     for row in rows:
         assert_measured(row)
 
@@ -191,3 +191,17 @@ def test_the_command_line_writes_both_files(tmp_path: Path) -> None:
     assert run.main(["--tiny", "--only", "retrieval", "--out", str(out)]) == 0
     assert "Retrieval index build" in out.read_text()
     assert json.loads(out.with_suffix(".json").read_text())["only"] == ["retrieval"]
+
+
+def test_workers_row() -> None:
+    """Worker processes on PostgreSQL (skipped with the reason where PostgreSQL is not reachable)."""
+    from bench import workers
+
+    [row] = workers.run(TINY, quiet, n_workers=2)
+    if row.skipped is not None:
+        assert row.skipped.startswith("skipped: ")
+        return
+    assert_measured(row)
+    [one] = row.extra["runs"]
+    assert one["statements_per_case"] > 0 and one["cpu_ms_per_case"] > 0
+    assert len(one["per_worker"]) == 2

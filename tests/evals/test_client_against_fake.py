@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from evals.client import ModelClient
+from evals.client import ModelClient, shared_ssl_context
 from evals.domain import Endpoint
 from evals.errors import ContextOverflowError, PermanentError, StreamError
 from tests.fakes.openai_server import FakeServer
@@ -209,16 +209,31 @@ async def test_connection_is_reused_after_a_stream_ends(fake_server: FakeServer)
         for _ in range(3):
             r = await c.chat(ask("What is the capital of Freedonia?"))
             assert r.text == "Fredville"
+        assert c._clients == [c._http]  # sequential requests take the same slot client
         pool = c._http._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1
         assert pool.connections[0].is_idle()
 
 
-async def test_high_concurrency_spreads_requests_over_small_pools(fake_server: FakeServer) -> None:
-    """httpcore's pool bookkeeping grows with the square of its connections: 64 slots become 4 pools of 16."""
+async def test_each_request_in_flight_holds_a_client_with_one_connection(fake_server: FakeServer) -> None:
+    """httpcore's pool scans all its connections on every request, so no pool holds more than one: a
+    request in flight takes a slot client, and gives it back (warm) when it ends."""
+    fake_server.configure(first_token_latency_s=0.05)
     async with client(fake_server, concurrency=64) as c:
-        assert len(c._pools) == 4
         answers = await asyncio.gather(*(c.chat(ask("What is the capital of Freedonia?")) for _ in range(8)))
         assert {a.text for a in answers} == {"Fredville"}
-        used = [len(p._transport._pool.connections) for p in c._pools]  # type: ignore[attr-defined]
-    assert all(n >= 1 for n in used) and sum(used) <= 8
+        assert len(c._clients) == 8 and len(c._free) == 8
+        used = [len(p._transport._pool.connections) for p in c._clients]  # type: ignore[attr-defined]
+        assert used == [1] * 8
+        again = await asyncio.gather(*(c.chat(ask("What is the capital of Freedonia?")) for _ in range(8)))
+        assert {a.text for a in again} == {"Fredville"}
+        assert len(c._clients) == 8  # the second wave reused the first wave's clients and connections
+        assert [len(p._transport._pool.connections) for p in c._clients] == [1] * 8  # type: ignore[attr-defined]
+
+
+def test_clients_share_one_tls_context() -> None:
+    """Building a TLS context costs about 20 ms: every pool of every client uses the process's one."""
+    a = ModelClient(Endpoint(name="a", base_url="https://a.example/v1", model="m"))
+    b = ModelClient(Endpoint(name="b", base_url="https://b.example/v1", model="m", concurrency=64))
+    contexts = {id(p._transport._pool._ssl_context) for x in (a, b) for p in x._clients}  # type: ignore[attr-defined]
+    assert contexts == {id(shared_ssl_context())}

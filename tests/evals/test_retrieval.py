@@ -230,3 +230,101 @@ def test_top_k_matches_a_full_sort_with_ties_by_position():
         full = np.lexsort((np.arange(n), -scores))
         for k in (1, 3, 10, n, n + 5):
             assert top_k(scores, k).tolist() == full[:k].tolist()
+
+
+# ---------------------------------------------------------------------------------- on-disk cache
+async def test_an_index_built_once_is_loaded_from_disk_by_another_cache(tmp_path, monkeypatch):
+    """Another run or process (a fresh IndexCache on the same directory) loads the index: no chunking,
+    no BM25 build, the same chunks and the same ranking."""
+    import evals.retrieval.base as base
+
+    docs, env = make_suite().documents, RetrievalEnv()
+    first = IndexCache(directory=tmp_path)
+    built = await first.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert (first.builds, first.loads) == (1, 0)
+    query = "What is the special magic number for the blue door?"
+    expected = [(c.chunk_id, s) for c, s in await built.search(query, 3, env)]
+
+    monkeypatch.setattr(base, "chunk_documents", lambda *a: pytest.fail("chunked again"))
+    second = IndexCache(directory=tmp_path)
+    loaded = await second.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert (second.builds, second.loads) == (0, 1)
+    assert loaded.chunks == built.chunks and loaded.doc_chunk_ids == built.doc_chunk_ids
+    assert [(c.chunk_id, s) for c, s in await loaded.search(query, 3, env)] == expected
+    masked = await loaded.search(query, 3, env, doc_ids=[docs[-1].id])
+    assert masked and {c.doc_id for c, _ in masked} == {docs[-1].id}
+
+
+async def test_disk_entries_are_per_corpus_chunking_and_retriever(tmp_path):
+    docs, env = make_suite().documents, RetrievalEnv()
+    cache = IndexCache(directory=tmp_path)
+    await cache.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    other = IndexCache(directory=tmp_path)
+    await other.get(docs, ChunkingParams(chunk_tokens=64, overlap_tokens=8), build_retriever("bm25"), TOK, env)
+    await other.get(docs, ChunkingParams(**SMALL), build_retriever("bm25", {"k1": 1.2}), TOK, env)
+    changed = [*docs[:-1], docs[-1].model_copy(update={"text": docs[-1].text + " More text."})]
+    await other.get(changed, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert (other.builds, other.loads) == (3, 0)
+    await other.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert other.loads == 1
+    assert len(list((tmp_path / "index").iterdir())) == 4
+
+
+async def test_an_unreadable_entry_is_built_again_and_replaced(tmp_path):
+    docs, env = make_suite().documents, RetrievalEnv()
+    await IndexCache(directory=tmp_path).get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    [entry] = list((tmp_path / "index").iterdir())
+    (entry / "chunks.json").write_text("{not json", encoding="utf-8")
+    again = IndexCache(directory=tmp_path)
+    index = await again.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert (again.builds, again.loads) == (1, 0) and index.chunks
+    third = IndexCache(directory=tmp_path)
+    await third.get(docs, ChunkingParams(**SMALL), build_retriever("bm25"), TOK, env)
+    assert third.loads == 1
+    assert [p.name for p in (tmp_path / "index").iterdir()] == [entry.name]  # no temporary folders left
+
+
+async def test_dense_vectors_are_kept_only_for_a_named_embedder(tmp_path):
+    docs = make_suite().documents
+    calls: list[int] = []
+
+    async def embed(texts):
+        calls.append(len(texts))
+        return np.array([[len(t) % 7 + 1.0, (len(t) % 3) + 0.5, 1.0] for t in texts])
+
+    named = RetrievalEnv(embed=embed, embed_key="test-embedder")
+    for retriever in ("dense", "hybrid"):
+        calls.clear()
+        first = await IndexCache(directory=tmp_path).get(docs, ChunkingParams(**SMALL), build_retriever(retriever),
+                                                         TOK, named)
+        assert len(calls) == 1
+        again = IndexCache(directory=tmp_path)
+        loaded = await again.get(docs, ChunkingParams(**SMALL), build_retriever(retriever), TOK, named)
+        assert again.loads == 1 and len(calls) == 1  # the corpus was not embedded again
+        query_scores = await loaded.retriever.scores("door", named)
+        assert np.allclose(query_scores, await first.retriever.scores("door", named))
+    unnamed = RetrievalEnv(embed=embed)
+    await IndexCache(directory=tmp_path / "u").get(docs, ChunkingParams(**SMALL), build_retriever("dense"), TOK, unnamed)
+    assert not (tmp_path / "u" / "index").exists() or not any((tmp_path / "u" / "index").iterdir())
+
+
+async def test_the_whole_context_is_counted_once_across_runs(tmp_path, monkeypatch):
+    """The long-context size of a case (its whole corpus rendered and counted) is kept on disk by
+    tokenizer and text hash: a second run over the same corpus does not count it again."""
+    suite = make_suite()
+    strategies = [StrategySpec(name="rag", params=SMALL)]
+    first = await run_cases(suite, endpoint(), strategies, MockModel(), index_cache=IndexCache(directory=tmp_path))
+    sizes = {k: r.context_tokens for k, r in first.items()}
+    assert all(sizes.values())
+    big = max(len(d.text) for d in suite.documents)
+    counted: list[int] = []
+    original = type(TOK).count
+
+    def count(self, text):
+        counted.append(len(text))
+        return original(self, text)
+
+    monkeypatch.setattr(type(TOK), "count", count)
+    again = await run_cases(suite, endpoint(), strategies, MockModel(), index_cache=IndexCache(directory=tmp_path))
+    assert {k: r.context_tokens for k, r in again.items()} == sizes
+    assert not [n for n in counted if n > big]  # no whole-corpus text was counted again

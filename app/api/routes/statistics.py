@@ -26,11 +26,12 @@ def run_summary(session: SessionDep, run_id: IdPath,
                 margin: float = Query(0.02, ge=0, lt=1, description="how much worse than the best (0..1 scale) "
                                       "the recommended strategy may be; 0.02 = 2 points"),
                 threshold: float = Query(0.856, gt=0, le=1, description="effective-length threshold (RULER: 0.856)"),
-                ) -> RunSummary:
-    """Computed from the cases stored so far, so it also works while the run is going. Carries the run's
-    health, the Recommendation, crossovers, effective lengths and Holm-adjusted comparisons."""
-    return service.summary(session, run_id, primary=primary, length_edges=length_edges, alpha=alpha,
-                           margin=margin, threshold=threshold)
+                ) -> Response:
+    """Computed from the cases stored so far, so it also works while the run is going (a finished run's
+    is computed once and stored). Carries the run's health, the Recommendation, crossovers, effective
+    lengths and Holm-adjusted comparisons."""
+    return Response(service.summary_json(session, run_id, primary=primary, length_edges=length_edges, alpha=alpha,
+                                         margin=margin, threshold=threshold), media_type="application/json")
 
 
 @router.get("/summary/export", summary="The summary table as CSV or Markdown",

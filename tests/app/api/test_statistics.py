@@ -150,3 +150,15 @@ def test_resume_keeps_planned_cases_and_reruns_errored_ones(settings):
         assert run_service.reusable_cases(s, run) == (1, 0)
         assert crud.stored_case_ids(s, run_id=run.id) == {plans[0].case_id}
     engine.dispose()
+
+
+def test_case_rows_read_back_equal_validated_ones() -> None:
+    """Rows read for summaries are built without validation; they are CaseRows equal to validated ones."""
+    from app.services.statistics import _NAMES, _case_row
+    from evals import CaseRow, Outcome
+
+    full = CaseRow(case_id="c", question_id="q", endpoint="e", strategy="s", strategy_name="rag",
+                   outcome=Outcome.ok, scores={"f1": 0.5}, latency_s=1.5)
+    fast = _case_row({n: getattr(full, n) for n in _NAMES})
+    assert isinstance(fast, CaseRow) and fast == full and fast.model_dump() == full.model_dump()
+    assert fast.model_copy(update={"scores": {}}).scores == {} and fast.scores == {"f1": 0.5}

@@ -13,6 +13,26 @@ from tests.fakes.openai_server import FakeConfig, run_in_thread
 SECRET = endpoint_body()["api_key"]
 
 
+def stored_views(client, run_id: int) -> int:
+    from sqlmodel import Session, col, select
+
+    from app.models import RunViewRecord
+
+    with Session(client.app.state.db) as s:
+        return len(s.execute(select(RunViewRecord.key).where(col(RunViewRecord.run_id) == run_id)).all())
+
+
+def wait_until(check, timeout_s: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_a_run_completes_in_the_background_and_its_results_are_readable(executing_client):
     c = executing_client
     with run_in_thread(FakeConfig(first_token_latency_s=0.02, api_key=SECRET)) as fake:  # the key is used
@@ -35,6 +55,7 @@ def test_a_run_completes_in_the_background_and_its_results_are_readable(executin
     assert all(x["scores"]["exact_match"] == 1.0 for x in lc)  # the fake model reads the context
     summary = c.get(f"/api/runs/{run['id']}/summary").json()
     assert {g["strategy"] for g in summary["groups"]} == {"no_context", "long_context"}
+    assert wait_until(lambda: stored_views(c, run["id"]) == 4)  # progress, headline, summary and report data
     rows = list(csv.DictReader(io.StringIO(c.get(f"/api/runs/{run['id']}/export").text)))
     assert len(rows) == 8 and {r["outcome"] for r in rows} == {"ok", "declined"}
     lines = c.get(f"/api/runs/{run['id']}/export", params={"format": "jsonl"}).text.splitlines()

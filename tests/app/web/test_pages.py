@@ -9,8 +9,11 @@ import re
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from app.db import session_scope
+from app.models import RunViewRecord, as_utc, utcnow
+from app.services import cases as case_service
 from app.web.render import CSP
 from tests.app.web.conftest import make_client
 from tests.app.web.data import HOSTILE, SECRET, stored_run
@@ -355,8 +358,6 @@ def test_report_follows_new_cases(client: Any, db: Any) -> None:
 
     run_id = seed(db, status="running", with_cases=False)
     assert "No case has finished yet" in client.get(f"/runs/{run_id}").text
-    from app.services import cases as case_service
-
     with session_scope(db) as s:
         for i in range(3):
             case_service.store(s, run_id=run_id, position=i, result=case(suite(9), i, "long_context"))
@@ -379,9 +380,10 @@ def test_new_run_form_takes_more_scorers_a_judge_and_embeddings(client: Any, db:
     assert r.status_code == 422 and "unknown scorer" in r.text
 
 
-def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_every_time(client: Any, db: Any,
-                                                                               monkeypatch: Any) -> None:
-    from app.services import statistics
+def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_per_stored_case(client: Any, db: Any,
+                                                                                   monkeypatch: Any) -> None:
+    from app.services import run_views, statistics
+    from tests.app.web.data import case, suite
 
     calls: list[int] = []
     real = statistics.summarize
@@ -394,15 +396,117 @@ def test_a_finished_runs_summary_is_computed_once_and_an_active_runs_every_time(
     done = seed(db)
     first = client.get(f"/api/runs/{done}/summary").json()
     assert client.get(f"/api/runs/{done}/summary").json() == first
-    client.get(f"/runs/{done}")  # the page shares the cached summary
+    client.get(f"/runs/{done}")  # the page shares the stored summary
+    assert calls == [18]
+    run_views.forget_memory()  # another process, or a restart: the stored summary is read, not computed
+    assert client.get(f"/api/runs/{done}/summary").json() == first
     assert calls == [18]
     assert client.get(f"/api/runs/{done}/summary", params={"primary": "retrieval_recall"}).json()["primary"] \
         == "retrieval_recall"
     assert len(calls) == 2
     active = seed(db, status="running")
-    client.get(f"/api/runs/{active}/summary")
-    client.get(f"/api/runs/{active}/summary")
+    a1 = client.get(f"/api/runs/{active}/summary").json()
+    assert client.get(f"/api/runs/{active}/summary").json() == a1  # nothing new stored: not computed again
+    assert len(calls) == 3
+    with session_scope(db) as s:
+        case_service.store(s, run_id=active, position=99, result=case(suite(9), 8, "rag[k=2]", "fake2"))
+    assert client.get(f"/api/runs/{active}/summary").json()["n"] == a1["n"] + 1
     assert len(calls) == 4
+    with session_scope(db) as s:  # an active run's views are never stored
+        assert s.execute(select(RunViewRecord).where(col(RunViewRecord.run_id) == active)).first() is None
+    # a slow computation (a run of 100k cases) is not repeated for every new case: here every one counts as slow
+    monkeypatch.setattr(run_views, "SLOW_S", 0.0)
+    monkeypatch.setattr(run_views, "COST_FACTOR", 1e9)
+    with session_scope(db) as s:
+        case_service.store(s, run_id=active, position=100, result=case(suite(9), 7, "rag[k=2]", "fake2"))
+    assert client.get(f"/api/runs/{active}/summary").json()["n"] == a1["n"] + 1  # served again: a stale view
+    assert len(calls) == 4
+    monkeypatch.setattr(run_views, "COST_FACTOR", 0.0)
+    assert client.get(f"/api/runs/{active}/summary").json()["n"] == a1["n"] + 2
+    assert len(calls) == 5
+
+
+def test_a_finished_runs_views_are_stored_when_it_finishes_and_dropped_when_it_resumes(
+        client: Any, db: Any, monkeypatch: Any) -> None:
+    from app.models import RunRecord
+    from app.services import run_views, statistics
+    from app.services import runs as run_service
+
+    run_id = seed(db, status="running")
+    with session_scope(db) as s:
+        record = s.get(RunRecord, run_id)
+        record.status, record.finished_at = "failed", utcnow()
+        s.add(record)
+    run_views.warm(db, run_id)  # what the execution does once it has marked the run finished
+    with session_scope(db) as s:
+        kinds = s.execute(select(RunViewRecord.key).where(col(RunViewRecord.run_id) == run_id)).scalars().all()
+    assert len(kinds) == 4  # the progress, the headline scores, the summary and the report page's data
+    run_views.forget_memory()
+    monkeypatch.setattr(statistics, "summarize", lambda *a, **k: pytest.fail("a stored view was computed again"))
+    stored = client.get(f"/api/runs/{run_id}/summary").json()
+    assert stored["n"] == 18
+    assert 'id="summary"' in client.get(f"/runs/{run_id}").text
+    monkeypatch.undo()
+
+    class NoDispatch:
+        def start_run(self, *a: Any) -> None: ...
+        def cancel_run(self, *a: Any) -> None: ...
+
+    with session_scope(db) as s:
+        run_service.resume(s, NoDispatch(), run_id)  # type: ignore[arg-type]
+        assert s.execute(select(RunViewRecord).where(col(RunViewRecord.run_id) == run_id)).first() is None
+        from tests.app.web.data import case, suite
+
+        case_service.store(s, run_id=run_id, position=99, result=case(suite(9), 8, "rag[k=2]", "fake2"))
+        record = s.get(RunRecord, run_id)
+        record.status, record.finished_at = "completed", utcnow()
+        s.add(record)
+    now = client.get(f"/api/runs/{run_id}").json()["progress"]["done"]
+    assert now != 18  # resuming dropped the cases whose identity left the plan, and stored one more
+    assert client.get(f"/api/runs/{run_id}/summary").json()["n"] == now  # not the view stored before
+
+
+def test_a_finished_runs_progress_is_aggregated_once(client: Any, db: Any, monkeypatch: Any) -> None:
+    from app import crud
+
+    done, active = seed(db), seed(db, status="running")
+    first = {r["id"]: r["progress"] for r in client.get("/api/runs").json()["data"]}
+    assert first[done]["done"] == first[active]["done"] == 18
+    asked: list[list[int]] = []
+    real = crud.progress_rows
+
+    def counting(session: Any, *, run_ids: Any) -> Any:
+        asked.append(list(run_ids))
+        return real(session, run_ids=run_ids)
+
+    monkeypatch.setattr(crud, "progress_rows", counting)
+    again = {r["id"]: r["progress"] for r in client.get("/api/runs").json()["data"]}
+    assert client.get(f"/api/runs/{done}").json()["progress"] == first[done]
+    assert again == first
+    assert asked == [[active], [active]] or asked == [[active]]  # the finished run's are stored
+    assert 'id="summary"' in client.get(f"/runs/{done}").text and all(done not in ids for ids in asked)
+
+
+def test_a_stored_view_of_an_earlier_state_is_not_served(client: Any, db: Any) -> None:
+    """A view carries the run's attempt, status and finish time; one stored for another state is stale."""
+    from app.models import RunRecord
+
+    run_id = seed(db)
+    with session_scope(db) as s:
+        s.add(RunViewRecord(run_id=run_id, key=run_views_key(s, run_id), state="0|completed|", body='{"n": -1}'))
+    assert client.get(f"/api/runs/{run_id}/summary").json()["n"] == 18
+    with session_scope(db) as s:
+        record = s.get(RunRecord, run_id)
+        assert record is not None
+        states = s.execute(select(RunViewRecord.state).where(col(RunViewRecord.run_id) == run_id)).scalars().all()
+    assert states == [f"1|completed|{as_utc(record.finished_at).isoformat() if record.finished_at else ''}"]
+
+
+def run_views_key(session: Any, run_id: int) -> str:
+    from app.services import run_views, statistics
+
+    return run_views.view_key("summary", [statistics.primary_scorer(session, run_id), [], 0.05, 0.02, 0.856])
+
 
 
 def test_estimate_box_says_how_many_long_context_cases_will_not_fit(client: Any) -> None:
