@@ -112,7 +112,7 @@ def bca_interval(values: np.ndarray, boot_means: np.ndarray, *, level: float = 0
     n = len(values)
     mean = float(values.mean())
     b = len(boot_means)
-    share = (np.count_nonzero(boot_means < mean) + 0.5 * np.count_nonzero(boot_means == mean)) / b
+    share = float(np.count_nonzero(boot_means < mean) + 0.5 * np.count_nonzero(boot_means == mean)) / b
     share = min(max(share, 0.5 / b), 1 - 0.5 / b)
     z0 = z_quantile(share)
     jack = (values.sum() - values) / (n - 1)
@@ -333,7 +333,7 @@ def crossover_index(differences: Sequence[float], adjusted_p: Sequence[float], *
     p = np.asarray(adjusted_p, dtype=float)
     better = (d > 0) & (p < alpha)
     worse = (d < 0) & (p < alpha)
-    worse_later = np.flip(np.cumsum(np.flip(worse))) - worse  # significantly worse at a longer bucket
+    worse_later: np.ndarray = np.flip(np.cumsum(np.flip(worse))) - worse  # significantly worse at a longer bucket
     for i in range(len(d)):
         if better[i] and worse_later[i] == 0:
             return i
@@ -367,17 +367,17 @@ def crossover_bootstrap(pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, n_boo
 RULER_THRESHOLD = 0.856  # RULER README: the effective length is where the score stays at or above 85.6
 
 
-def effective_length(lengths: Sequence[int], means: Sequence[float], lows: Sequence[float] | None = None,
-                     highs: Sequence[float] | None = None, *, threshold: float = RULER_THRESHOLD
+def effective_length(lengths: Sequence[int], means: Sequence[float], lows: Sequence[float | None] | None = None,
+                     highs: Sequence[float | None] | None = None, *, threshold: float = RULER_THRESHOLD
                      ) -> tuple[int | None, int | None, int | None]:
     """RULER's effective context length: the longest length up to which the score stays at or above
     ``threshold`` at every length (lengths ascending). Returns (point, low, high): the point from the
     means, the low end from the intervals' lower bounds, the high end from their upper bounds
-    (None where even the shortest length falls below)."""
+    (None where even the shortest length falls below). A missing bound (None) counts as below."""
     order = np.argsort(np.asarray(lengths))
     ls = np.asarray(lengths)[order]
 
-    def longest(values: Sequence[float] | None) -> int | None:
+    def longest(values: Sequence[float | None] | None) -> int | None:
         if values is None:
             return None
         ok = np.asarray(values, dtype=float)[order] >= threshold

@@ -604,7 +604,7 @@ def _summarize(rows: Sequence[CaseRow], *, primary: str | None, length_edges: Se
             ests = [c.scores[primary] for c in cells if c.scores[primary].mean is not None]
             lens = [_bucket_length(c.bucket) for c in cells if c.scores[primary].mean is not None]
             if ests:
-                point, low, high = effective_length(lens, [e.mean for e in ests], [e.low for e in ests],
+                point, low, high = effective_length(lens, [e.mean for e in ests if e.mean is not None], [e.low for e in ests],
                                                     [e.high for e in ests], threshold=threshold)
                 g = next(x for x in groups if (x.endpoint, x.strategy) == key)
                 g.effective_length = EffectiveLength(scorer=primary, threshold=threshold, length=point, low=low,

@@ -152,7 +152,7 @@ class CaseWriter:
                     self._fail([item], e1)
 
     def _commit(self, items: list[_Item], cache: list[tuple[str, dict[str, Any]]]) -> None:
-        blobs = []
+        blobs: list[dict[str, Any]] = []
         for i in items:
             for digest, text in i.blobs.items():
                 if (i.run_id, digest) not in self._known:
