@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli.report import print_summary, report_console
+from app.cli.report import print_summary, print_verdict, report_console
 from app.settings import Settings
 from evals import Endpoint, RunSummary
 
@@ -111,6 +111,7 @@ async def run_demo(*, endpoint: Endpoint, settings: Settings, size: str, console
                 raise DemoError(f"the run ended {run['status']}: {run.get('error') or ''}")
             summary = RunSummary.model_validate(await _api(client, "GET", f"/api/runs/{run_id}/summary"))
             print_summary(summary, console)
+            print_verdict(summary, console)
             console.print(f"\nReport: [bold]{base}/runs/{run_id}[/]   (API: {base}/api/runs/{run_id}/summary)")
             if keep_serving:
                 console.print("Serving until Ctrl-C.")

@@ -36,6 +36,7 @@ def test_demo_runs_three_strategies_through_the_service(tmp_path, fake_server):
     out = console.export_text()
     assert "/runs/" in out and "long_context" in out and "self_route" in out
     assert "cases 12/12" in out  # progress lines when the output is not a terminal
+    assert "Recommendation:" in out  # the verdict a team came for, under the tables
     assert len(stored_cases(tmp_path)) == 3 * 4
     # a second demo reuses the stored endpoint and the response cache: no new model requests
     before = fake_server.stats()["by_path"].get("/v1/chat/completions", 0)
