@@ -39,7 +39,7 @@ def test_existing_rows_are_rewritten_and_read_back_exactly(database_url):
     engine = make_engine(database_url)
     cfg = alembic_config(engine)
     try:
-        command.downgrade(cfg, "0004_i14b")
+        command.downgrade(cfg, "0004_run_labels")
         with engine.begin() as conn:
             _insert_old_rows(conn)
         command.upgrade(cfg, "0005_prompt_blobs")
@@ -53,7 +53,7 @@ def test_existing_rows_are_rewritten_and_read_back_exactly(database_url):
         with session_scope(engine) as s:
             for i in range(3):
                 assert case_service.get_result(s, run_id=1, case_id=f"c{i}").prompt == _prompt(i)
-        command.downgrade(cfg, "0004_i14b")
+        command.downgrade(cfg, "0004_run_labels")
         with engine.connect() as conn:
             back = [p if not isinstance(p, str) else json.loads(p)
                     for p in conn.execute(sa.text("SELECT prompt FROM case_detail ORDER BY case_pk")).scalars()]

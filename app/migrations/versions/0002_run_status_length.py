@@ -1,6 +1,6 @@
 """run.status holds completed_with_errors (21 characters): widen it to 32
 
-Revision ID: 0002_i11
+Revision ID: 0002_run_status
 Revises: 0001
 Create Date: 2026-12-01
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0002_i11'
+revision: str = '0002_run_status'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

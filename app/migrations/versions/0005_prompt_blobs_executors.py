@@ -5,7 +5,7 @@ Existing case details are rewritten: every message text of at least 4096 charact
 The downgrade joins them back.
 
 Revision ID: 0005_prompt_blobs
-Revises: 0004_i14b
+Revises: 0004_run_labels
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005_prompt_blobs'
-down_revision: str | None = '0004_i14b'
+down_revision: str | None = '0004_run_labels'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """run labels (tags, notes) and an endpoint's last probe
 
-Revision ID: 0004_i14b
+Revision ID: 0004_run_labels
 Revises: 0003_run_checks
 Create Date: 2026-12-01
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004_i14b'
+revision: str = '0004_run_labels'
 down_revision: str | None = '0003_run_checks'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """run_view: a finished run's summary and report data, kept as JSON
 
-Revision ID: 0007_i15b_run_view
-Revises: 0006_i16
+Revision ID: 0007_run_view
+Revises: 0006_endpoint_key_url
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0007_i15b_run_view'
-down_revision: str | None = '0006_i16'
+revision: str = '0007_run_view'
+down_revision: str | None = '0006_endpoint_key_url'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """run checks: the CI checks a run was created with, and the baseline run they compare against
 
 Revision ID: 0003_run_checks
-Revises: 0002_i11
+Revises: 0002_run_status
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0003_run_checks'
-down_revision: str | None = '0002_i11'
+down_revision: str | None = '0002_run_status'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

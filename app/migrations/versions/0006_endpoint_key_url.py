@@ -3,7 +3,7 @@
 A key is handed to requests only while the endpoint's base_url is the one it was stored with.
 Existing keys are bound to their endpoint's current base_url.
 
-Revision ID: 0006_i16
+Revision ID: 0006_endpoint_key_url
 Revises: 0005_prompt_blobs
 Create Date: 2026-12-01
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0006_i16'
+revision: str = '0006_endpoint_key_url'
 down_revision: str | None = '0005_prompt_blobs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
