@@ -156,19 +156,20 @@ def process(cmd: list[str], *, ready_prefix: str, timeout_s: float = 60.0,
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env or child_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        value = _wait_line(proc, ready_prefix, timeout_s)
+        value = wait_line(proc, ready_prefix, timeout_s)
         yield proc, value
     finally:
         stop(proc)
 
 
-def _wait_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
+def wait_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
     assert proc.stdout is not None
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             err = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {err[-2000:]}")
+            tail = f": {err[-2000:]}" if err else ""
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}{tail}")
         ready, _, _ = select.select([proc.stdout], [], [], 0.1)
         if ready:
             line = proc.stdout.readline()

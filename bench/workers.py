@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import select
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import ROOT, Figure, Row, Sizes, alternate, child_env, fast_fake, skipped, stop
+from bench.common import ROOT, Figure, Row, Sizes, alternate, child_env, fast_fake, skipped, stop, wait_line
 from bench.data import short_suite
 from bench.dbs import databases
 from bench.engine import endpoint, run_ctxeval
@@ -38,20 +37,6 @@ WORKERS = 4
 # in flight across all workers: every process holds a connection per concurrent database operation, and
 # a shared PostgreSQL's max_connections (100 by default) is what a drill on one machine runs into first
 CONCURRENCY = 16
-
-
-def _line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
-    assert proc.stdout is not None
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
-    raise RuntimeError(f"{proc.args!r} did not print {prefix!r} within {timeout_s:.0f} s")
 
 
 @contextmanager
@@ -67,7 +52,7 @@ def _started(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[str]]:
 def _stats(workers: list[subprocess.Popen[str]]) -> list[dict[str, float]]:
     for w in workers:
         w.send_signal(signal.SIGUSR1)
-    return [json.loads(_line(w, "BENCH_STATS=", 30)) for w in workers]
+    return [json.loads(wait_line(w, "BENCH_STATS=", 30)) for w in workers]
 
 
 def run_workers(url: str, base_url: str, n: int, concurrency: int, n_workers: int, folder: Path, *,
@@ -82,7 +67,7 @@ def run_workers(url: str, base_url: str, n: int, concurrency: int, n_workers: in
         workers = [stack.enter_context(_started([sys.executable, "-m", "bench.worker_child", url, f"bench-w{i}"],
                                                 folder / f"worker-{i}.log")) for i in range(n_workers)]
         for w in workers:
-            _line(w, "BENCH_WORKER=", 120)
+            wait_line(w, "BENCH_WORKER=", 120)
         client = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60))
         deadline = time.monotonic() + 60
         while True:
