@@ -116,7 +116,7 @@ def _active(session: Session, record: RunRecord, key: str, state: str, build: Ca
     more) at most once per ``COST_FACTOR`` × its computation time (a 10 s computation over 100k cases
     is served for up to 40 s while new cases arrive), so viewers cannot keep a core busy. One computation
     at a time per view: concurrent viewers wait for it and share it."""
-    count = session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar()
+    count = int(session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar() or 0)
     akey = (record.id, record.created_at, key, state)
     with _lock:
         lock = _active_locks.setdefault(akey, threading.Lock())
