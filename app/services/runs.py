@@ -124,8 +124,9 @@ def import_run(session: Session, body: RunImport) -> RunPublic:
     """Store a finished CLI run (spec and results JSONL) as a run with its cases.
 
     Every line must be a case of the spec's plan on the given suite; a case written twice keeps its last
-    line (as ``ctxeval run --resume`` does). A run with every planned case is ``completed``; one with
-    fewer is ``cancelled`` (resumable here), its error saying how many are missing."""
+    line (as ``ctxeval run --resume`` does). A run with every planned case gets the status an executed run
+    would (``failed`` when no case got an answer, ``completed_with_errors``, ``completed``); one with fewer
+    is ``cancelled`` (resumable here), its error saying how many are missing."""
     from app.services import cases as case_service
 
     suite_record = suite_service.get_record(session, body.suite_id)
@@ -168,6 +169,9 @@ def import_run(session: Session, body: RunImport) -> RunPublic:
         crud.upsert_case(session, light=case_service.light_fields(result, run_id=record.id or 0,
                                                                   position=position[case_id]),
                          detail=case_service.detail_fields(result))
+    if not missing:  # a complete import is settled like an executed run: failed, with errors, or clean
+        session.flush()
+        record.status, record.error = case_service.run_verdict(session, record)
     session.commit()
     return get(session, record.id or 0)
 

@@ -48,6 +48,21 @@ def test_import_stores_a_completed_run_whose_export_is_the_same_file(client, pus
     assert {g["strategy"] for g in summary["groups"]} == {"long_context", "no_context"}
 
 
+@pytest.mark.parametrize("errored, status", [(6, "failed"), (2, "completed_with_errors")])
+def test_an_imported_run_with_errors_reads_as_an_executed_one_would(client, pushed, errored, status):
+    from evals.domain import Outcome
+
+    broken = [r.model_copy(update={"outcome": Outcome.error, "answer": "", "error_class": "connection_error",
+                                   "error_message": "connection failed: ConnectError"})
+              if i < errored else r for i, r in enumerate(pushed["objects"])]
+    jsonl = "".join(r.model_dump_json() + "\n" for r in broken)
+    r = client.post("/api/runs/import", json=body(pushed, results=jsonl))
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert run["status"] == status
+    assert "connection_error" in run["error"] and "http://127.0.0.1:9" in run["error"]
+
+
 def test_a_partial_results_file_is_a_resumable_run(client, pushed):
     lines = pushed["results"].splitlines()
     r = client.post("/api/runs/import", json=body(pushed, results="\n".join(lines[:4]) + "\n"))
