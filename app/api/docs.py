@@ -10,6 +10,7 @@ opening the docs sends no request beyond this service.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -34,14 +35,16 @@ def assets_dir() -> Path:
     return folder
 
 
-REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"  # the "API docs by Redocly" badge
+# Remote assets the ReDoc bundle would load from Redocly's servers (today one: the footer's "API docs by
+# Redocly" logo); any such URL is pointed at this service's favicon so the page loads nothing remote.
+REDOC_REMOTE_ASSET = re.compile(r"https?://[A-Za-z0-9.-]*redoc\.ly/[^\"'\s)`]*")
 
 
 @lru_cache(maxsize=1)
 def redoc_js() -> bytes:
-    """ReDoc's bundle with its one remote asset, the footer logo, pointed at this service's favicon."""
+    """ReDoc's bundle with its remote assets (the footer logo) pointed at this service's favicon."""
     text = (assets_dir() / "redoc.standalone.js").read_text(encoding="utf-8")
-    return text.replace(REDOC_LOGO, FAVICON_URL).encode("utf-8")
+    return REDOC_REMOTE_ASSET.sub(FAVICON_URL, text).encode("utf-8")
 
 
 def install(app: FastAPI) -> None:
