@@ -181,8 +181,8 @@ def _question_conds(suite_id: int, search: str | None) -> list[Any]:
     conds = [col(QuestionRecord.suite_id) == suite_id]
     if search:
         body = QuestionRecord.body
-        conds.append(_contains([col(QuestionRecord.question_id), body["question"].as_string(),  # type: ignore[index]
-                                sa.cast(body["answers"], sa.String)], search))  # type: ignore[index]
+        conds.append(_contains([col(QuestionRecord.question_id), body["question"].as_string(),
+                                sa.cast(body["answers"], sa.String)], search))
     return conds
 
 
@@ -203,8 +203,8 @@ def _document_conds(suite_id: int, search: str | None) -> list[Any]:
     conds = [col(DocumentRecord.suite_id) == suite_id]
     if search:
         body = DocumentRecord.body
-        conds.append(_contains([col(DocumentRecord.doc_id), body["title"].as_string(),  # type: ignore[index]
-                                body["text"].as_string()], search))  # type: ignore[index]
+        conds.append(_contains([col(DocumentRecord.doc_id), body["title"].as_string(),
+                                body["text"].as_string()], search))
     return conds
 
 
@@ -293,7 +293,7 @@ def progress_rows(session: Session, *, run_ids: Sequence[int]) -> list[Any]:
 
 def headline_rows(session: Session, *, run_ids: Sequence[int], scorer: str) -> list[Any]:
     """Per (run, endpoint, strategy): mean of score ``scorer`` over the cases that have it, and their number."""
-    value = CaseRecord.scores[scorer].as_float()  # type: ignore[index]
+    value = CaseRecord.scores[scorer].as_float()
     return list(session.execute(
         sa.select(col(CaseRecord.run_id), col(CaseRecord.endpoint), col(CaseRecord.strategy),
                   func.avg(value), func.count(value), func.min(CaseRecord.position))

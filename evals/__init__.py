@@ -85,6 +85,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, for type checkers
+    # renamed on the way out: an assignment is an explicit re-export, `import a as b` is not
+    import evals.probe as _probe
+    import evals.suites.registry as _suites_registry
+    import evals.suites.summary as _suites_summary
     from evals import (
         domain as domain,
     )
@@ -197,9 +201,6 @@ if TYPE_CHECKING:  # the same names, for type checkers
         ProbeResult as ProbeResult,
     )
     from evals.probe import (
-        probe as probe_endpoint,
-    )
-    from evals.probe import (
         unreachable_reason as unreachable_reason,
     )
     from evals.redact import (
@@ -298,18 +299,6 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.suites.io import (
         yaml_line as yaml_line,
     )
-    from evals.suites.registry import (
-        generate as generate_suite,
-    )
-    from evals.suites.registry import (
-        list_kinds as suite_kinds,
-    )
-    from evals.suites.summary import (
-        render as render_suite_summary,
-    )
-    from evals.suites.summary import (
-        summarize as summarize_suite,
-    )
     from evals.suites.sweep import (
         parse_depths as parse_depths,
     )
@@ -358,3 +347,8 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from evals.tokens import (
         local_tokenizer as local_tokenizer,
     )
+    generate_suite = _suites_registry.generate
+    probe_endpoint = _probe.probe
+    render_suite_summary = _suites_summary.render
+    suite_kinds = _suites_registry.list_kinds
+    summarize_suite = _suites_summary.summarize

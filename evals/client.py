@@ -192,7 +192,7 @@ def backoff_seconds(attempt: int, retry_after: float | None, *, rng: random.Rand
     """openai-python's backoff: honour a sane Retry-After, else min(0.5·2ⁿ, 8) with jitter."""
     if retry_after is not None and 0 <= retry_after <= 60:
         return retry_after
-    base = min(0.5 * (2**attempt), 8.0)
+    base = min(0.5 * (2.0**attempt), 8.0)
     return base * (1 - 0.25 * rng.random())
 
 

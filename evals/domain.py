@@ -43,7 +43,7 @@ def streaming_hash(value: Any) -> str:
 
 def _feed(h: Any, value: Any) -> None:
     if isinstance(value, str) and len(value) > _HASH_SLICE:
-        from json.encoder import encode_basestring  # type: ignore[attr-defined]
+        from json.encoder import encode_basestring
 
         h.update(b'"')
         for i in range(0, len(value), _HASH_SLICE):  # JSON escapes character by character

@@ -276,5 +276,5 @@ class Judge:
     async def grade(self, scorer: Scorer, question: Question, case: CaseResult) -> tuple[Verdict, list[CallRecord]]:
         """The verdict of the model-graded ``scorer`` on ``case`` and the judge calls it took."""
         llm = LLM(self.client, self.cache)
-        verdict = await scorer.grade(case, question, llm)  # type: ignore[attr-defined]
+        verdict = await scorer.grade(case, question, llm)
         return verdict, llm.calls

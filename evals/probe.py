@@ -174,7 +174,7 @@ class _Probe:
         self.r.system_fingerprint = data.get("system_fingerprint")
         for field in ("reasoning_content", "reasoning"):
             if message.get(field):
-                self.r.reasoning_field = field  # type: ignore[assignment]
+                self.r.reasoning_field = field
         usage = normalise_usage(data.get("usage"), data.get("timings"))
         self.r.chat_usage = usage.prompt_tokens is not None or usage.completion_tokens is not None
 

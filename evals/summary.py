@@ -774,7 +774,9 @@ def _scope(members: dict[tuple[str, str], list[CaseRow]], primary: str, basis: s
     cheaper_open = [c for c in scored if c.verdict == "undecided" and cost_key(c) < cost_key(pick)]
     unit = "cost" if basis == "cost_usd" else "input tokens"
     pts = f"{margin * 100:g} points"
-    name = lambda c: _label(c.endpoint, c.strategy, several)  # noqa: E731
+    def name(c: Candidate) -> str:
+        return _label(c.endpoint, c.strategy, several)
+
     numbers = f"{primary} {{:.2f}} vs {{:.2f}}; {n_q} questions, one-sided test at α = {alpha:g}"
     if pick is not best:
         lat = f" and {_pct(pick.latency_ratio)} of the latency" if pick.latency_ratio is not None else ""
@@ -877,6 +879,10 @@ def _md(text: str) -> str:
             .replace("\n", " "))
 
 
+def _ratio_cell(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
 def verdict_markdown(summary: RunSummary, *, with_status: bool = True, with_numbers: bool = True) -> str:
     """The verdict as Markdown, for exports and CI summaries: the run's status when not clean (unless
     ``with_status`` is False), the Recommendation sentence (overall and per length bucket) with its
@@ -899,10 +905,9 @@ def verdict_markdown(summary: RunSummary, *, with_status: bool = True, with_numb
                 d = c.difference
                 diff = (f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d is not None and d.mean is not None
                         and d.low is not None and d.high is not None else "–")
-                ratio = lambda x: "–" if x is None else f"{x:.0%}"  # noqa: E731
                 mean = "–" if c.mean is None else f"{c.mean:.3f}"
                 lines.append(f"| {_md(c.endpoint)} | {_md(c.strategy)} | {c.n} | {mean} | {diff} | {c.verdict} | "
-                             f"{ratio(c.cost_ratio)} | {ratio(c.latency_ratio)} |")
+                             f"{_ratio_cell(c.cost_ratio)} | {_ratio_cell(c.latency_ratio)} |")
             lines.append("")
     for co in summary.crossovers:
         lines.append(f"- Crossover: {_md(co.verdict)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evals import CaseResult, CaseRow, Endpoint, RunSpec, RunSummary, Suite, UserInputError, summarize
+
+if TYPE_CHECKING:
+    import typer
 
 ACTIVE = ("queued", "running")
 POLL_S = 1.0
@@ -248,7 +251,7 @@ def run_on_service(p: Any, gate: Any, out: Path, *, server: str, token: str | No
     return summary, rows, run["status"], failure
 
 
-def register(cli: Any) -> None:
+def register(cli: typer.Typer) -> None:
     import typer
 
     @cli.command("push")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from evals import AttributionRow, Estimate, GroupSummary, JudgeAgreement, RunSummary
+
+if TYPE_CHECKING:
+    import typer
 
 PLAIN_WIDTH = 160  # columns of the tables when the output is a file or a pipe, not a terminal
 
@@ -202,7 +205,7 @@ def print_verdict(summary: RunSummary, console: Console | None = None) -> None:
             console.print(f"  {escape(scope.sentence)}")
 
 
-def register(cli: Any) -> None:
+def register(cli: typer.Typer) -> None:
     """``ctxeval report RESULTS.jsonl``: the summary of a finished run, as a table, a self-contained
     HTML file (``--html``) and Markdown, gated by checks like ``ctxeval run``."""
     import typer

@@ -136,7 +136,8 @@ def _reusable(plans: list[CasePlan], finished: dict[str, CaseRow], identities: d
 
 def _line_case_id(line: str) -> str | None:
     try:
-        return json.loads(line).get("case_id")
+        case_id = json.loads(line).get("case_id")
+        return case_id if isinstance(case_id, str) else None
     except (ValueError, AttributeError):
         return None
 

@@ -56,7 +56,7 @@ class EndpointEntry(Endpoint):
 
 
 class EmbeddingsEntry(EmbeddingSettings):
-    endpoint: EndpointEntry | None = None  # type: ignore[assignment]
+    endpoint: EndpointEntry | None = None
 
 
 class RunFile(BaseModel):

@@ -347,7 +347,7 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
                 if not stored:
                     gone.set()  # the run was deleted: ask the endpoint nothing more for it
                     return "discarded"
-                return result.outcome.value
+                return str(result.outcome.value)
 
         outcomes.update(await asyncio.gather(*(one(pos, plan) for pos, plan in plans
                                                if plan.case_id not in stored)))

@@ -143,9 +143,9 @@ def install_usage_reporting() -> None:
                    "created": last.get("created", int(time.time())), "model": last.get("model", ""),
                    "choices": [], "usage": stats.usage(), "timings": stats.timings()}
 
-    Llama.eval = eval_  # type: ignore[method-assign]
-    Llama.generate = generate  # type: ignore[method-assign,assignment]
-    Llama.create_chat_completion = chat  # type: ignore[method-assign]
+    Llama.eval = eval_
+    Llama.generate = generate
+    Llama.create_chat_completion = chat
 
 
 def clear_settings_environment() -> None:

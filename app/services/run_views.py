@@ -102,6 +102,7 @@ def get(session: Session, record: RunRecord, kind: str, params: Any, build: Call
     stored = session.execute(select(RunViewRecord.body).where(  # type: ignore[call-overload]
         col(RunViewRecord.run_id) == record.id, col(RunViewRecord.key) == key,
         col(RunViewRecord.state) == state)).scalar()
+    body: bytes
     if stored is not None:
         body = stored.encode("utf-8")
     else:

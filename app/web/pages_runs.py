@@ -91,7 +91,7 @@ def new_run_page(request: Request, session: SessionDep, _: PageUser,
     run = run_service.get(session, from_run)
     endpoints = endpoint_service.list_public(session, offset=0, limit=1000)["data"]
     values, notes = values_from_spec(run.spec, suite_id=run.suite_id,
-                                     endpoint_ids={e.name: e.id for e in endpoints},  # type: ignore[attr-defined]
+                                     endpoint_ids={e.name: e.id for e in endpoints},
                                      scorer_names={c.name for c in registry.components("scorer")})
     values["name"] = f"{run.name or 'run ' + str(run.id)} (edited)"
     return _new_run_page(request, session, values=values, from_run=run.id, from_notes=notes)

@@ -69,7 +69,8 @@ class RetrievalEnv:
             raise UserInputError("dense retrieval needs embeddings: set 'embedding_model' on the endpoint, "
                                  "or an 'embeddings' section (source: endpoint | local) in the run",
                                  field="embeddings")
-        return np.asarray(await self.embed([query]))[0]
+        vector: np.ndarray = np.asarray(await self.embed([query]))[0]
+        return vector
 
 
 class Retriever(ABC):

@@ -16,7 +16,7 @@ from evals.retrieval.chunking import Chunk
 
 def _tokens(texts: list[str]) -> list[list[str]]:
     out = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
-    return out  # type: ignore[return-value]
+    return list(out)
 
 
 @registry.retriever(order=0)

@@ -69,4 +69,5 @@ class DenseRetriever(Retriever):
             raise PermanentError(f"embeddings: the query vector has shape {q.shape}, the corpus "
                                  f"{self.vectors.shape[1]} dimensions")
         norm = float(np.linalg.norm(q))
-        return self.vectors @ (q / norm if norm else q)
+        scores: np.ndarray = self.vectors @ (q / norm if norm else q)
+        return scores

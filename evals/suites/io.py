@@ -348,7 +348,7 @@ def _from_validation(err: ValidationError, root: type[BaseModel], source: str, l
 
 
 # ------------------------------------------------------------------------------------------- writing
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_BaseDumper):  # type: ignore[misc]
     pass
 
 

@@ -226,7 +226,7 @@ class OrgWriter:
     def _pop_noun(self) -> str:
         if not self.nouns:
             raise RuntimeError("ran out of nouns for names")
-        return self.nouns.pop().capitalize()
+        return str(self.nouns.pop()).capitalize()
 
     def _person_name(self) -> tuple[str, str]:
         loc = self.fake[self.rng.choice(_LOCALES)]

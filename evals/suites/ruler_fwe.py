@@ -41,7 +41,8 @@ def zeta(alpha: float) -> float:
     """Riemann ζ(α) for α > 1 (partial sum plus Euler-Maclaurin tail)."""
     k = 10_000
     head = float(np.sum(np.arange(1, k, dtype=np.float64) ** -alpha))
-    return head + k ** (1 - alpha) / (alpha - 1) + 0.5 * k**-alpha
+    tail: float = float(k) ** (1 - alpha) / (alpha - 1) + 0.5 * float(k) ** -alpha
+    return head + tail
 
 
 def counts(n: int, ranks: np.ndarray, alpha: float, z: float) -> np.ndarray:

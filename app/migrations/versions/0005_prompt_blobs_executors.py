@@ -11,7 +11,8 @@ Create Date: 2026-12-01
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,11 +31,11 @@ _blob = sa.table('prompt_blob', sa.column('run_id', sa.Integer), sa.column('sha2
                  sa.column('text', sa.Text))
 
 
-def _loads(value):  # the JSON column comes back parsed on PostgreSQL, as text on some SQLite paths
+def _loads(value: Any) -> Any:  # the JSON column comes back parsed on PostgreSQL, as text on some SQLite paths
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _rows(conn):
+def _rows(conn: sa.Connection) -> Iterator[Any]:
     last = -1
     while True:
         rows = conn.execute(sa.select(_detail.c.case_pk, _detail.c.prompt, _case.c.run_id)
