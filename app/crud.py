@@ -26,12 +26,19 @@ from app.models import (
     PromptBlob,
     QuestionRecord,
     RunRecord,
+    RunStatus,
+    RunViewRecord,
     SuiteRecord,
     utcnow,
 )
 from evals import domain
 
 TOKEN_PREFIX = "ctx_"
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database; raises when it does not answer."""
+    session.execute(sa.text("SELECT 1"))
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -260,6 +267,14 @@ def list_runs(session: Session, *, offset: int = 0, limit: int = 100, status: st
     return list(rows), count
 
 
+def fail_run_attempt(session: Session, *, run_id: int, attempt: int, error: str,
+                     statuses: Sequence[str]) -> None:
+    """Mark the run failed with ``error``, only while it is still this ``attempt`` in one of ``statuses``."""
+    session.execute(sa.update(RunRecord).where(
+        col(RunRecord.id) == run_id, col(RunRecord.attempt) == attempt, col(RunRecord.status).in_(statuses),
+    ).values(status=RunStatus.failed.value, error=error, finished_at=utcnow()))
+
+
 def spec_endpoint_names(spec: dict[str, Any]) -> set[str]:
     """Every endpoint a stored spec names: tested, judge and embeddings."""
     names = {e.get("name") for e in spec.get("endpoints", [])}
@@ -423,6 +438,18 @@ def write_cases(session: Session, *, rows: Sequence[tuple[dict[str, Any], dict[s
         details = [{"case_pk": pks[(light["run_id"], light["case_id"])], **detail} for light, detail in rows]
         session.execute(_upsert(session, CaseDetailRecord, ("case_pk",), tuple(details[0])), details)
     cache_put_many(session, rows=cache)
+
+
+def case_row_values(session: Session, *, run_id: int, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The run's cases as tuples of ``columns`` of the case table, in plan order, read as the driver
+    returns them (no SQLAlchemy result processing: 100k rows of the summary's light columns)."""
+    stmt = (select(*(getattr(CaseRecord, name) for name in columns)).where(col(CaseRecord.run_id) == run_id)
+            .order_by(col(CaseRecord.position), col(CaseRecord.id)))
+    conn = session.connection()
+    compiled = stmt.compile(dialect=conn.dialect)
+    params = (tuple(compiled.params[k] for k in compiled.positiontup or ()) if compiled.positional
+              else compiled.params)
+    yield from conn.exec_driver_sql(str(compiled), params)
 
 
 def prompt_blobs(session: Session, *, run_id: int, hashes: Sequence[str]) -> dict[str, str]:
@@ -596,3 +623,31 @@ def delete_token(session: Session, *, name: str) -> bool:
 def _id(record: Any) -> int:
     assert record.id is not None
     return int(record.id)
+
+
+# ------------------------------------------------------------------------------------------ run views
+def run_view_body(session: Session, *, run_id: int, key: str, state: str) -> str | None:
+    """The stored view ``key`` of the run, when it was stored in ``state``."""
+    body = session.execute(select(RunViewRecord.body).where(
+        col(RunViewRecord.run_id) == run_id, col(RunViewRecord.key) == key,
+        col(RunViewRecord.state) == state)).scalar()
+    return None if body is None else str(body)
+
+
+def run_view_bodies(session: Session, *, run_ids: Sequence[int], key: str) -> list[tuple[int, str, str]]:
+    """``(run_id, state, body)`` of the stored view ``key`` of each of ``run_ids`` that has one."""
+    rows = session.execute(select(RunViewRecord.run_id, RunViewRecord.state, RunViewRecord.body).where(
+        col(RunViewRecord.run_id).in_(list(run_ids)), col(RunViewRecord.key) == key)).all()
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def replace_run_view(engine: sa.Engine, *, run_id: int, key: str, state: str, body: str) -> None:
+    """Replace the stored view in a transaction of its own (a GET's session commits nothing)."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id,
+                                                    col(RunViewRecord.key) == key))
+        conn.execute(sa.insert(RunViewRecord).values(run_id=run_id, key=key, state=state, body=body))
+
+
+def delete_run_views(session: Session, *, run_id: int) -> None:
+    session.execute(sa.delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id))

@@ -94,3 +94,27 @@ def test_pages_run_no_queries_of_their_own():
             if name in ("sqlmodel", "sqlalchemy") or name.startswith("sqlalchemy."):
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     assert offenders == []
+
+
+QUERY_CALLS = ("exec", "execute", "exec_driver_sql", "scalar", "scalars")
+QUERY_BUILDERS = ("select", "insert", "update", "delete", "text")
+QUERY_HOMES = {"app/crud.py", "app/db.py"}  # and the migrations
+
+
+def test_every_query_of_the_service_is_in_crud():
+    """Outside ``crud.py`` (and the engine setup in ``db.py``, the migrations) nothing builds or runs SQL."""
+    offenders = []
+    for path in _files("app"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in QUERY_HOMES or rel.startswith("app/migrations/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in QUERY_CALLS and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("session", "conn", "connection", "db")):
+                offenders.append(f"{rel}:{node.lineno}: {node.func.value.id}.{node.func.attr}()")
+            if (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.split(".")[0] in ("sqlalchemy", "sqlmodel")):
+                offenders += [f"{rel}:{node.lineno}: {node.module}.{a.name}" for a in node.names
+                              if a.name in QUERY_BUILDERS]
+    assert offenders == []

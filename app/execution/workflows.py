@@ -30,9 +30,7 @@ from typing import Any
 
 import httpx
 from dbos import DBOS, DBOSClient
-from sqlalchemy import update
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import col
 
 from app import crud, log_scrub
 from app.db import make_engine, session_scope
@@ -51,7 +49,7 @@ from app.execution.dispatch import (
 from app.execution.engines import EngineCache
 from app.execution.workers import Heartbeat, SqliteExecutorLock, dbos_pending_owners, dbos_recover
 from app.execution.writer import CaseWriter
-from app.models import RunRecord, RunStatus, utcnow
+from app.models import RunStatus, utcnow
 from app.services import cases as case_service
 from app.services import run_views
 from app.services.cache import DbResponseCache
@@ -188,10 +186,8 @@ def _start(run_id: int, attempt: int) -> tuple[set[str], dict[str, int]] | None:
 
 def _fail(run_id: int, attempt: int, message: str) -> None:
     with session_scope(runtime().db) as session:
-        session.execute(update(RunRecord).where(
-            col(RunRecord.id) == run_id, col(RunRecord.attempt) == attempt,
-            col(RunRecord.status).in_((RunStatus.queued.value, RunStatus.running.value)),
-        ).values(status=RunStatus.failed.value, error=scrub(message)[:2000], finished_at=utcnow()))
+        crud.fail_run_attempt(session, run_id=run_id, attempt=attempt, error=scrub(message)[:2000],
+                              statuses=(RunStatus.queued.value, RunStatus.running.value))
 
 
 def _finish(run_id: int, attempt: int, *, only_if_complete: bool = False) -> str:

@@ -143,9 +143,9 @@ def install_usage_reporting() -> None:
                    "created": last.get("created", int(time.time())), "model": last.get("model", ""),
                    "choices": [], "usage": stats.usage(), "timings": stats.timings()}
 
-    Llama.eval = eval_
-    Llama.generate = generate
-    Llama.create_chat_completion = chat
+    Llama.eval = eval_  # type: ignore[method-assign]
+    Llama.generate = generate  # type: ignore[method-assign]
+    Llama.create_chat_completion = chat  # type: ignore[method-assign]
 
 
 def clear_settings_environment() -> None:
@@ -186,7 +186,7 @@ def main() -> None:
     from llama_cpp.server.__main__ import main as server_main
 
     sys.argv[0] = "python -m app.localmodel.llama_server"
-    server_main()
+    server_main()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord, RunViewRecord, as_utc
+from app import crud
+from app.models import ACTIVE_STATUSES, RunRecord, as_utc
 from evals import ENGINE_VERSION
 
 log = logging.getLogger("ctxeval.views")
@@ -99,9 +99,7 @@ def get(session: Session, record: RunRecord, kind: str, params: Any, build: Call
     hit = _recall(mkey)
     if hit is not None:
         return hit
-    stored = session.execute(select(RunViewRecord.body).where(  # type: ignore[call-overload]
-        col(RunViewRecord.run_id) == record.id, col(RunViewRecord.key) == key,
-        col(RunViewRecord.state) == state)).scalar()
+    stored = crud.run_view_body(session, run_id=int(record.id or 0), key=key, state=state)
     body: bytes
     if stored is not None:
         body = stored.encode("utf-8")
@@ -117,7 +115,7 @@ def _active(session: Session, record: RunRecord, key: str, state: str, build: Ca
     more) at most once per ``COST_FACTOR`` × its computation time (a 10 s computation over 100k cases
     is served for up to 40 s while new cases arrive), so viewers cannot keep a core busy. One computation
     at a time per view: concurrent viewers wait for it and share it."""
-    count = int(session.execute(select(func.count()).where(col(CaseRecord.run_id) == record.id)).scalar() or 0)
+    count = crud.count_cases(session, run_id=int(record.id or 0))
     akey = (record.id, record.created_at, key, state)
     with _lock:
         lock = _active_locks.setdefault(akey, threading.Lock())
@@ -144,8 +142,7 @@ def stored_many(session: Session, records: list[RunRecord], kind: str, params: A
     if not finished:
         return {}
     key = view_key(kind, params)
-    rows = session.execute(select(RunViewRecord.run_id, RunViewRecord.state, RunViewRecord.body).where(  # type: ignore[call-overload]
-        col(RunViewRecord.run_id).in_(list(finished)), col(RunViewRecord.key) == key)).all()
+    rows = crud.run_view_bodies(session, run_ids=[i for i in finished if i is not None], key=key)
     return {run_id: body.encode("utf-8") for run_id, state, body in rows if finished.get(run_id) == state}
 
 
@@ -159,11 +156,7 @@ def _store(bind: Any, run_id: int, key: str, state: str, body: bytes) -> None:
     """Replace the stored view in a transaction of its own (a GET's session commits nothing)."""
     engine: Engine = bind.engine if hasattr(bind, "engine") else bind
     try:
-        with engine.begin() as conn:
-            conn.execute(delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id,
-                                                     col(RunViewRecord.key) == key))
-            conn.execute(insert(RunViewRecord).values(run_id=run_id, key=key, state=state,
-                                                      body=body.decode("utf-8")))
+        crud.replace_run_view(engine, run_id=run_id, key=key, state=state, body=body.decode("utf-8"))
     except IntegrityError:  # another process stored it (or the run was deleted) meanwhile
         log.debug("run %s: view %s stored elsewhere meanwhile", run_id, key[:12])
     except DBAPIError as e:  # storing is only a saving: the view was computed and is served anyway
@@ -172,7 +165,7 @@ def _store(bind: Any, run_id: int, key: str, state: str, body: bytes) -> None:
 
 def invalidate(session: Session, run_id: int) -> None:
     """Delete the run's stored views (in the caller's transaction); resuming a run calls this."""
-    session.execute(delete(RunViewRecord).where(col(RunViewRecord.run_id) == run_id))
+    crud.delete_run_views(session, run_id=run_id)
     with _lock:
         for k in [k for k in _memory if k[0] == run_id]:
             del _memory[k]
@@ -190,7 +183,7 @@ def warm(engine: Engine, run_id: int) -> None:
     for build in builders:
         try:
             with Session(engine, expire_on_commit=False) as session:
-                record = session.get(RunRecord, run_id)
+                record = crud.get_run(session, run_id=run_id)
                 if record is None or record.status in ACTIVE_STATUSES:
                     return
                 build(session, run_id)

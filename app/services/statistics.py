@@ -11,9 +11,10 @@ from collections.abc import Hashable, Sequence
 from threading import Lock
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app.models import ACTIVE_STATUSES, CaseRecord, RunRecord
+from app import crud
+from app.models import ACTIVE_STATUSES, RunRecord
 from app.schemas import RunAgainstBaseline, RunBrief, RunsComparison
 from app.services import run_views
 from app.services import runs as run_service
@@ -21,7 +22,6 @@ from evals import CaseRow, Outcome, PairedComparison, RunSummary, adjust_holm, c
 from evals import compare_runs as compare_runs_rows
 
 _NAMES = list(CaseRow.model_fields)
-_COLUMNS = [getattr(CaseRecord, name) for name in _NAMES]
 _OUTCOMES = {o.value: o for o in Outcome}
 COMPARISON_CACHE_SIZE = 16
 _comparisons: OrderedDict[Hashable, RunsComparison] = OrderedDict()  # finished runs' comparisons
@@ -44,22 +44,13 @@ def _case_row(values: dict[str, Any]) -> CaseRow:
     return row
 
 
-def _case_rows_query(run_id: int) -> Any:
-    return (select(*_COLUMNS).where(col(CaseRecord.run_id) == run_id)
-            .order_by(col(CaseRecord.position), col(CaseRecord.id)))
-
-
 def case_rows(session: Session, run_id: int) -> list[CaseRow]:
     """Every stored case of the run, in plan order, as :class:`CaseRow` (no prompts or answers). Read as
     the driver returns them, without SQLAlchemy's per-value result processing; scores are parsed here
     (PostgreSQL's driver hands JSON over already parsed)."""
-    conn = session.connection()
-    stmt = _case_rows_query(run_id).compile(dialect=conn.dialect)
-    cursor = conn.exec_driver_sql(str(stmt), tuple(stmt.params[k] for k in stmt.positiontup or ())
-                                  if stmt.positional else stmt.params)
     loads = json.loads
     out = []
-    for raw in cursor:
+    for raw in crud.case_row_values(session, run_id=run_id, columns=_NAMES):
         values = dict(zip(_NAMES, raw, strict=True))
         values["outcome"] = _OUTCOMES[values["outcome"]]
         scores = values["scores"]
