@@ -64,7 +64,7 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
     counter = Counter(app_db, watcher)
     event.listen(sa.engine.Engine, "before_cursor_execute", counter)
     try:
-        with TestClient(create_app(settings, db=app_db)) as client:
+        with TestClient(create_app(settings, db=app_db), base_url="http://127.0.0.1") as client:
             body: dict[str, Any] = {"name": "bench", "base_url": base_url, "model": MODEL,
                                     "concurrency": concurrency, "max_output_tokens": 16, "max_retries": 0}
             if window:

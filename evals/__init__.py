@@ -31,6 +31,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "probe_endpoint": ("evals.probe", "probe"),
     "unreachable_reason": ("evals.probe", "unreachable_reason"),
     "normalise_base_url": ("evals.domain", "normalise_base_url"),
+    "stable_hash": ("evals.domain", "stable_hash"),
     # components
     "build_strategy": ("evals.strategies.base", "build_strategy"),
     "EstimateContext": ("evals.strategies.base", "EstimateContext"),
@@ -175,6 +176,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from evals.domain import (
         normalise_base_url as normalise_base_url,
+    )
+    from evals.domain import (
+        stable_hash as stable_hash,
     )
     from evals.embeddings import (
         EmbeddingSettings as EmbeddingSettings,

@@ -23,7 +23,9 @@ from sqlmodel import Session
 from app import crud
 from app.db import session_scope
 from app.errors import NotFoundError
+from app.services import suites as suite_service
 from app.services.cache import DbResponseCache
+from app.services.plans import planned
 from evals import EmbeddingSettings, Endpoint, IndexCache, RunSpec, Suite
 
 
@@ -80,7 +82,7 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
         spec = RunSpec.model_validate(run.spec)
         suite_record = crud.get_suite(session, suite_id=run.suite_id)
         assert suite_record is not None  # the foreign key forbids anything else
-        suite = crud.load_suite(session, record=suite_record)
+        suite = suite_service.load_record(session, suite_record)
         endpoints = {e["name"]: _with_key(session, e) for e in spec.endpoints}
         judge = _with_key(session, spec.judge) if spec.judge else None
         embeddings = None
@@ -94,7 +96,7 @@ def load_run_inputs(db: DbEngine, run_id: int) -> RunInputs:
 
 def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | None = None,
           cache: DbResponseCache | None = None, index_cache: IndexCache | None = None) -> RunEngine:
-    from evals import Engine, plan_cases, required_secrets
+    from evals import Engine, required_secrets
 
     inputs = load_run_inputs(db, run_id)
     # pipeline tokens (http_retriever/http_app token_env) come from this process's environment
@@ -103,7 +105,7 @@ def build(db: DbEngine, run_id: int, *, transport: httpx.AsyncBaseTransport | No
                     cache=cache if cache is not None else DbResponseCache(db),
                     transport=transport, judge=inputs.judge, embeddings=inputs.embeddings, secrets=secrets,
                     index_cache=index_cache)
-    plans = plan_cases(inputs.spec, inputs.suite, strategies=engine.strategies)  # built once, by the engine
+    plans = planned(inputs.spec, inputs.suite, strategies=engine.strategies)  # strategies built once, by the engine
     return RunEngine(engine=engine, plans={p.case_id: p for p in plans},
                      positions={p.case_id: i for i, p in enumerate(plans)}, ordered=plans)
 

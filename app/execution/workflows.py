@@ -334,16 +334,18 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
                     except Exception as e:  # the engine keeps endpoint faults as data; anything else is a bug
                         log.exception("case %s of run %s raised", plan.case_id, run_id)
                         result = internal_error_result(plan, e)
-                try:
-                    stored = await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan))
-                except Exception as e:  # left unstored, and nothing more asked: the run ends failed with
-                    log.error("case %s of run %s could not be stored: %s", plan.case_id, run_id, e)
-                    gone.set()  # the count of missing cases, and resume executes them
-                    return "unstored"
-                if not stored:
-                    gone.set()  # the run was deleted: ask the endpoint nothing more for it
-                    return "discarded"
-                return str(result.outcome.value)
+            # the lane takes its next case while this one is committed; the chunk (and with it the
+            # step DBOS checkpoints) ends only once every case of it is committed or known unstored
+            try:
+                stored = await rt.writer.store(run_id, position, result, run_engine.shared_texts(plan))
+            except Exception as e:  # left unstored, and no new case started: the run ends failed with
+                log.error("case %s of run %s could not be stored: %s", plan.case_id, run_id, e)
+                gone.set()  # the count of missing cases, and resume executes them
+                return "unstored"
+            if not stored:
+                gone.set()  # the run was deleted: ask the endpoint nothing more for it
+                return "discarded"
+            return str(result.outcome.value)
 
         outcomes.update(await asyncio.gather(*(one(pos, plan) for pos, plan in plans
                                                if plan.case_id not in stored)))

@@ -17,6 +17,7 @@ from app.schemas import RunCreate, RunHeadline, RunImport, RunProgress, RunPubli
 from app.services import endpoints as endpoint_service
 from app.services import run_views
 from app.services import suites as suite_service
+from app.services.plans import planned
 from evals import (
     CaseResult,
     CheckResult,
@@ -29,7 +30,6 @@ from evals import (
     is_judge_scorer,
     make_spec,
     parse_checks,
-    plan_cases,
     validate_checks,
 )
 
@@ -63,7 +63,7 @@ def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[
         e = body.embeddings
         separate = _endpoint(session, e.endpoint_id, "embeddings.endpoint_id") if e.endpoint_id else None
         embeddings = EmbeddingSettings(source=e.source, endpoint=separate, model=e.model, batch_size=e.batch_size)
-    suite = crud.load_suite(session, record=suite_record)
+    suite = suite_service.load_record(session, suite_record)
     # validates strategy parameters and scorer names, and adds the default scorers
     spec = make_spec(suite, endpoints, body.strategies, body.scorers, system_prompt=body.system_prompt,
                      judge=judge, embeddings=embeddings, preset=body.preset)
@@ -73,7 +73,7 @@ def build_spec(session: Session, body: RunCreate) -> tuple[RunSpec, Suite, list[
 
 
 def count_cases(spec: RunSpec, suite: Suite) -> int:
-    return len(plan_cases(spec, suite))
+    return len(planned(spec, suite))
 
 
 def queue_limits(session: Session, spec: RunSpec) -> dict[str, int]:
@@ -134,8 +134,8 @@ def import_run(session: Session, body: RunImport) -> RunPublic:
         raise UserInputError(f"the spec is for suite content {body.spec.suite_hash[:12]}, but suite "
                              f"{body.suite_id} is {suite_record.content_hash[:12]}: push the suite the run used",
                              field="spec.suite_hash")
-    suite = crud.load_suite(session, record=suite_record)
-    plans = plan_cases(body.spec, suite)
+    suite = suite_service.load_record(session, suite_record)
+    plans = planned(body.spec, suite)
     position = {p.case_id: i for i, p in enumerate(plans)}
     results: dict[str, CaseResult] = {}
     for n, line in enumerate(body.results.splitlines(), start=1):
@@ -193,8 +193,8 @@ def reusable_cases(session: Session, record: RunRecord) -> tuple[int, int]:
     strategy parameters, question and context content, scorers; see ``evals.runner.case_identity``).
     Returns (errored, stale) counts."""
     suite_record = suite_service.get_record(session, record.suite_id)
-    plan_ids = {p.case_id for p in plan_cases(RunSpec.model_validate(record.spec),
-                                                crud.load_suite(session, record=suite_record))}
+    plan_ids = {p.case_id for p in planned(RunSpec.model_validate(record.spec),
+                                                suite_service.load_record(session, suite_record))}
     stored = crud.stored_case_ids(session, run_id=record.id or 0)
     stale = stored - plan_ids
     errored = crud.errored_case_ids(session, run_id=record.id or 0) & plan_ids

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +16,9 @@ from app.schemas import DocumentPublic, DocumentsPublic, QuestionPublic, Questio
 from evals import Suite, UserInputError, format_of, parse_suite
 
 IMPORTED_EXTENSIONS = (".csv", ".zip", ".txt", ".md", ".html", ".htm", ".pdf")
+LOADED_SUITES = 4  # suites a process keeps loaded (see ``load_record``)
+_loaded: OrderedDict[tuple[int, str], Suite] = OrderedDict()
+_loaded_lock = threading.Lock()
 
 
 def to_public(record: SuiteRecord, *, n_runs: int = 0, created: bool = False) -> SuitePublic:
@@ -108,7 +113,25 @@ def documents(session: Session, suite_id: int, *, offset: int, limit: int, searc
 
 
 def load(session: Session, suite_id: int) -> Suite:
-    return crud.load_suite(session, record=get_record(session, suite_id))
+    return load_record(session, get_record(session, suite_id))
+
+
+def load_record(session: Session, record: SuiteRecord) -> Suite:
+    """The stored suite. A suite version never changes (its content hash, name included, is unique), so
+    a process keeps the last few it loaded: the API creating a run and the executor planning it in the
+    same process read and validate its documents and questions once. Callers must not modify it."""
+    key = (int(record.id or 0), record.content_hash)
+    with _loaded_lock:
+        suite = _loaded.get(key)
+        if suite is not None:
+            _loaded.move_to_end(key)
+            return suite
+    suite = crud.load_suite(session, record=record)
+    with _loaded_lock:
+        _loaded[key] = suite
+        while len(_loaded) > LOADED_SUITES:
+            _loaded.popitem(last=False)
+    return suite
 
 
 def delete(session: Session, suite_id: int) -> None:

@@ -38,6 +38,9 @@ from evals.tokens import Tokenizer
 Embedder = Callable[[list[str]], Awaitable[np.ndarray]]
 log = logging.getLogger("ctxeval.retrieval")
 DISK_FORMAT = 1  # bump when what is stored, or how chunks are cut, changes: older entries are not read
+# Token counts are kept on disk only for texts at least this long (about 25k tokens, several ms to count):
+# a shorter text counts faster than a file is written and read again.
+STORED_COUNT_MIN_CHARS = 100_000
 
 
 @dataclass
@@ -287,8 +290,9 @@ class IndexCache:
             log.warning("could not store a token count in %s: %s", path, e)
 
     def _count_path(self, text: str, tokenizer: Tokenizer) -> Path | None:
-        # a server's tokenizer can change with what the server loads: only local ones are kept
-        if self.directory is None or getattr(tokenizer, "remote", False):
+        # a server's tokenizer can change with what the server loads: only local ones are kept; a short
+        # text counts faster than a file is written and read, so only long ones are kept
+        if self.directory is None or getattr(tokenizer, "remote", False) or len(text) < STORED_COUNT_MIN_CHARS:
             return None
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         folder = self._folder("counts", tokenizer.name)

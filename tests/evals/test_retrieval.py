@@ -310,7 +310,11 @@ async def test_dense_vectors_are_kept_only_for_a_named_embedder(tmp_path):
 
 async def test_the_whole_context_is_counted_once_across_runs(tmp_path, monkeypatch):
     """The long-context size of a case (its whole corpus rendered and counted) is kept on disk by
-    tokenizer and text hash: a second run over the same corpus does not count it again."""
+    tokenizer and text hash: a second run over the same corpus does not count it again. (This corpus is
+    small: the length from which counts are kept is lowered to keep them.)"""
+    import evals.retrieval.base as base
+
+    monkeypatch.setattr(base, "STORED_COUNT_MIN_CHARS", 0)
     suite = make_suite()
     strategies = [StrategySpec(name="rag", params=SMALL)]
     first = await run_cases(suite, endpoint(), strategies, MockModel(), index_cache=IndexCache(directory=tmp_path))
@@ -328,3 +332,19 @@ async def test_the_whole_context_is_counted_once_across_runs(tmp_path, monkeypat
     again = await run_cases(suite, endpoint(), strategies, MockModel(), index_cache=IndexCache(directory=tmp_path))
     assert {k: r.context_tokens for k, r in again.items()} == sizes
     assert not [n for n in counted if n > big]  # no whole-corpus text was counted again
+
+
+def test_token_counts_are_kept_on_disk_for_long_texts_only(tmp_path):
+    """A long text's count is read back by another cache on the same folder; a short text is counted
+    each time (a file costs more than counting it), and nothing of it is written."""
+    import evals.retrieval.base as base
+
+    long_text = "The quick brown fox jumps over the lazy dog. " * (base.STORED_COUNT_MIN_CHARS // 45 + 1)
+    short_text = "The quick brown fox."
+    first = IndexCache(directory=tmp_path)
+    first.store_count(long_text, TOK, 12345)
+    first.store_count(short_text, TOK, 5)
+    second = IndexCache(directory=tmp_path)
+    assert second.stored_count(long_text, TOK) == 12345
+    assert second.stored_count(short_text, TOK) is None
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
