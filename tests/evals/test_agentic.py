@@ -10,7 +10,7 @@ from evals.domain import Outcome, StrategySpec
 from evals.retrieval.chunking import token_windows
 from evals.strategies.agentic import parse_action
 from evals.tokens import local_tokenizer
-from tests.mock_model import MockModel, Move, agent_from_prompt, always_search
+from tests.fakes.mock_transport import MockModel, Move, agent_from_prompt, always_search
 from tests.retrieval_suite import LISBON, endpoint, make_suite, run_cases
 
 SMALL = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}

@@ -15,7 +15,7 @@ from evals.errors import UserInputError
 from evals.judge import parse_verdict
 from evals.runner import Engine, make_spec
 from evals.summary import CaseRow
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 JUDGED = ("exact_match", "f1", "llm_judge", "llm_judge:niah", "llm_judge:faithfulness")

@@ -11,7 +11,7 @@ from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, Strateg
 from evals.errors import UserInputError
 from evals.scorers import get_scorer, score_case
 from evals.summary import CaseRow
-from tests.mock_model import MockModel, answer_from_prompt
+from tests.fakes.mock_transport import MockModel, answer_from_prompt
 from tests.retrieval_suite import LISBON, endpoint, make_suite, run_cases
 
 RANKED = ["d0", "d2", "d0", "d1", "d3"]  # documents of the retrieved chunks, best first

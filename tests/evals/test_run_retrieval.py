@@ -17,8 +17,8 @@ from evals.domain import Outcome, StrategySpec
 from evals.errors import UserInputError
 from evals.suites.io import dump_suite
 from evals.summary import CaseRow, summarize
+from tests.fakes.mock_transport import MockModel
 from tests.fakes.openai_server import FakeConfig, run_in_thread
-from tests.mock_model import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 SMALL = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}

@@ -13,7 +13,7 @@ from evals.retrieval.chunking import ChunkingParams, chunk_document
 from evals.strategies import build_strategy
 from evals.tokens import local_tokenizer
 from tests.evals.test_runner import endpoint, make_suite, run_cases
-from tests.mock_model import MockModel, answer_from_prompt
+from tests.fakes.mock_transport import MockModel, answer_from_prompt
 
 
 def test_route_instruction_is_the_papers_wording() -> None:
