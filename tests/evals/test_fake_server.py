@@ -131,7 +131,7 @@ def test_overflow_counts_prompt_and_max_tokens(fake_server: FakeServer) -> None:
 def test_non_streamed_faults(fake_server: FakeServer) -> None:
     fake_server.configure(faults=[{"kind": "truncate"}, {"kind": "stream_error"}, {"kind": "keepalive"},
                                   {"status": 503, "retry_after_ms": 20, "headers": {"x-should-retry": "true"}}])
-    messages = user("The sky is: blue.\nQuestion: What colour is the sky?")
+    messages = user("The colour of the sky is: blue.\nQuestion: What colour is the sky?")
     with pytest.raises(json.JSONDecodeError):
         json.loads(chat(fake_server, messages).text)
     assert "error" in chat(fake_server, messages).json()
@@ -210,7 +210,7 @@ def test_subprocess_server_with_flags_and_restart_on_the_same_port() -> None:
     with run_in_subprocess(config) as server:
         assert server.process is not None and server.process.pid
         assert httpx.get(f"{server.url}/models").json()["data"][0]["max_model_len"] == 4096
-        r = chat(server, user("The sky is: blue.\nQuestion: What colour is the sky?")).json()
+        r = chat(server, user("The colour of the sky is: blue.\nQuestion: What colour is the sky?")).json()
         assert r["choices"][0]["message"]["content"] == "blue"
         assert "prompt_cache_hit_tokens" in r["usage"]
         server.configure(max_model_len=100)

@@ -23,7 +23,9 @@ RAG = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}
 
 
 def judge_endpoint(**kw):
-    return endpoint(name="judge", model="judge-model", price_input=10.0, price_output=20.0, **kw)
+    # room for the fake judge's sentence of reasoning and its JSON verdict (16 tokens would cut it)
+    return endpoint(name="judge", model="judge-model", price_input=10.0, price_output=20.0, max_output_tokens=64,
+                    **kw)
 
 
 @pytest.mark.parametrize(("text", "rubric", "score", "raw"), [

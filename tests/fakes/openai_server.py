@@ -50,7 +50,6 @@ from pydantic import ValidationError
 from tests.fakes import fake_model as fm
 from tests.fakes.chat import ChatPlan
 from tests.fakes.runner import FakeServer, run_in_subprocess, run_in_thread, serve_forever
-from tests.fakes.shapes import overflow_error
 from tests.fakes.state import FakeConfig, FakeState, Fault
 
 __all__ = ["FakeConfig", "FakeServer", "Fault", "make_app", "run_in_subprocess", "run_in_thread"]
@@ -247,7 +246,7 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             state.record(request.url.path, body.get("model"))
             return _error(400, "'input' must be a string or a list of strings")
-        n_tokens = sum(len(fm.tokenize(t)) for t in texts)
+        n_tokens = fm.embedding_tokens(texts)
         if (refused := guard(request)) is not None:
             state.record(request.url.path, body.get("model"), n_tokens)
             return refused
@@ -282,10 +281,9 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
             return _fault_response(fault)
         cfg = state.config
         requested = body.get("max_completion_tokens") or body.get("max_tokens")
-        if cfg.max_model_len and len(tokens) + (requested or 1) > cfg.max_model_len:
-            status, err = overflow_error(cfg.overflow_shape, prompt=len(tokens), max_tokens=requested or 0,
-                                         window=cfg.max_model_len)
-            return JSONResponse(err, status_code=status)
+        refused = fm.overflow(len(tokens), requested, cfg.max_model_len, cfg.overflow_shape)
+        if refused is not None:
+            return JSONResponse(refused[1], status_code=refused[0])
         plan = ChatPlan.build(cfg, body, messages, fault, cached=state.cached_prefix(tokens),
                               prompt_tokens=len(tokens))
         stall = cfg.first_token_latency_s
