@@ -33,6 +33,15 @@ def test_answer_is_taken_from_the_best_overlapping_sentence() -> None:
     assert fm.answer("Who wrote Hamlet?", context) == "unanswerable"
 
 
+def test_the_best_sentence_must_share_four_fifths_of_the_questions_words() -> None:
+    context = "The special magic number for lisbon is: 4418203. The harbour master counts ships."
+    assert fm.answer("What is the special magic number for lisbon?", context) == "4418203"  # 4 of 4
+    assert fm.answer("What is the special magic number for oslo?", context) == "unanswerable"  # 3 of 4
+    # 4 of 5 words is enough, 4 of 6 is not
+    assert fm.answer("Which special magic number is for the harbour of lisbon?", context) == "4418203"
+    assert fm.answer("Which special magic number for lisbon harbour ships?", context) == "unanswerable"
+
+
 def test_question_split_from_the_last_user_message() -> None:
     messages = [{"role": "system", "content": "The colour of the sky is: blue."},
                 {"role": "user", "content": "Question: ignored earlier?"},
