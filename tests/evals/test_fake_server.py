@@ -40,6 +40,9 @@ def test_the_best_sentence_must_share_four_fifths_of_the_questions_words() -> No
     # 4 of 5 words is enough, 4 of 6 is not
     assert fm.answer("Which special magic number is for the harbour of lisbon?", context) == "4418203"
     assert fm.answer("Which special magic number for lisbon harbour ships?", context) == "unanswerable"
+    # an instruction after the question mark asks nothing
+    assert fm.answer("What is the special magic number for lisbon? Don't give information outside the "
+                     "document or repeat your findings.", context) == "4418203"
 
 
 def test_question_split_from_the_last_user_message() -> None:

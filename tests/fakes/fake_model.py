@@ -29,7 +29,9 @@ Answers (see :func:`answer`)
     text after its first ``": "``, else after its last ``" is "``, else the whole sentence, without a
     trailing full stop. When that sentence shares fewer than :data:`MIN_SHARE` (80 %) of the question's
     words, the answer is ``unanswerable``: a needle about another key ("... for lisbon is: 4418203."
-    against a question about oslo, 3 of 4 words) does not answer.
+    against a question about oslo, 3 of 4 words) does not answer. The words that count are those up to
+    the question's first ``?``: an instruction after it ("Don't give information outside the
+    document.") asks nothing.
 
     "The special magic number for foo is: 1234567." answers "What is the special magic number for foo?"
     with "1234567"; so long-context and retrieval prompts really differ in what they can answer.
@@ -201,9 +203,16 @@ def split_question(text: str) -> tuple[str, str]:
     return " ".join(s.strip() for s in lines if s.strip()), head
 
 
+def asked(question: str) -> str:
+    """The part of ``question`` whose words must be matched: up to its first ``?`` (an instruction after
+    the question, "Don't give information outside the document.", asks nothing), or all of it."""
+    head, sep, _ = question.partition("?")
+    return head + sep if sep else question
+
+
 def answer(question: str, context: str) -> str:
     """The extractive answer to ``question`` from ``context`` (``unanswerable`` when nothing matches)."""
-    qwords = words(question)
+    qwords = words(asked(question))
     best, best_score = "", 0
     for sentence in SENTENCE_RE.split(context):
         score = len(qwords & words(sentence))
