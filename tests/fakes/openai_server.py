@@ -5,10 +5,10 @@ The model is :mod:`tests.fakes.fake_model`, the same one the in-process ``httpx.
 (:mod:`tests.fakes.mock_transport`) uses; ``tests/test_fake_model.py`` checks that both answer alike.
 It answers from the context it is given: the question is the text after the last ``Question:`` of the
 last user message (or that whole message); the answer is taken from the context sentence sharing the
-most words with it (stop words ignored; at least 80 % of the question's words), as the text after
-``": "`` or ``" is "`` (``"The special magic number for foo is: 1234567."`` → ``1234567``); else it
-answers ``unanswerable``. So strategies that put different text in the prompt really get different
-answers. It also plays the agent (the ``SEARCH:``/``READ:``/``ANSWER:`` text protocol, and native tool
+most words with it (stop words ignored; at least 80 % of the words up to the question's first ``?``),
+as the text after ``": "`` or ``" is "`` (``"The special magic number for foo is: 1234567."`` →
+``1234567``); else it answers ``unanswerable``. So strategies that put different text in the prompt
+really get different answers. It also plays the agent (the ``SEARCH:``/``READ:``/``ANSWER:`` text protocol, and native tool
 calls with ``tool_mode``) and the judge (a JSON verdict for prompts of ``evals.judge``).
 
 Routes
