@@ -1,5 +1,5 @@
 """A small suite for retrieval tests: four documents on distinct topics, two needles, and helpers to
-run it through the engine against the in-process mock model."""
+run it through the engine against the in-process fake model (``tests.fakes.mock_transport``)."""
 
 from __future__ import annotations
 

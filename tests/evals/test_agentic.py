@@ -10,7 +10,8 @@ from evals.domain import Outcome, StrategySpec
 from evals.retrieval.chunking import token_windows
 from evals.strategies.agentic import parse_action
 from evals.tokens import local_tokenizer
-from tests.mock_model import MockModel, Move, agent_from_prompt, always_search
+from tests.fakes.fake_model import Move, agent_move, always_search
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import LISBON, endpoint, make_suite, run_cases
 
 SMALL = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}
@@ -69,7 +70,7 @@ async def test_read_returns_a_window_of_the_document(mode):
         seen = [m for m in messages if m["role"] == "tool" or str(m.get("content", "")).startswith("Result:")]
         if not seen:
             return ("read", ("d2", part_no))
-        return agent_from_prompt(messages)
+        return agent_move(messages)
 
     model = MockModel(agent=reader)
     results = await run_cases(suite, endpoint(), [agent(mode, read_tokens=64)], model)

@@ -33,6 +33,18 @@ def test_answer_is_taken_from_the_best_overlapping_sentence() -> None:
     assert fm.answer("Who wrote Hamlet?", context) == "unanswerable"
 
 
+def test_the_best_sentence_must_share_four_fifths_of_the_questions_words() -> None:
+    context = "The special magic number for lisbon is: 4418203. The harbour master counts ships."
+    assert fm.answer("What is the special magic number for lisbon?", context) == "4418203"  # 4 of 4
+    assert fm.answer("What is the special magic number for oslo?", context) == "unanswerable"  # 3 of 4
+    # 4 of 5 words is enough, 4 of 6 is not
+    assert fm.answer("Which special magic number is for the harbour of lisbon?", context) == "4418203"
+    assert fm.answer("Which special magic number for lisbon harbour ships?", context) == "unanswerable"
+    # an instruction after the question mark asks nothing
+    assert fm.answer("What is the special magic number for lisbon? Don't give information outside the "
+                     "document or repeat your findings.", context) == "4418203"
+
+
 def test_question_split_from_the_last_user_message() -> None:
     messages = [{"role": "system", "content": "The colour of the sky is: blue."},
                 {"role": "user", "content": "Question: ignored earlier?"},
@@ -131,7 +143,7 @@ def test_overflow_counts_prompt_and_max_tokens(fake_server: FakeServer) -> None:
 def test_non_streamed_faults(fake_server: FakeServer) -> None:
     fake_server.configure(faults=[{"kind": "truncate"}, {"kind": "stream_error"}, {"kind": "keepalive"},
                                   {"status": 503, "retry_after_ms": 20, "headers": {"x-should-retry": "true"}}])
-    messages = user("The sky is: blue.\nQuestion: What colour is the sky?")
+    messages = user("The colour of the sky is: blue.\nQuestion: What colour is the sky?")
     with pytest.raises(json.JSONDecodeError):
         json.loads(chat(fake_server, messages).text)
     assert "error" in chat(fake_server, messages).json()
@@ -210,7 +222,7 @@ def test_subprocess_server_with_flags_and_restart_on_the_same_port() -> None:
     with run_in_subprocess(config) as server:
         assert server.process is not None and server.process.pid
         assert httpx.get(f"{server.url}/models").json()["data"][0]["max_model_len"] == 4096
-        r = chat(server, user("The sky is: blue.\nQuestion: What colour is the sky?")).json()
+        r = chat(server, user("The colour of the sky is: blue.\nQuestion: What colour is the sky?")).json()
         assert r["choices"][0]["message"]["content"] == "blue"
         assert "prompt_cache_hit_tokens" in r["usage"]
         server.configure(max_model_len=100)

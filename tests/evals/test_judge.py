@@ -15,7 +15,7 @@ from evals.errors import UserInputError
 from evals.judge import parse_verdict
 from evals.runner import Engine, make_spec
 from evals.summary import CaseRow
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 JUDGED = ("exact_match", "f1", "llm_judge", "llm_judge:niah", "llm_judge:faithfulness")
@@ -23,7 +23,9 @@ RAG = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}
 
 
 def judge_endpoint(**kw):
-    return endpoint(name="judge", model="judge-model", price_input=10.0, price_output=20.0, **kw)
+    # room for the fake judge's sentence of reasoning and its JSON verdict (16 tokens would cut it)
+    return endpoint(name="judge", model="judge-model", price_input=10.0, price_output=20.0, max_output_tokens=64,
+                    **kw)
 
 
 @pytest.mark.parametrize(("text", "rubric", "score", "raw"), [

@@ -348,7 +348,7 @@ async def test_infinitebench_prompts(fake_server: FakeServer, tmp_path: Path):
 
 async def test_longbench_first_line_rule_applies_to_every_scorer_of_trec(tmp_path: Path):
     from tests.evals.test_runner import run_cases
-    from tests.mock_model import MockModel
+    from tests.fakes.mock_transport import MockModel
 
     rec = {"_id": "t1", "input": "What is the capital?", "context": "Examples.", "answers": ["Location"],
            "length": 3, "dataset": "trec", "language": "en", "all_classes": ["Location", "Human being"]}

@@ -15,7 +15,7 @@ from evals.retrieval.chunking import ChunkingParams, chunk_document
 from evals.retrieval.hybrid import ranks, reciprocal_rank_fusion
 from evals.strategies import build_strategy
 from evals.tokens import local_tokenizer
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 TOK = local_tokenizer("cl100k")

@@ -11,7 +11,8 @@ from evals.domain import CaseResult, Evidence, Question, RetrievedChunk, Strateg
 from evals.errors import UserInputError
 from evals.scorers import get_scorer, score_case
 from evals.summary import CaseRow
-from tests.mock_model import MockModel, answer_from_prompt
+from tests.fakes.fake_model import answer_messages
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import LISBON, endpoint, make_suite, run_cases
 
 RANKED = ["d0", "d2", "d0", "d1", "d3"]  # documents of the retrieved chunks, best first
@@ -68,7 +69,7 @@ async def test_wrong_answers_are_split_into_not_retrieved_and_retrieved_but_wron
     suite = suite.model_copy(update={"questions": [*suite.questions, reworded]})
 
     def answer(messages):  # right on lisbon, wrong on oslo although the passage is there
-        return "0000000" if "oslo?" in str(messages[-1]["content"]) else answer_from_prompt(messages)
+        return "0000000" if "oslo?" in str(messages[-1]["content"]) else answer_messages(messages)
 
     strategies = [StrategySpec(name="rag", params={"chunk_tokens": 48, "overlap_tokens": 0, "k": 1}, label="rag"),
                   StrategySpec(name="long_context")]

@@ -17,8 +17,8 @@ from evals.domain import Outcome, StrategySpec
 from evals.errors import UserInputError
 from evals.suites.io import dump_suite
 from evals.summary import CaseRow, summarize
+from tests.fakes.mock_transport import MockModel
 from tests.fakes.openai_server import FakeConfig, run_in_thread
-from tests.mock_model import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 SMALL = {"chunk_tokens": 48, "overlap_tokens": 0, "k": 2}
@@ -86,9 +86,12 @@ async def test_ctxeval_run_wires_embeddings_and_the_judge(tmp_path):
     assert [s["tool"] for s in by[("q1", "agentic")]["steps"]] == ["search", "answer"]
     assert list((tmp_path / "emb").glob("*.npy"))  # the corpus embeddings were stored
     assert "/v1/embeddings" in json.dumps(stats)
-    # the fake server is no judge: its verdicts cannot be read, and that is what the cases say
+    # the fake server judges with the shared fake model, as the in-process run above does
+    for c in cases:
+        assert c["outcome"] == "ok" and c["scores"]["llm_judge"] == 1.0, (c["question_id"], c["strategy"])
     judged = by[("q1", "long_context")]
-    assert judged["outcome"] == "judge_error" and judged["metadata"]["judge"]["llm_judge"]["model"] == "judge-model"
+    assert judged["metadata"]["judge"]["llm_judge"]["model"] == "judge-model"
+    assert judged["metadata"]["judge"]["llm_judge"]["raw"].endswith('"rationale": "matches"}')
     assert judged["scores"]["exact_match"] == 1.0
 
 

@@ -10,7 +10,7 @@ from evals.domain import Document, Endpoint, Evidence, Outcome, Question, Strate
 from evals.errors import UserInputError
 from evals.runner import Engine, make_spec, plan_cases, run_all
 from evals.strategies import build_strategy
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 

@@ -13,7 +13,8 @@ from evals.retrieval.chunking import ChunkingParams, chunk_document
 from evals.strategies import build_strategy
 from evals.tokens import local_tokenizer
 from tests.evals.test_runner import endpoint, make_suite, run_cases
-from tests.mock_model import MockModel, answer_from_prompt
+from tests.fakes.fake_model import answer_messages
+from tests.fakes.mock_transport import MockModel
 
 
 def test_route_instruction_is_the_papers_wording() -> None:
@@ -38,7 +39,7 @@ async def test_a_wordy_decline_is_routed_to_long_context_and_never_kept() -> Non
         user = str(messages[-1]["content"])
         if prompts.ROUTE_INSTRUCTION in user:  # the retrieval step
             return "This query is unanswerable based on the provided text."
-        return answer_from_prompt(messages)
+        return answer_messages(messages)
 
     mock = MockModel(answer=model)
     results = await run_cases(make_suite(), endpoint(), [StrategySpec(name="self_route")], mock)

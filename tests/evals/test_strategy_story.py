@@ -7,7 +7,7 @@ from evals.runner import prefix_waves
 from evals.strategies import build_strategy
 from evals.strategies.base import EstimateContext, context_budget
 from evals.tokens import local_tokenizer
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 from tests.retrieval_suite import endpoint, make_suite, run_cases
 
 

@@ -9,7 +9,7 @@ from evals.suites.importers import import_questions
 from evals.suites.sweep import sweep
 from evals.summary import CaseRow, summarize
 from evals.tokens import local_tokenizer
-from tests.mock_model import MockModel
+from tests.fakes.mock_transport import MockModel
 
 FILLER = ("Quarterly reports are filed in the shared drive. The cafeteria opens at eight. Parking permits "
           "are renewed every spring. The library closes early on Fridays. ")

@@ -1,4 +1,7 @@
-"""One chat completion of the fake server: what it will say, as a JSON body or as an SSE stream."""
+"""One chat completion of the fake server: what it will say, as a JSON body or as an SSE stream.
+
+What the model says (answer, agent move, judge verdict, reasoning) and how many tokens it costs come from
+:mod:`tests.fakes.fake_model`; this module adds the server's config and faults and renders the reply."""
 
 from __future__ import annotations
 
@@ -43,41 +46,31 @@ class ChatPlan:
         plan = cls(cfg=cfg, model=str(body.get("model") or cfg.model), fault=fault,
                    prompt_tokens=prompt_tokens, cached=cached)
         budget = body.get("max_completion_tokens") or body.get("max_tokens")
-        question, _ = fm.split_prompt(messages)
         kind = fault.kind if fault else None
-        tools = body.get("tools") or []
         if kind == "tool_call" and fault is not None:
-            plan._call(str(fault.name), fault.arguments)
+            plan._calls([fm.tool_call(str(fault.name), fault.arguments, len(messages))])
             return plan
-        if cfg.tool_mode and tools and messages[-1].get("role") == "user":
-            name = ((tools[0] or {}).get("function") or {}).get("name") or "search"
-            plan._call(str(name), {"query": question})
+        # a server without tool support (tool_mode off) ignores the tools a request offers
+        said = fm.reply(messages, body.get("tools") if cfg.tool_mode else None)
+        if said.tool_calls:
+            plan._calls(said.tool_calls)
             return plan
         if cfg.reasoning_field or kind == "empty_content":
             plan.reasoning_field = cfg.reasoning_field or "reasoning_content"
-            plan.reasoning = fm.tokenize(f"The question is: {question} I look for the sentence of the "
-                                         "context that shares the most words with it.")
-            if budget is not None:
-                plan.reasoning = plan.reasoning[:budget]
+            plan.reasoning, _ = fm.within_budget(fm.tokenize(fm.reasoning_text(messages)), budget)
         if kind == "empty_content":
             plan.finish_reason = "length"
             return plan
-        plan.content = fm.tokenize(fm.answer_messages(messages))
-        if budget is not None and len(plan.reasoning) + len(plan.content) > budget:
-            plan.content = plan.content[:max(0, budget - len(plan.reasoning))]
-            plan.finish_reason = "length"
+        plan.content, plan.finish_reason = fm.within_budget(fm.tokenize(said.text), budget, len(plan.reasoning))
         return plan
 
-    def _call(self, name: str, arguments: dict[str, Any]) -> None:
-        self.tool_calls = [{"id": f"call_fake_{next(_ids)}", "type": "function",
-                            "function": {"name": name, "arguments": json.dumps(arguments)}}]
+    def _calls(self, calls: list[dict[str, Any]]) -> None:
+        self.tool_calls = calls
         self.finish_reason = "tool_calls"
 
     @property
     def completion_tokens(self) -> int:
-        calls = sum(len(fm.tokenize(c["function"]["name"] + c["function"]["arguments"]))
-                    for c in self.tool_calls)
-        return len(self.reasoning) + len(self.content) + calls
+        return fm.completion_tokens("".join(self.content), self.tool_calls, len(self.reasoning))
 
     def usage(self) -> dict[str, Any]:
         return usage_fields(self.cfg.usage_shape, prompt=self.prompt_tokens, completion=self.completion_tokens,

@@ -1,12 +1,15 @@
-"""A fake OpenAI-compatible server for tests: a deterministic extractive model behind the routes and
+"""A fake OpenAI-compatible server for tests: the shared deterministic fake model behind the routes and
 quirks of real servers (vLLM, SGLang, llama.cpp, TGI, OpenAI, DeepSeek).
 
-The model answers from the context it is given (details in :mod:`tests.fakes.fake_model`): the question is
-the text after the last ``Question:`` of the last user message (or that whole message); the answer is
-taken from the context sentence sharing the most words with it (stop words ignored), as the text after
-``": "`` or ``" is "`` (``"The special magic number for foo is: 1234567."`` → ``1234567``); with no
-overlapping sentence it answers ``unanswerable``. So strategies that put different text in the prompt
-really get different answers.
+The model is :mod:`tests.fakes.fake_model`, the same one the in-process ``httpx.MockTransport`` fake
+(:mod:`tests.fakes.mock_transport`) uses; ``tests/test_fake_model.py`` checks that both answer alike.
+It answers from the context it is given: the question is the text after the last ``Question:`` of the
+last user message (or that whole message); the answer is taken from the context sentence sharing the
+most words with it (stop words ignored; at least 80 % of the words up to the question's first ``?``),
+as the text after ``": "`` or ``" is "`` (``"The special magic number for foo is: 1234567."`` →
+``1234567``); else it answers ``unanswerable``. So strategies that put different text in the prompt
+really get different answers. It also plays the agent (the ``SEARCH:``/``READ:``/``ANSWER:`` text protocol, and native tool
+calls with ``tool_mode``) and the judge (a JSON verdict for prompts of ``evals.judge``).
 
 Routes
     ``POST /v1/chat/completions`` (``stream`` true or false, ``stream_options.include_usage``,
@@ -21,8 +24,9 @@ Behaviour (:class:`FakeConfig`)
     latency before the first token and per token; ``max_model_len`` (prompt tokens + max tokens beyond it
     → the overflow error of ``overflow_shape``); ``usage_shape`` (openai, deepseek, llamacpp, none) with
     cached tokens = the prompt prefix (in 16-token blocks) an earlier request shared; ``stream_usage``;
-    ``reasoning_field`` (reasoning deltas before the answer); ``tool_mode`` (with ``tools`` and a user
-    message last, call the first tool with ``{"query": question}``); ``disabled_paths`` (404);
+    ``reasoning_field`` (reasoning deltas before the answer); ``tool_mode`` (native tool calls: a
+    request offering ``tools`` gets the agent's move, a ``search`` call with ``{"query": question}``
+    first; without it the server ignores ``tools``, as servers without tool support do); ``disabled_paths`` (404);
     ``api_key``; and a FIFO of scripted faults, one consumed per chat or embedding request:
     ``{"status": 429, "retry_after": 0.01}``, ``{"status": 500}``, ``{"kind": "timeout"}`` (stall
     ``timeout_stall_s`` before answering), ``truncate`` (stream closed before ``[DONE]``),
@@ -50,7 +54,6 @@ from pydantic import ValidationError
 from tests.fakes import fake_model as fm
 from tests.fakes.chat import ChatPlan
 from tests.fakes.runner import FakeServer, run_in_subprocess, run_in_thread, serve_forever
-from tests.fakes.shapes import overflow_error
 from tests.fakes.state import FakeConfig, FakeState, Fault
 
 __all__ = ["FakeConfig", "FakeServer", "Fault", "make_app", "run_in_subprocess", "run_in_thread"]
@@ -247,7 +250,7 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             state.record(request.url.path, body.get("model"))
             return _error(400, "'input' must be a string or a list of strings")
-        n_tokens = sum(len(fm.tokenize(t)) for t in texts)
+        n_tokens = fm.embedding_tokens(texts)
         if (refused := guard(request)) is not None:
             state.record(request.url.path, body.get("model"), n_tokens)
             return refused
@@ -282,10 +285,9 @@ def make_app(config: FakeConfig | None = None) -> FastAPI:
             return _fault_response(fault)
         cfg = state.config
         requested = body.get("max_completion_tokens") or body.get("max_tokens")
-        if cfg.max_model_len and len(tokens) + (requested or 1) > cfg.max_model_len:
-            status, err = overflow_error(cfg.overflow_shape, prompt=len(tokens), max_tokens=requested or 0,
-                                         window=cfg.max_model_len)
-            return JSONResponse(err, status_code=status)
+        overflowed = fm.overflow(len(tokens), requested, cfg.max_model_len, cfg.overflow_shape)
+        if overflowed is not None:
+            return JSONResponse(overflowed[1], status_code=overflowed[0])
         plan = ChatPlan.build(cfg, body, messages, fault, cached=state.cached_prefix(tokens),
                               prompt_tokens=len(tokens))
         stall = cfg.first_token_latency_s

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tests.fakes import fake_model as fm
 from tests.fakes.shapes import OverflowShape, UsageShape
 
 FaultKind = Literal["timeout", "truncate", "stream_error", "keepalive", "empty_content", "tool_call"]
@@ -60,7 +61,7 @@ class FakeConfig(BaseModel):
     stream_usage: bool = True
     reasoning_field: Literal["reasoning", "reasoning_content"] | None = None
     tool_mode: bool = False
-    cache_block: int = Field(default=16, ge=1, description="prefix-cache block size in tokens")
+    cache_block: int = Field(default=fm.CACHE_BLOCK, ge=1, description="prefix-cache block size in tokens")
     system_fingerprint: str | None = "fp_fake"
     api_key: str | None = Field(default=None, description="require 'Authorization: Bearer <key>'")
     disabled_paths: list[str] = Field(default_factory=list, description="paths that answer 404")
@@ -76,7 +77,7 @@ class FakeState:
         self.config = config
         self.faults: deque[Fault] = deque(config.faults)
         self.vocab: dict[int, str] = {}
-        self._blocks: set[int] = set()
+        self._cache = fm.PrefixCache()
         self._marker_uses: Counter[str] = Counter()
         self.reset()
 
@@ -87,7 +88,7 @@ class FakeState:
         self.max_in_flight = 0
         self.log: list[dict[str, Any]] = []
         self.bodies: list[dict[str, Any]] = []  # chat and completion request bodies, in arrival order
-        self._blocks.clear()
+        self._cache.clear()
         self._marker_uses.clear()
 
     def configure(self, changes: dict[str, Any]) -> FakeConfig:
@@ -137,17 +138,4 @@ class FakeState:
 
     def cached_prefix(self, tokens: list[str]) -> int:
         """Tokens of ``tokens``' prefix that an earlier prompt shared, in whole cache blocks."""
-        size = self.config.cache_block
-        if len(self._blocks) > 2_000_000:
-            self._blocks.clear()
-        chain = 0
-        cached = 0
-        hit = True
-        for i in range(0, len(tokens) - size + 1, size):
-            chain = hash((chain, tuple(tokens[i:i + size])))
-            if hit and chain in self._blocks:
-                cached += size
-            else:
-                hit = False
-            self._blocks.add(chain)
-        return cached
+        return self._cache.cached(tokens, self.config.cache_block)

@@ -19,8 +19,13 @@ runner = CliRunner(env={"COLUMNS": "200", "GITHUB_STEP_SUMMARY": ""})
 CHAT = "/v1/chat/completions"
 
 
-def write_run(tmp_path, base_url, **extra):
-    suite = generate("multihop", {"seed": 3, "target_tokens": 4000, "samples": 4}, local_tokenizer("cl100k"))
+MULTIHOP = ("multihop", {"seed": 3, "target_tokens": 4000, "samples": 4})
+# four needle questions the fake model answers from the context (it answers none of multihop's two hops)
+NIAH = ("niah", {"lengths": [1000], "depths": [0, 33, 66, 100]})
+
+
+def write_run(tmp_path, base_url, generator=MULTIHOP, **extra):
+    suite = generate(*generator, local_tokenizer("cl100k"))
     dump_suite(suite, tmp_path / "suite.jsonl")
     spec = {
         "suite": "suite.jsonl",
@@ -73,7 +78,8 @@ def test_a_failing_threshold_exits_1_and_the_log_shows_the_measurement(tmp_path,
     assert "FAILED: 1 of 2 checks failed" in res.output
 
 
-def test_interval_bounds_and_differences(tmp_path, spec):
+def test_interval_bounds_and_differences(tmp_path, fake_server):
+    spec = write_run(tmp_path, fake_server.url, generator=NIAH)
     out = tmp_path / "r.jsonl"
     assert run(spec, "--out", out).exit_code == 0
     lc, nc = mean(results(out), "long_context"), mean(results(out), "no_context")
