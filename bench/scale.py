@@ -87,7 +87,7 @@ def insert_run(db: Any, n_cases: int, *, seed: int = 0) -> int:
 def measure_kind(url: str, n_cases: int, sizes: Sizes, log: Callable[[str], None]) -> dict[str, Any]:
     from app.db import make_engine
     from app.models import CaseRecord
-    from app.services.statistics import _COLUMNS
+    from app.services.statistics import _NAMES
 
     db = make_engine(url)
     try:
@@ -101,7 +101,7 @@ def measure_kind(url: str, n_cases: int, sizes: Sizes, log: Callable[[str], None
         run_views.warm(db, run_id)  # what the execution does when a run finishes
         finish_s = time.perf_counter() - start
         log(f"  summary and report data computed and stored in {finish_s:.1f} s")
-        query = select(*_COLUMNS).where(CaseRecord.run_id == run_id).order_by(  # type: ignore[arg-type]
+        query = select(*(getattr(CaseRecord, name) for name in _NAMES)).where(CaseRecord.run_id == run_id).order_by(  # type: ignore[arg-type]
             CaseRecord.position, CaseRecord.id)  # type: ignore[arg-type]
         with process([sys.executable, "-m", "bench.serve_app", url], ready_prefix="BENCH_APP_PORT=",
                      timeout_s=60) as (_, port), httpx.Client(base_url=f"http://127.0.0.1:{port}",

@@ -16,12 +16,16 @@ a just-created endpoint starts at once.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from dbos import DBOS, DBOSClient
 
 from evals import ENGINE_VERSION
+
+log = logging.getLogger("ctxeval.dispatch")
 
 APP_NAME = "ctxeval"
 APP_VERSION = f"ctxeval-{ENGINE_VERSION}"
@@ -78,10 +82,14 @@ def register_queues(client: Any, *, polling_interval_s: float) -> None:
 class Dispatcher:
     """Connects on first use, so a service starts even before its system database is reachable."""
 
-    def __init__(self, system_database_url: str, *, polling_interval_s: float = 0.5) -> None:
+    def __init__(self, system_database_url: str, *, polling_interval_s: float = 0.5,
+                 start_here: Callable[[int, int], str] | None = None) -> None:
+        """``start_here``: where this process also executes (``--execution inprocess``), a run is started
+        on its executor at once instead of waiting for the runs queue's next poll."""
         self._client = DBOSClient(system_database_url=system_database_url, application_name=APP_NAME, lazy=True)
         self._polling = polling_interval_s
         self._queues_ready = False
+        self._start_here = start_here
 
     def close(self) -> None:
         self._client.destroy()
@@ -101,6 +109,11 @@ class Dispatcher:
         """Enqueue the run's workflow (``queues``: endpoint name → concurrency, kept for callers; the
         concurrency is read again when the run is planned)."""
         self._ensure_queues()
+        if self._start_here is not None:
+            try:
+                return self._start_here(run_id, attempt)
+            except Exception as e:  # this process cannot take it now: the queue hands it to an executor
+                log.warning("run %s: not started here (%s); queued instead", run_id, e)
         options: Any = {"workflow_name": RUN_WORKFLOW, "queue_name": RUNS_QUEUE,
                         "workflow_id": run_workflow_id(run_id, attempt), "app_version": APP_VERSION}
         return self._client.enqueue(options, run_id, attempt).get_workflow_id()

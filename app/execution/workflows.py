@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from dbos import DBOS, DBOSClient
+from dbos import DBOS, DBOSClient, SetWorkflowID
 from sqlalchemy.engine import Engine as DbEngine
 
 from app import crud, log_scrub
@@ -44,6 +44,7 @@ from app.execution.dispatch import (
     chunk_workflow_id,
     queue_shape,
     register_queues,
+    run_workflow_id,
     slot_key,
 )
 from app.execution.engines import EngineCache
@@ -68,6 +69,7 @@ class Runtime:
     cache: DbResponseCache
     heartbeat: Heartbeat | None = None
     lock: SqliteExecutorLock | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # where DBOS runs this process's workflows
 
 
 _runtime: Runtime | None = None
@@ -112,6 +114,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
                           timeout_s=settings.worker_timeout_s, recover=dbos_recover,
                           pending_owners=dbos_pending_owners)
     _runtime = Runtime(settings=settings, db=db, writer=writer, cache=cache, heartbeat=heartbeat, lock=lock,
+                       loop=asyncio.get_running_loop(),
                        engines=EngineCache(db, size=settings.engine_cache_size, transport=transport, cache=cache,
                                            index_dir=settings.index_cache_path))
     try:
@@ -161,6 +164,28 @@ async def stop_executor() -> None:
         if rt.lock is not None:
             rt.lock.release()
     _runtime = None
+
+
+def start_run_here(run_id: int, attempt: int) -> str:
+    """Start the run's workflow on this process's executor at once (the API process executes: no wait
+    for the runs queue's next poll). Called from a thread other than the executor's loop; the workflow
+    id is the one the queue would use, so a second start of the attempt is the same workflow."""
+    rt = runtime()
+    if rt.loop is None or rt.loop.is_closed():
+        raise RuntimeError("the executor's event loop is not running")
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is rt.loop:
+        raise RuntimeError("start_run_here would block the executor's own loop")
+
+    async def start() -> str:
+        with SetWorkflowID(run_workflow_id(run_id, attempt)):
+            handle = await DBOS.start_workflow_async(run_workflow, run_id, attempt)
+        return handle.get_workflow_id()
+
+    return asyncio.run_coroutine_threadsafe(start(), rt.loop).result(timeout=60)
 
 
 # ---------------------------------------------------------------------------------------- run steps

@@ -177,25 +177,30 @@ class CaseWriter:
 
     @staticmethod
     def _resolve(items: list[_Item], value: bool) -> None:
-        for i in items:
-            _call(i, value, None)
+        _call(items, value, None)
 
     @staticmethod
     def _fail(items: list[_Item], error: Exception) -> None:
         log.error("could not store %d case(s): %s", len(items), error)
-        for i in items:
-            _call(i, None, error)
+        _call(items, None, error)
 
 
-def _call(item: _Item, value: bool | None, error: Exception | None) -> None:
-    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this case any more
-        item.loop.call_soon_threadsafe(_set, item.future, value, error)
+def _call(items: list[_Item], value: bool | None, error: Exception | None) -> None:
+    """Settle the items' futures: one wake-up of each waiting loop for the whole transaction, not one
+    per case (each wake-up is a write to the loop's socket and a turn of the loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]] = {}
+    for i in items:
+        by_loop.setdefault(i.loop, []).append(i.future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these cases any more
+            loop.call_soon_threadsafe(_set, futures, value, error)
 
 
-def _set(future: asyncio.Future[bool], value: bool | None, error: Exception | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(bool(value))
+def _set(futures: list[asyncio.Future[bool]], value: bool | None, error: Exception | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(bool(value))

@@ -1,7 +1,8 @@
 """The engine's response cache kept in the app database, shared by every process of a deployment.
 
-Reads that arrive together (the lanes of a chunk starting at once) are answered by one
-``SELECT … IN``. With ``deferred=True`` (how the executor uses it) a put is held in memory and
+Reads are answered in groups by one ``SELECT … IN``: those of one turn of the event loop (the lanes of
+a chunk starting at once), and while a read is in flight, every read asked meanwhile goes into the next
+one (so at most one query per loop is in flight, and the lanes of a busy run share them). With ``deferred=True`` (how the executor uses it) a put is held in memory and
 written by the case writer in the same transaction as the case it belongs to (:meth:`take_pending`),
 instead of a transaction of its own; a held put already answers reads of this process.
 """
@@ -27,7 +28,7 @@ class DbResponseCache:
         self._held: dict[str, dict[str, Any]] = {}
         self._held_lock = threading.Lock()
         self._wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
-        self._flush_scheduled = False
+        self._flush_scheduled = False  # a read is scheduled or in flight: new gets join the next one
 
     # ------------------------------------------------------------------------------------- reads
     def _get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -47,7 +48,14 @@ class DbResponseCache:
         return await future
 
     async def _flush_gets(self) -> None:
-        wanted, self._wanted, self._flush_scheduled = self._wanted, {}, False
+        try:
+            while self._wanted:  # the gets asked while a read was in flight go into the next one
+                wanted, self._wanted = self._wanted, {}
+                await self._read(wanted)
+        finally:
+            self._flush_scheduled = False
+
+    async def _read(self, wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
         try:
             found = await asyncio.to_thread(self._get_many, list(wanted))
         except BaseException as e:
@@ -55,6 +63,8 @@ class DbResponseCache:
                 for f in futures:
                     if not f.done():
                         f.set_exception(e if isinstance(e, Exception) else RuntimeError(str(e)))
+            if not isinstance(e, Exception):
+                raise
             return
         for key, futures in wanted.items():
             for f in futures:
