@@ -100,7 +100,10 @@ class TiktokenTokenizer:
         text's UTF-8 bytes (a string holding surrogate pairs, which tiktoken joins first)."""
         import numpy as np
 
-        ids = self._enc.encode_to_numpy(text, disallowed_special=())
+        try:
+            ids = self._enc.encode_to_numpy(text, disallowed_special=())
+        except UnicodeEncodeError:  # surrogates: encode() replaces them first, encode_to_numpy() does not
+            ids = np.asarray(self.encode(text), dtype=np.int64)
         lengths = self._token_bytes[ids]
         ends = np.cumsum(lengths)
         raw = text.encode("utf-8", "surrogatepass")

@@ -121,6 +121,19 @@ def test_offsets_are_inside_the_text_and_non_decreasing(deepseek):
             assert all(0 <= a <= b < len(text) for a, b in zip(starts, starts[1:], strict=False))
 
 
+def test_surrogates_are_counted_from_one_encoding_or_piece_by_piece():
+    """A lone surrogate is one character and, replaced by tiktoken, three bytes as U+FFFD: one encoding
+    still serves. A surrogate pair (two characters that tiktoken joins into one emoji) gives no offsets,
+    and the pieces are counted one by one."""
+    params = ChunkingParams(chunk_tokens=16, overlap_tokens=0)
+    lone, pair = "Lone \udc80 surrogate. Next one. " * 20, "Pair \ud83d\ude00 here. Next one. " * 20
+    assert len(TOK.offsets(lone)) == TOK.count(lone) and TOK.offsets(pair) is None
+    for text in (lone, pair):
+        chunks = chunk_document(Document(id="s", text=text), 0, params, TOK)
+        assert all(c.text == text[c.start:c.end].strip() for c in chunks)
+    assert sum(c.tokens for c in chunk_document(Document(id="s", text=lone), 0, params, TOK)) == TOK.count(lone)
+
+
 def test_a_server_tokenizer_gives_no_offsets():
     from evals.tokens import ServerTokenizer
 
