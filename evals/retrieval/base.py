@@ -37,7 +37,8 @@ from evals.tokens import Tokenizer
 
 Embedder = Callable[[list[str]], Awaitable[np.ndarray]]
 log = logging.getLogger("ctxeval.retrieval")
-DISK_FORMAT = 1  # bump when what is stored, or how chunks are cut, changes: older entries are not read
+DISK_FORMAT = 2  # bump when what is stored, or how chunks are cut, changes: older entries are not read
+# (2: chunks counted from one encoding of each document)
 # Token counts are kept on disk only for texts at least this long (about 25k tokens, several ms to count):
 # a shorter text counts faster than a file is written and read again.
 STORED_COUNT_MIN_CHARS = 100_000

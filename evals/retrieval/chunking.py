@@ -11,22 +11,33 @@ Three ways to cut (``ChunkingParams.chunking``):
   overlap_tokens``, blind to sentences (the fixed-size chunks of the Self-Route and Xu et al. papers).
 
 Character offsets into the source document are kept so retrieved chunks can be matched against gold
-evidence spans.
+evidence spans: a chunk's text is ``document.text[start:end]`` (stripped).
+
+Counting: each document is encoded once. A token belongs to the piece (sentence, paragraph, window) in
+which it starts, a piece's count is the number of tokens that start in it, and token cuts (the
+``tokens`` windows, an over-long sentence) fall where tokens start in that one encoding; so the counts
+of a document's pieces add up to its token count exactly. A tokenizer that gives no token offsets (a
+server's ``/tokenize``) counts each piece with its own call instead.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals import registry
 from evals.domain import Document, stable_hash
-from evals.tokens import Tokenizer
+from evals.tokens import TiktokenTokenizer, Tokenizer, token_starts
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
+# Only where a match ends counts (a piece ends there): the end mark is matched itself rather than looked
+# behind for, which cuts at the same places and lets the regex engine skip to the next candidate character.
+_SENTENCE_END = re.compile(r"[.!?。][\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
 if TYPE_CHECKING:
     Chunking = str
@@ -63,6 +74,10 @@ class Chunk:
     start: int  # character offsets in the document text
     end: int
     text: str
+    # The tokens of the document's one encoding that start inside [start, end). Encoding ``text`` alone
+    # may give a token or so more or less: a token that starts before ``end`` can reach past it (cl100k
+    # joins the space after a sentence to the next word), and a chunk's first characters can belong to
+    # a token that started in the chunk before.
     tokens: int
     title: str = ""
 
@@ -84,8 +99,50 @@ def _split_at(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     return spans
 
 
+class _Counts:
+    """A document's token counts. From one encoding of the whole document when the tokenizer gives
+    token offsets (:meth:`Tokenizer.offsets`): every token belongs to the piece in which it starts, a
+    piece counts the tokens that start in it, and so the counts of pieces that cover the document add
+    up to the document's count exactly. Token cuts are made at those same token starts. A tokenizer
+    without offsets (a server's) counts each piece with its own call and cuts by decoding."""
+
+    def __init__(self, text: str, tok: Tokenizer) -> None:
+        self.text, self.tok = text, tok
+        self.starts = token_starts(tok, text) if text else np.zeros(0, dtype=np.int64)
+
+    def counts(self, spans: list[tuple[int, int]]) -> list[int]:
+        """The token count of each ``(start, end)`` character span."""
+        if self.starts is None:
+            return [self.tok.count(self.text[s:e]) for s, e in spans]
+        if not spans:
+            return []
+        bounds = np.searchsorted(self.starts, np.asarray(spans, dtype=np.int64))
+        counts: list[int] = (bounds[:, 1] - bounds[:, 0]).tolist()
+        return counts
+
+    def cut(self, start: int, end: int, size: int) -> list[tuple[int, int, int]]:
+        """Cut text[start:end] into pieces of at most ``size`` tokens; returns (start, end, tokens)."""
+        if self.starts is None:
+            return _split_long(self.text, start, end, self.tok, size)
+        first, last = (int(i) for i in np.searchsorted(self.starts, [start, end]))
+        pieces: list[tuple[int, int, int]] = []
+        pos, held = start, 0
+        for i in range(first, last, size):
+            j = min(i + size, last)
+            stop = end if j >= last else int(self.starts[j])
+            held += j - i
+            if stop > pos:  # never an empty piece (several tokens can start in one character)
+                pieces.append((pos, stop, held))
+                pos, held = stop, 0
+        if held and pieces:
+            s, _, n = pieces[-1]
+            pieces[-1] = (s, end, n + held)
+        return pieces
+
+
 def _split_long(text: str, start: int, end: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:
-    """Cut text[start:end] into pieces of at most ``size`` tokens; returns (start, end, tokens)."""
+    """Cut text[start:end] into pieces of at most ``size`` tokens by encoding it and decoding the
+    pieces (for a tokenizer without offsets); returns (start, end, tokens)."""
     ids = tok.encode(text[start:end])
     pieces = []
     offset = start
@@ -110,28 +167,34 @@ def split_paragraphs(text: str) -> list[tuple[int, int]]:
     return _split_at(_PARAGRAPH_END, text)
 
 
-def _sentence_units(text: str, s0: int, e0: int, tok: Tokenizer, size: int) -> list[tuple[int, int, int]]:
+def _keep(counts: _Counts, n: int) -> bool:
+    # From one encoding a piece can hold no token start (a token that began before it covers it): it is
+    # kept, so that every character stays in a chunk. Counted alone, a piece of no tokens has no text.
+    return n > 0 or counts.starts is not None
+
+
+def _sentence_units(counts: _Counts, s0: int, e0: int, size: int) -> list[tuple[int, int, int]]:
     units: list[tuple[int, int, int]] = []
-    for s, e in split_sentences(text[s0:e0]):
-        s, e = s + s0, e + s0
-        n = tok.count(text[s:e])
+    spans = [(s + s0, e + s0) for s, e in split_sentences(counts.text[s0:e0])]
+    for (s, e), n in zip(spans, counts.counts(spans), strict=True):
         if n > size:
-            units.extend(_split_long(text, s, e, tok, size))
-        elif n > 0:
+            units.extend(counts.cut(s, e, size))
+        elif _keep(counts, n):
             units.append((s, e, n))
     return units
 
 
 def _units(text: str, params: ChunkingParams, tok: Tokenizer) -> list[tuple[int, int, int]]:
     """The (start, end, tokens) pieces that chunks are packed from."""
+    counts = _Counts(text, tok)
     if params.chunking == "sentence":
-        return _sentence_units(text, 0, len(text), tok, params.chunk_tokens)
+        return _sentence_units(counts, 0, len(text), params.chunk_tokens)
     units: list[tuple[int, int, int]] = []
-    for s, e in split_paragraphs(text):
-        n = tok.count(text[s:e])
+    spans = split_paragraphs(text)
+    for (s, e), n in zip(spans, counts.counts(spans), strict=True):
         if n > params.chunk_tokens:
-            units.extend(_sentence_units(text, s, e, tok, params.chunk_tokens))
-        elif n > 0:
+            units.extend(_sentence_units(counts, s, e, params.chunk_tokens))
+        elif _keep(counts, n):
             units.append((s, e, n))
     return units
 
@@ -158,15 +221,36 @@ def _pack(units: list[tuple[int, int, int]], params: ChunkingParams) -> list[tup
     return spans
 
 
+def _window_starts(n: int, size: int, step: int) -> list[int]:
+    starts = list(range(0, max(n - size, 0) + 1, step))
+    if starts[-1] + size < n:
+        starts.append(starts[-1] + step)
+    return starts
+
+
 def token_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple[int, int, int]]:
-    """Windows of ``size`` tokens every ``step`` tokens as (start, end, tokens) character spans."""
+    """Windows of ``size`` tokens every ``step`` tokens as (start, end, tokens) character spans, cut
+    where tokens start in one encoding of ``text`` (a character whose bytes two tokens share goes to
+    the later window); by decoding for a tokenizer without offsets."""
+    starts = token_starts(tok, text) if text else np.zeros(0, dtype=np.int64)
+    if starts is None:
+        return _decoded_windows(text, size, step, tok)
+    n = len(starts)
+    if n == 0:
+        return []
+
+    def at(i: int) -> int:
+        return 0 if i == 0 else len(text) if i >= n else int(starts[i])
+
+    return [(at(s), at(s + size), min(s + size, n) - s) for s in _window_starts(n, size, step)]
+
+
+def _decoded_windows(text: str, size: int, step: int, tok: Tokenizer) -> list[tuple[int, int, int]]:
     ids = tok.encode(text)
     n = len(ids)
     if n == 0:
         return []
-    starts = list(range(0, max(n - size, 0) + 1, step))
-    if starts[-1] + size < n:
-        starts.append(starts[-1] + step)
+    starts = _window_starts(n, size, step)
     marks = sorted({0, n, *starts, *(min(s + size, n) for s in starts)})
     offset = {0: 0}
     pos = 0
@@ -236,7 +320,11 @@ def chunk_document(doc: Document, doc_index: int, params: ChunkingParams, tok: T
 
 
 def chunk_documents(docs: list[Document], params: ChunkingParams, tok: Tokenizer) -> list[Chunk]:
-    out: list[Chunk] = []
-    for n, d in enumerate(docs):
-        out.extend(chunk_document(d, n, params, tok))
-    return out
+    """Every document's chunks, in order. With tiktoken the documents are chunked on a few threads:
+    tiktoken encodes without holding the GIL, so one document is encoded while another is split."""
+    if isinstance(tok, TiktokenTokenizer) and len(docs) > 1:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            per_doc = list(pool.map(lambda nd: chunk_document(nd[1], nd[0], params, tok), enumerate(docs)))
+    else:
+        per_doc = [chunk_document(d, n, params, tok) for n, d in enumerate(docs)]
+    return [c for chunks in per_doc for c in chunks]

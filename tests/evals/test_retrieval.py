@@ -70,6 +70,188 @@ def test_token_windows_have_exact_sizes_and_stride():
     assert all(TOK.count(text[c.start:c.end]) == c.tokens for c in chunks)
 
 
+UNICODE = ("Ünïcode wörds, 日本語の文章です。 Emoji 😀👩‍👩‍👧 and flags 🇫🇷🇩🇪 split across tokens! "
+           "Combining e\u0301 marks; a long word: " + "x" * 120 + ". Short one.\n\n- a list item\n"
+           "\n中文句子没有空格。再来一句。 The end? Yes.\n\n")
+TEXTS = {"ascii": "The harbour master counts ships. Boats leave before dawn.\n\nA new paragraph here. " * 12,
+         "unicode": UNICODE * 6,
+         "long_sentence": "word " * 400 + "end.",
+         "emoji": "😀🇫🇷👩‍👩‍👧🐍" * 60}
+MODES = ("sentence", "paragraph", "tokens")
+
+
+class NoOffsets:
+    """A tokenizer that gives no token offsets (as a server's): chunking counts piece by piece."""
+
+    def __init__(self, tok) -> None:
+        self.tok, self.name, self.counted = tok, "no-offsets", []
+
+    def encode(self, text):
+        return self.tok.encode(text)
+
+    def decode(self, ids):
+        return self.tok.decode(ids)
+
+    def count(self, text):
+        self.counted.append(text)
+        return self.tok.count(text)
+
+
+@pytest.fixture(scope="module")
+def deepseek():
+    return local_tokenizer("deepseek-v4")
+
+
+def test_tiktoken_offsets_are_where_its_tokens_start():
+    from evals.tokens import token_starts
+
+    for text in TEXTS.values():
+        ids = TOK.encode(text)
+        _, expected = TOK._enc.decode_with_offsets(ids)  # tiktoken's own per-token loop
+        assert TOK.offsets(text) == expected and len(expected) == TOK.count(text)
+        assert token_starts(TOK, text).tolist() == expected
+    assert TOK.offsets("") == []
+
+
+def test_offsets_are_inside_the_text_and_non_decreasing(deepseek):
+    for tok in (TOK, deepseek):
+        for text in TEXTS.values():
+            starts = tok.offsets(text)
+            assert len(starts) == tok.count(text) and starts[0] == 0
+            assert all(0 <= a <= b < len(text) for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_surrogates_are_counted_from_one_encoding_or_piece_by_piece():
+    """A lone surrogate is one character and, replaced by tiktoken, three bytes as U+FFFD: one encoding
+    still serves. A surrogate pair (two characters that tiktoken joins into one emoji) gives no offsets,
+    and the pieces are counted one by one."""
+    params = ChunkingParams(chunk_tokens=16, overlap_tokens=0)
+    lone, pair = "Lone \udc80 surrogate. Next one. " * 20, "Pair \ud83d\ude00 here. Next one. " * 20
+    assert len(TOK.offsets(lone)) == TOK.count(lone) and TOK.offsets(pair) is None
+    for text in (lone, pair):
+        chunks = chunk_document(Document(id="s", text=text), 0, params, TOK)
+        assert all(c.text == text[c.start:c.end].strip() for c in chunks)
+    assert sum(c.tokens for c in chunk_document(Document(id="s", text=lone), 0, params, TOK)) == TOK.count(lone)
+
+
+def test_a_server_tokenizer_gives_no_offsets():
+    from evals.tokens import ServerTokenizer
+
+    tok = ServerTokenizer("http://127.0.0.1:9/v1", "m")
+    try:
+        assert tok.offsets("any text") is None
+    finally:
+        tok.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_piece_counts_add_up_to_the_document_count(mode, name, deepseek):
+    """The pieces chunks are packed from cover the document, and every token of its one encoding is
+    counted in exactly one of them: their counts add up to the document's count. Without overlap the
+    chunks are those pieces packed, less the pieces of whitespace alone (no text to index)."""
+    from evals.retrieval.chunking import _units, token_windows
+
+    text = TEXTS[name]
+    params = ChunkingParams(chunk_tokens=16, overlap_tokens=0, chunking=mode)
+    for tok in (TOK, deepseek):
+        pieces = token_windows(text, 16, 16, tok) if mode == "tokens" else _units(text, params, tok)
+        assert pieces[0][0] == 0 and pieces[-1][1] == len(text)
+        assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))  # no gap, no overlap
+        assert sum(n for _, _, n in pieces) == tok.count(text), (tok.name, mode, name)
+        assert all(n <= 16 for _, _, n in pieces)
+        chunks = chunk_document(Document(id="u", text=text), 0, params, tok)
+        blank = sum(n for s, e, n in pieces if not text[s:e].strip())
+        assert sum(c.tokens for c in chunks) == tok.count(text) - blank
+        assert all(0 < c.tokens <= 16 for c in chunks)
+        assert all(a.end <= b.start and not text[a.end:b.start].strip()
+                   for a, b in zip(chunks, chunks[1:], strict=False))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_chunk_text_is_the_document_text_between_its_offsets(mode, name, deepseek):
+    text = TEXTS[name]
+    doc = Document(id="u", title="Title", text=text)
+    for tok in (TOK, deepseek, NoOffsets(TOK)):
+        for size, overlap in ((16, 0), (24, 8), (64, 16)):
+            params = ChunkingParams(chunk_tokens=size, overlap_tokens=overlap, chunking=mode, title_prefix=True)
+            chunks = chunk_document(doc, 0, params, tok)
+            assert chunks and not text[:chunks[0].start].strip() and not text[chunks[-1].end:].strip()
+            assert all(c.text == text[c.start:c.end].strip() and c.text for c in chunks)
+            assert all(c.indexed_text == f"Title\n{c.text}" for c in chunks)
+            assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+            # each chunk starts after the one before, at or before its end (overlap) or after blank text
+            assert all(a.start < b.start and (b.start <= a.end or not text[a.end:b.start].strip())
+                       for a, b in zip(chunks, chunks[1:], strict=False))
+            assert all(c.tokens <= size for c in chunks)
+
+
+def test_one_encoding_per_document_and_cuts_at_its_token_starts():
+    text = TEXTS["long_sentence"]
+    calls = []
+
+    class Tracking(NoOffsets):
+        def offsets(self, text):
+            calls.append(len(text))
+            return self.tok.offsets(text)
+
+    tok = Tracking(TOK)
+    chunks = chunk_document(Document(id="l", text=text), 0, ChunkingParams(chunk_tokens=50, overlap_tokens=0), tok)
+    assert calls == [len(text)] and tok.counted == []  # one encoding, no per-piece counting
+    starts = TOK.offsets(text)
+    assert [c.tokens for c in chunks] == [50] * 8 + [TOK.count(text) - 400]
+    assert [c.start for c in chunks[1:]] == [starts[50 * i] for i in range(1, 9)]
+
+
+def test_without_offsets_each_piece_is_counted_alone():
+    """The fallback is the old rule: each sentence is counted with its own call, so a sentence's count
+    includes its trailing space as a token of its own, and the counts need not add up."""
+    text = TEXTS["ascii"]
+    tok = NoOffsets(TOK)
+    chunks = chunk_document(Document(id="a", text=text), 0, ChunkingParams(chunk_tokens=48, overlap_tokens=0), tok)
+    from evals.retrieval.chunking import split_sentences
+
+    assert tok.counted == [text[s:e] for s, e in split_sentences(text)]
+    assert all(c.tokens == sum(TOK.count(text[s:e]) for s, e in split_sentences(text) if c.start <= s < c.end)
+               for c in chunks)
+    one_pass = chunk_document(Document(id="a", text=text), 0, ChunkingParams(chunk_tokens=48, overlap_tokens=0), TOK)
+    assert sum(c.tokens for c in one_pass) == TOK.count(text) < sum(c.tokens for c in chunks)
+
+
+def test_sentence_ends_are_where_the_lookbehind_rule_put_them():
+    """The sentence-end regex matches the end mark itself (faster) instead of looking behind for it:
+    the pieces are the same as with the lookbehind form, on random strings of the characters it reads."""
+    import random
+    import re
+
+    from evals.retrieval.chunking import split_sentences
+
+    lookbehind = re.compile(r"(?<=[.!?。])[\"')\]]*\s+|\n\s*\n|\n(?=[-*#\d])")
+    alphabet = list(".!?。\"')] \n\t\r-*#1ab\u3000")
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        pos, expected = 0, []
+        for m in lookbehind.finditer(text):
+            if m.end() > pos:
+                expected.append((pos, m.end()))
+                pos = m.end()
+        if pos < len(text):
+            expected.append((pos, len(text)))
+        assert split_sentences(text) == expected, text
+
+
+def test_documents_chunked_on_threads_come_in_order():
+    from evals.retrieval.chunking import chunk_documents
+
+    docs = [Document(id=f"d{i}", text=TEXTS[name] * (i + 1)) for i, name in enumerate(TEXTS)] * 3
+    params = ChunkingParams(chunk_tokens=32, overlap_tokens=8)
+    threaded = chunk_documents(docs, params, TOK)
+    one_by_one = [c for n, d in enumerate(docs) for c in chunk_document(d, n, params, TOK)]
+    assert threaded == one_by_one
+
+
 async def test_title_prefix_is_indexed_and_shown_in_the_prompt():
     suite, model = make_suite(), MockModel()
     docs = [d.model_copy(update={"title": f"Almanac volume {d.id}"}) for d in suite.documents]
@@ -97,10 +279,15 @@ def test_bad_retriever_settings_name_the_field():
 
 # ------------------------------------------------------------------------------------------- dense
 async def test_dense_retrieval_finds_the_relevant_chunk():
+    # Chunks of 32 tokens: about two sentences around a needle. With 48 the fake model's hashed bag of
+    # words finds the lisbon needle only where it happens to start a chunk (it did when each sentence
+    # was counted alone, its trailing space one token more; counted from one encoding, six sentences
+    # fit instead of five and the needle ends a chunk); up to 32 it is found wherever it falls.
+    small = {**SMALL, "chunk_tokens": 32}
     suite, model = make_suite(), MockModel()
     ep = endpoint(embedding_model="hash-emb")
-    strategies = [StrategySpec(name="rag", params={**SMALL, "retriever": "dense", "k": 2}, label="dense"),
-                  StrategySpec(name="rag", params={**SMALL, "retriever": "hybrid", "k": 2}, label="hybrid")]
+    strategies = [StrategySpec(name="rag", params={**small, "retriever": "dense", "k": 2}, label="dense"),
+                  StrategySpec(name="rag", params={**small, "retriever": "hybrid", "k": 2}, label="hybrid")]
     results = await run_cases(suite, ep, strategies, model, scorers=("exact_match",))
     for key in ("dense", "hybrid"):
         for qid, doc in (("q1", "d2"), ("q2", "d3")):

@@ -96,7 +96,11 @@ async def test_long_context_error_policy_refuses_without_sending():
 
 
 async def test_server_context_overflow_is_an_outcome_not_a_crash():
-    suite, model = make_suite(), MockModel(window=100)
+    # A window of 120 fake tokens: the long context (about 1230) overflows it, rag's prompt (one chunk of
+    # 32 cl100k tokens: 86 fake tokens, 102 with the 16 of output) fits. It was 100, which fitted 98 with
+    # a chunk of three sentences; counted from one encoding a 32-token chunk holds four (a sentence
+    # counted alone had its trailing space as one token more).
+    suite, model = make_suite(), MockModel(window=120)
     results = await run_cases(suite, endpoint(), [StrategySpec(name="long_context"), StrategySpec(name="rag", params={"k": 1, "chunk_tokens": 32, "overlap_tokens": 0}, label="rag")], model)
     assert results[("q1", "long_context")].outcome == Outcome.over_window
     assert results[("q1", "long_context")].error_class == "context_overflow"
