@@ -35,7 +35,7 @@ RUN_WORKFLOW = "ctxeval.run"
 CHUNK_WORKFLOW = "ctxeval.chunk"
 LANES_PER_SLOT = 16  # requests one chunk keeps in flight, at most
 MAX_CHUNK_LANES = 8  # a chunk holds at most this many lanes' worth of cases: what a dead worker strands
-RUNS_QUEUE_POLLING_S = 0.1  # a new run is picked up at once
+RUNS_QUEUE_POLLING_S = 0.5  # a run the API process does not start itself is picked up within this
 CHUNKS_QUEUE_POLLING_S = 0.1  # at most: one queue serves every endpoint
 
 
