@@ -4,7 +4,8 @@ The API process never needs to execute anything to start, cancel or resume a run
 DBOS system database, and whichever process executes (this one with ``--execution inprocess``, or
 ``ctxeval worker`` processes) picks the work up from the queues.
 
-Names: a run is the workflow ``ctxeval-run-<id>-a<attempt>`` on the queue ``ctxeval-runs``; its cases
+Names: a run is the workflow ``ctxeval-run-<id>-a<attempt>`` on the queue ``ctxeval-runs`` (a service
+that executes in-process starts it on its own executor at once, under the same id, instead); its cases
 are executed in chunks, each chunk a child workflow ``ctxeval-run-<id>-a<attempt>-c<n>`` on the one
 queue ``ctxeval-chunks``. That queue is partitioned: an endpoint of concurrency C has ``slots``
 partitions ``<endpoint name>#<k>``, each running one chunk at a time across every process, and a

@@ -209,3 +209,46 @@ def test_some_errored_cases_complete_with_errors_and_resume_runs_them_again(exec
         again = wait_for(c, run["id"], finished)
     assert again["status"] == "completed" and again["error"] is None
     assert again["progress"]["outcomes"] == {"ok": 3}
+
+
+def test_a_service_executing_in_process_starts_its_runs_itself_not_through_the_runs_queue(executing_client):
+    """The run's workflow is started on the API process's own executor (no wait for the runs queue's next
+    poll): its DBOS status names no queue, and it completes like a queued one."""
+    from dbos import DBOS
+
+    from app.execution.dispatch import run_workflow_id
+
+    c = executing_client
+    with run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+        run = start_run(c, fake, questions=2, concurrency=2)
+        done = wait_for(c, run["id"], finished)
+    assert done["status"] == "completed", done
+    status = DBOS.get_workflow_status(run_workflow_id(run["id"], 1))
+    assert status is not None and status.queue_name is None
+
+
+def test_the_dispatcher_queues_a_run_its_process_cannot_start():
+    """``start_here`` failing (no executor loop, say) leaves the run on the runs queue for an executor."""
+    from app.execution.dispatch import RUNS_QUEUE, Dispatcher
+
+    enqueued: list[tuple[dict, tuple]] = []
+
+    class Client:
+        def register_queue(self, *a, **k):
+            pass
+
+        def enqueue(self, options, *args):
+            enqueued.append((options, args))
+
+            class Handle:
+                def get_workflow_id(self):
+                    return options["workflow_id"]
+            return Handle()
+
+    def refuse(run_id, attempt):
+        raise RuntimeError("the executor's event loop is not running")
+
+    d = Dispatcher("sqlite:///unused.sqlite", start_here=refuse)
+    d._client = Client()
+    assert d.start_run(7, 2, {}) == "ctxeval-run-7-a2"
+    assert enqueued and enqueued[0][0]["queue_name"] == RUNS_QUEUE and enqueued[0][1] == (7, 2)
