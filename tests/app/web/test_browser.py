@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,36 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_subprocess(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``ctxeval serve ARGS`` on a free loopback port in a subprocess (its log in ``tmp_path/serve.log``);
+    yields its URL once ``/api/health`` answers, and stops it afterwards."""
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ctxeval serve did not start: {(tmp_path / 'serve.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def _suite_file(folder: Path) -> Path:
@@ -100,31 +131,8 @@ def service(tmp_path: Path) -> Iterator[dict[str, Any]]:
            "CTXEVAL_QUEUE_POLLING_INTERVAL_S": "0.2"}
     token = subprocess.run([sys.executable, "-m", "app.cli", "token", "create", "browser", "--database-url", db],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--database-url", db, "--auth", "on", "--execution", "inprocess"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ctxeval serve did not start: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serve_subprocess(tmp_path, env, "--database-url", db, "--auth", "on", "--execution", "inprocess") as url:
         yield {"url": url, "token": token, "tmp": tmp_path}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class Browser:

@@ -10,8 +10,6 @@ service's origin.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import httpx
 import pytest
 
 from tests.app.factories import endpoint_body, suite_body
-from tests.app.web.test_browser import CHROMIUM, LAUNCH_ARGS, ROOT, _free_port, _need_chromium
+from tests.app.web.test_browser import CHROMIUM, LAUNCH_ARGS, ROOT, _need_chromium, serve_subprocess
 
 pytestmark = pytest.mark.browser
 
@@ -34,31 +32,8 @@ def open_service(tmp_path: Path) -> Iterator[str]:
     db = f"sqlite:///{tmp_path / 'ctxeval.db'}"
     env = {k: v for k, v in os.environ.items() if k != "CTXEVAL_ALLOWED_HOSTS"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--database-url", db, "--execution", "none"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ctxeval serve did not start: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serve_subprocess(tmp_path, env, "--database-url", db, "--execution", "none") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _attacker_page(target: str, run_id: int) -> str:
