@@ -54,6 +54,11 @@ class DbResponseCache:
                 await self._read(wanted)
         finally:
             self._flush_scheduled = False
+            left, self._wanted = self._wanted, {}  # only when a read was interrupted (cancelled)
+            for futures in left.values():
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(RuntimeError("the response-cache read was interrupted"))
 
     async def _read(self, wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
         try:

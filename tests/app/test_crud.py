@@ -88,6 +88,39 @@ async def test_response_cache_keeps_the_first_value(db):
     assert await cache.get("k") == {"text": "one"}
 
 
+
+async def test_cache_reads_asked_during_a_read_share_the_next_query(db):
+    """Gets of one loop turn are one query; gets asked one by one while it is in flight wait for it and
+    then go together into one more query: two queries for ten reads, each answered right."""
+    import asyncio
+    import threading
+
+    cache = DbResponseCache(db)
+    for i in range(10):
+        await cache.put(f"k{i}", {"text": str(i)})
+    queries: list[list[str]] = []
+    release = threading.Event()  # the first read stays in flight until the second wave was asked
+    original = cache._get_many
+
+    def counted(keys: list[str]) -> dict:
+        queries.append(sorted(keys))
+        if len(queries) == 1:
+            release.wait(10)
+        return original(keys)
+
+    cache._get_many = counted  # type: ignore[method-assign]
+    first = [asyncio.ensure_future(cache.get(f"k{i}")) for i in range(4)]
+    while not queries:  # the first read is in flight
+        await asyncio.sleep(0.001)
+    second = []
+    for i in range(4, 10):  # each in a loop turn of its own
+        second.append(asyncio.ensure_future(cache.get(f"k{i}")))
+        await asyncio.sleep(0)
+    release.set()
+    values = await asyncio.gather(*first, *second)
+    assert [v["text"] for v in values] == [str(i) for i in range(10)]
+    assert queries == [[f"k{i}" for i in range(4)], sorted(f"k{i}" for i in range(4, 10))]
+
 def test_deleting_a_run_deletes_its_cases(db):
     with session_scope(db) as s:
         run = stored_run(s)
