@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from app import crud, log_scrub
 from app.db import make_engine, session_scope
+from app.execution import heap
 from app.execution.dispatch import (
     APP_NAME,
     APP_VERSION,
@@ -133,6 +135,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
         })
         DBOS.launch()
         heartbeat.start_reaping()
+        heap.tune()  # the heap so far is the app's and the libraries': out of the collector's way
     except BaseException:
         _runtime = None
         writer.close()
@@ -163,6 +166,7 @@ async def stop_executor() -> None:
             rt.heartbeat.stop()
         if rt.lock is not None:
             rt.lock.release()
+        heap.release()
     _runtime = None
 
 
@@ -295,6 +299,52 @@ async def _enqueue_chunk(run_id: int, attempt: int, index: int, chunk: dict[str,
                                                           chunk["lanes"], chunk["positions"])
 
 
+def _claim_chunks(after: str | None = None) -> int:
+    """Start the chunk workflows this process may start now instead of waiting for the chunk queue's
+    next poll (up to 0.1 s). It is the claim DBOS's own poller makes for a queue of partition
+    concurrency 1 (one transaction; a partition with a chunk running anywhere is skipped), so the
+    per-endpoint limit holds as it does for the poller; the two may claim at the same moment, and
+    each queued chunk is claimed once. ``after``: a chunk workflow that has just returned; the claim
+    waits (up to 0.5 s) until DBOS has settled it, so the next chunk of its partition can start. This reaches into DBOS 3.4 internals (no public call wakes a
+    queue up): on any error the chunks simply wait for the next poll."""
+    from dbos._core import execute_dequeued_workflow
+    from dbos._dbos import _get_dbos_instance
+    from dbos._utils import GlobalParams, generate_uuid
+
+    dbos = _get_dbos_instance()
+    sys_db = dbos._sys_db
+    if after is not None:  # a chunk's partition is free once its workflow is settled: wait for that
+        for _ in range(50):
+            status = sys_db.get_workflow_status(after)
+            if status is None or status["status"] != "PENDING":
+                break
+            time.sleep(0.01)
+        else:
+            return 0
+    queue = sys_db.get_queue(CHUNKS_QUEUE)
+    if queue is None:
+        return 0
+    owner = generate_uuid()
+    ids = sys_db.start_queued_partitioned_workflows(queue, GlobalParams.executor_id, GlobalParams.app_version,
+                                                    owner_xid=owner)
+    statuses = {s["workflow_uuid"]: s for s in sys_db.get_workflow_statuses(ids)} if ids else {}
+    for workflow_id in ids:
+        status = statuses.get(workflow_id) or sys_db.get_workflow_status(workflow_id)
+        if status is not None:
+            execute_dequeued_workflow(dbos, status, owner)
+    return len(ids)
+
+
+async def _start_chunks(after: str | None = None) -> None:
+    try:
+        await asyncio.to_thread(_claim_chunks, after)
+    except Exception as e:  # an optimisation only: the queue's poller starts them
+        log.debug("chunks left to the queue's poller: %s", e)
+
+
+_claims: set[asyncio.Task[None]] = set()  # claims running in the background (kept from the collector)
+
+
 async def _wait(handle: Any, polling_s: float) -> None:
     try:
         await handle.get_result(polling_interval_sec=polling_s)
@@ -311,10 +361,13 @@ async def run_workflow(run_id: int, attempt: int) -> str:
         return "skipped"
     polling = runtime().settings.queue_polling_interval_s
     handles = [await _enqueue_chunk(run_id, attempt, i, c) for i, c in enumerate(plan["first"])]
+    await _start_chunks()
     for handle in handles[:plan["leaders"]]:  # followers start once their leader is answered
         await _wait(handle, min(polling, 0.05))
     offset = len(handles)
     handles += [await _enqueue_chunk(run_id, attempt, offset + i, c) for i, c in enumerate(plan["later"])]
+    if plan["later"]:
+        await _start_chunks()
     for handle in handles:  # the last chunk completes the run; this only settles what is left
         await _wait(handle, max(polling, 0.5))
     return await finish_run(run_id, attempt)
@@ -381,4 +434,11 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
 
 @DBOS.workflow(name=CHUNK_WORKFLOW)
 async def chunk_workflow(run_id: int, attempt: int, endpoint: str, lanes: int, positions: list[int]) -> dict[str, int]:
-    return await execute_chunk(run_id, attempt, endpoint, lanes, positions)
+    outcomes = await execute_chunk(run_id, attempt, endpoint, lanes, positions)
+    # the next chunk of this partition starts once this workflow is settled, not at the next poll
+    workflow_id = DBOS.workflow_id
+    if workflow_id is not None:
+        task = asyncio.get_running_loop().create_task(_start_chunks(after=workflow_id))
+        _claims.add(task)
+        task.add_done_callback(_claims.discard)
+    return outcomes
