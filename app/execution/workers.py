@@ -95,6 +95,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._host, self._pid = socket.gethostname(), os.getpid()
         self.recovered: list[str] = []
+        self.live_peers: int | None = None  # other executors seen alive at the last look (None: not looked yet)
 
     def beat(self, *, started: bool = False) -> None:
         with session_scope(self._db) as session:
@@ -103,6 +104,10 @@ class Heartbeat:
     def start(self) -> None:
         """Beat once now (so no other executor takes this id's work for dead), then on a thread."""
         self.beat(started=True)
+        try:
+            self.dead_executors()  # counts the live peers
+        except Exception as e:  # counted again at the next beat
+            log.debug("executors not listed: %s", e)
 
     def start_reaping(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="ctxeval-heartbeat", daemon=True)
@@ -140,6 +145,7 @@ class Heartbeat:
         known = {r.executor_id for r in rows}
         dead = [r.executor_id for r in rows if r.executor_id != self.executor_id
                 and (r.stopped or (as_utc(r.last_seen) or now) < cutoff)]
+        self.live_peers = sum(1 for r in rows if r.executor_id != self.executor_id) - len(dead)
         orphans = self._pending_owners() - known - {self.executor_id}
         return sorted(set(dead) | orphans), cutoff
 

@@ -11,6 +11,10 @@ until it is committed. So a process killed at any point (SIGKILL included) loses
 and recovery (same executor id, or any live executor once this one is seen dead, see
 :mod:`app.execution.workers`) re-runs only the cases with no stored row: one stored result per case.
 
+A chunk does not wait for its queue's next poll: the run workflow claims its chunks right after
+enqueueing them, and a chunk, once settled, claims the next one of its partition (the claim DBOS's
+poller makes, so the limit holds; the poller still starts whatever these claims miss).
+
 The chunk that stores a run's last case marks the run completed at once; the run workflow's last step
 does the same for runs that end otherwise (cases that could not be stored fail the run with the
 count). A chunk first checks that its run still wants it (not cancelled, deleted, or superseded by a
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -299,6 +304,14 @@ async def _enqueue_chunk(run_id: int, attempt: int, index: int, chunk: dict[str,
                                                           chunk["lanes"], chunk["positions"])
 
 
+def _claim_budget() -> int:
+    """How many chunks one claim may take: all of them for an executor alone, one where other
+    executors are alive (their pollers take the rest, so a run's chunks spread over the workers)."""
+    heartbeat = runtime().heartbeat
+    alone = heartbeat is None or heartbeat.live_peers == 0
+    return sys.maxsize if alone else 1
+
+
 def _claim_chunks(after: str | None = None) -> int:
     """Start the chunk workflows this process may start now instead of waiting for the chunk queue's
     next poll (up to 0.1 s). It is the claim DBOS's own poller makes for a queue of partition
@@ -326,7 +339,7 @@ def _claim_chunks(after: str | None = None) -> int:
         return 0
     owner = generate_uuid()
     ids = sys_db.start_queued_partitioned_workflows(queue, GlobalParams.executor_id, GlobalParams.app_version,
-                                                    owner_xid=owner)
+                                                    _claim_budget(), owner_xid=owner)
     statuses = {s["workflow_uuid"]: s for s in sys_db.get_workflow_statuses(ids)} if ids else {}
     for workflow_id in ids:
         status = statuses.get(workflow_id) or sys_db.get_workflow_status(workflow_id)

@@ -94,6 +94,32 @@ def test_pending_work_of_an_executor_without_a_row_is_recovered(db):
     assert me.reap() == ["ghost"] and recovered == ["ghost"]
 
 
+def test_an_executor_counts_its_live_peers_so_its_claims_leave_chunks_to_them(db, monkeypatch):
+    """Alone, an executor claims every chunk it can at once; with a live peer, one at a time (the
+    peers' pollers take the others, so a run's chunks spread over the workers)."""
+    import sys as _sys
+
+    from app.execution import workflows
+
+    a, b = _heartbeat(db, "a", []), _heartbeat(db, "b", [])
+    a.start()
+    assert a.live_peers == 0
+    b.start()
+    assert b.live_peers == 1
+    a.dead_executors()
+    assert a.live_peers == 1
+    _age(db, "b", 60)  # b's heartbeat went stale: dead, not a peer
+    a.dead_executors()
+    assert a.live_peers == 0
+
+    class Rt:
+        heartbeat = a
+    monkeypatch.setattr(workflows, "runtime", lambda: Rt)
+    assert workflows._claim_budget() == _sys.maxsize
+    a.live_peers = 2
+    assert workflows._claim_budget() == 1
+
+
 def test_sqlite_allows_one_executor(tmp_path):
     first = SqliteExecutorLock(tmp_path / "a.db", "local")
     first.acquire()
