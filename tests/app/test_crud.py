@@ -88,7 +88,6 @@ async def test_response_cache_keeps_the_first_value(db):
     assert await cache.get("k") == {"text": "one"}
 
 
-
 async def test_cache_reads_asked_during_a_read_share_the_next_query(db):
     """Gets of one loop turn are one query; gets asked one by one while it is in flight wait for it and
     then go together into one more query: two queries for ten reads, each answered right."""
@@ -120,6 +119,7 @@ async def test_cache_reads_asked_during_a_read_share_the_next_query(db):
     values = await asyncio.gather(*first, *second)
     assert [v["text"] for v in values] == [str(i) for i in range(10)]
     assert queries == [[f"k{i}" for i in range(4)], sorted(f"k{i}" for i in range(4, 10))]
+
 
 def test_deleting_a_run_deletes_its_cases(db):
     with session_scope(db) as s:

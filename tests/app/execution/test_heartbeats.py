@@ -97,8 +97,6 @@ def test_pending_work_of_an_executor_without_a_row_is_recovered(db):
 def test_an_executor_counts_its_live_peers_so_its_claims_leave_chunks_to_them(db, monkeypatch):
     """Alone, an executor claims every chunk it can at once; with a live peer, one at a time (the
     peers' pollers take the others, so a run's chunks spread over the workers)."""
-    import sys as _sys
-
     from app.execution import workflows
 
     a, b = _heartbeat(db, "a", []), _heartbeat(db, "b", [])
@@ -115,7 +113,7 @@ def test_an_executor_counts_its_live_peers_so_its_claims_leave_chunks_to_them(db
     class Rt:
         heartbeat = a
     monkeypatch.setattr(workflows, "runtime", lambda: Rt)
-    assert workflows._claim_budget() == _sys.maxsize
+    assert workflows._claim_budget() == sys.maxsize
     a.live_peers = 2
     assert workflows._claim_budget() == 1
 

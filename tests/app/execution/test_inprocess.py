@@ -257,8 +257,6 @@ def test_the_dispatcher_queues_a_run_its_process_cannot_start():
 def test_a_runs_chunks_start_without_waiting_for_the_chunk_queues_poll(database_url, monkeypatch):
     """The run workflow claims its chunks itself right after enqueueing them: with the chunk queue
     polled only every 60 s, a run still completes within seconds (it would wait a minute without)."""
-    import time
-
     from fastapi.testclient import TestClient
 
     from app.execution import dispatch
@@ -268,12 +266,9 @@ def test_a_runs_chunks_start_without_waiting_for_the_chunk_queues_poll(database_
     monkeypatch.setattr(dispatch, "CHUNKS_QUEUE_POLLING_S", 60.0)
     settings = Settings(database_url=database_url, execution="inprocess", queue_polling_interval_s=60.0)
     with TestClient(create_app(settings)) as c, run_in_thread(FakeConfig(api_key=SECRET)) as fake:
-        started = time.monotonic()
         run = start_run(c, fake, questions=3, concurrency=2)
-        done = wait_for(c, run["id"], finished, timeout_s=30)
-        took = time.monotonic() - started
+        done = wait_for(c, run["id"], finished, timeout_s=30)  # half the poll: only the claims start chunks
     assert done["status"] == "completed" and done["progress"]["done"] == 6, done
-    assert took < 30
 
 
 def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_it_stops(database_url):

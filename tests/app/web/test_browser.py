@@ -13,19 +13,16 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
+from tests.app.execution.processes import free_port, serving
 from tests.fakes.openai_server import FakeConfig, FakeServer, run_in_thread
 
 pytestmark = pytest.mark.browser
@@ -49,42 +46,6 @@ def _need_chromium() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve_subprocess(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
-    """``ctxeval serve ARGS`` on a free loopback port in a subprocess (its log in ``tmp_path/serve.log``);
-    yields its URL once ``/api/health`` answers, and stops it afterwards."""
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ctxeval serve did not start: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _suite_file(folder: Path) -> Path:
@@ -127,12 +88,13 @@ def fake() -> Iterator[FakeServer]:
 def service(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """``ctxeval serve`` in a subprocess on a fresh SQLite database, auth on, executing in-process."""
     db = f"sqlite:///{tmp_path / 'ctxeval.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "CTXEVAL_QUEUE_POLLING_INTERVAL_S": "0.2"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     token = subprocess.run([sys.executable, "-m", "app.cli", "token", "create", "browser", "--database-url", db],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
-    with serve_subprocess(tmp_path, env, "--database-url", db, "--auth", "on", "--execution", "inprocess") as url:
-        yield {"url": url, "token": token, "tmp": tmp_path}
+    port = free_port()
+    with serving(db, port, tmp_path / "serve.log", "--auth", "on", "--execution", "inprocess",
+                 env={"CTXEVAL_QUEUE_POLLING_INTERVAL_S": "0.2"}):
+        yield {"url": f"http://127.0.0.1:{port}", "token": token, "tmp": tmp_path}
 
 
 class Browser:

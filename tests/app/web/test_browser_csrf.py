@@ -9,7 +9,6 @@ service's origin.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app.execution.processes import free_port, serving
 from tests.app.factories import endpoint_body, suite_body
-from tests.app.web.test_browser import CHROMIUM, LAUNCH_ARGS, ROOT, _need_chromium, serve_subprocess
+from tests.app.web.test_browser import CHROMIUM, LAUNCH_ARGS, _need_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -30,10 +30,9 @@ pytestmark = pytest.mark.browser
 def open_service(tmp_path: Path) -> Iterator[str]:
     """``ctxeval serve`` as a user starts it: loopback, auth auto (so off), nothing queued executes."""
     db = f"sqlite:///{tmp_path / 'ctxeval.db'}"
-    env = {k: v for k, v in os.environ.items() if k != "CTXEVAL_ALLOWED_HOSTS"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    with serve_subprocess(tmp_path, env, "--database-url", db, "--execution", "none") as url:
-        yield url
+    port = free_port()  # the test's CTXEVAL_* settings (allowed hosts included) stay out of its environment
+    with serving(db, port, tmp_path / "serve.log", "--execution", "none"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def _attacker_page(target: str, run_id: int) -> str:
