@@ -27,6 +27,7 @@ chunks of their own first, so the server's prefix cache is warm when the others 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import time
@@ -349,8 +350,13 @@ def _claim_chunks(after: str | None = None) -> int:
 
 
 async def _start_chunks(after: str | None = None) -> None:
+    """:func:`_claim_chunks` on a thread, outside any workflow's context: DBOS keeps the calling
+    workflow in a context variable (which ``asyncio.to_thread`` would carry over), and a chunk started
+    there would count as an operation of that workflow, so its recovery on another executor, claiming
+    a different number, would replay out of step."""
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.to_thread(_claim_chunks, after)
+        await loop.run_in_executor(None, contextvars.Context().run, _claim_chunks, after)
     except Exception as e:  # an optimisation only: the queue's poller starts them
         log.debug("chunks left to the queue's poller: %s", e)
 
@@ -451,7 +457,7 @@ async def chunk_workflow(run_id: int, attempt: int, endpoint: str, lanes: int, p
     # the next chunk of this partition starts once this workflow is settled, not at the next poll
     workflow_id = DBOS.workflow_id
     if workflow_id is not None:
-        task = asyncio.get_running_loop().create_task(_start_chunks(after=workflow_id))
+        task = asyncio.get_running_loop().create_task(_start_chunks(after=workflow_id), context=contextvars.Context())
         _claims.add(task)
         task.add_done_callback(_claims.discard)
     return outcomes

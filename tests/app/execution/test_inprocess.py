@@ -257,9 +257,11 @@ def test_the_dispatcher_queues_a_run_its_process_cannot_start():
 def test_a_runs_chunks_start_without_waiting_for_the_chunk_queues_poll(database_url, monkeypatch):
     """The run workflow claims its chunks itself right after enqueueing them: with the chunk queue
     polled only every 60 s, a run still completes within seconds (it would wait a minute without)."""
+    from dbos import DBOS
     from fastapi.testclient import TestClient
 
     from app.execution import dispatch
+    from app.execution.dispatch import run_workflow_id
     from app.main import create_app
     from app.settings import Settings
 
@@ -268,7 +270,11 @@ def test_a_runs_chunks_start_without_waiting_for_the_chunk_queues_poll(database_
     with TestClient(create_app(settings)) as c, run_in_thread(FakeConfig(api_key=SECRET)) as fake:
         run = start_run(c, fake, questions=3, concurrency=2)
         done = wait_for(c, run["id"], finished, timeout_s=30)  # half the poll: only the claims start chunks
+        steps = DBOS.list_workflow_steps(run_workflow_id(run["id"], 1))
     assert done["status"] == "completed" and done["progress"]["done"] == 6, done
+    # the claims are no operations of the run's workflow: its recorded steps are numbered without gaps,
+    # so replaying it elsewhere (recovery claims other numbers of chunks) meets them in the same order
+    assert len(steps) >= 4 and [s["function_id"] for s in steps] == list(range(1, len(steps) + 1)), steps
 
 
 def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_it_stops(database_url):
