@@ -1,11 +1,17 @@
-"""Group commit of finished cases: one writer thread per executing process.
+"""Group commit of finished cases: one writer per executing process.
 
-A lane hands its finished case to :meth:`CaseWriter.store` and waits until the case is committed;
-every case that finishes while a transaction is being written goes into the next one, together with
-the response-cache entries held since and the prompt blobs not yet written by this process. So a
-case is durable before its chunk goes on, at a few statements per transaction instead of several per
-case. A transaction that fails on a deleted run is retried run by run, the deleted run's cases
-discarded.
+A lane hands its finished case to ``store`` and waits until the case is committed; every case that
+finishes while a transaction is being written goes into the next one, together with the
+response-cache entries held since and the prompt blobs not yet written by this process. So a case is
+durable before its chunk goes on, at a few statements per transaction instead of several per case. A
+transaction that fails on a deleted run is retried run by run, the deleted run's cases discarded;
+one case the database refuses does not take the others with it (:class:`GroupCommit`).
+
+Two writers share that logic. :class:`ProcessCaseWriter` (what an executor uses on a database file
+or server) writes in a child process (:mod:`app.execution.writer_process`) that also answers the
+response cache's reads: the database driver's work, which releases and retakes the interpreter lock
+at every row, then never competes with the event loop that executes the cases. :class:`CaseWriter`
+writes on a thread of this process (an in-memory database, or ``case_writer = "thread"``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +41,92 @@ RETRIES = 5
 LINGER_S = 0.01  # a transaction waits up to this long for the cases other lanes are executing
 LINGER_ITEMS = 32
 
+Outcome = bool | Exception  # committed, its run is gone (False), or why it was not stored
+
+
+@dataclass
+class CaseRows:
+    """One finished case as the database stores it (``services.cases.stored_fields``)."""
+
+    run_id: int
+    light: dict[str, Any]
+    detail: dict[str, Any]
+    blobs: dict[str, str] = field(default_factory=dict)
+
+
+def case_rows(result: CaseResult, *, run_id: int, position: int, shared: tuple[str, ...] = ()) -> CaseRows:
+    light, detail, blobs = case_service.stored_fields(result, run_id=run_id, position=position, shared=shared)
+    return CaseRows(run_id, light, detail, blobs)
+
+
+class GroupCommit:
+    """Writes groups of finished cases, each group in as few transactions as the database allows."""
+
+    def __init__(self, db: DbEngine) -> None:
+        self._db = db
+        self._known: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self.transactions = 0
+
+    def write(self, batch: Sequence[CaseRows], cache: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
+        """Store ``batch`` with the held cache entries; one outcome per case, in order."""
+        out: list[Outcome] = [False] * len(batch)
+        everything = list(range(len(batch)))
+        try:
+            self._commit(batch, everything, cache)
+            return [True] * len(batch)
+        except IntegrityError:  # a run deleted meanwhile: its cases go, the others are stored
+            for run_id in sorted({c.run_id for c in batch}):
+                mine = [k for k in everything if batch[k].run_id == run_id]
+                try:
+                    self._commit(batch, mine, cache)
+                    cache = []
+                    for k in mine:
+                        out[k] = True
+                except IntegrityError:
+                    pass  # False: the run is gone
+                except Exception as e:
+                    for k in mine:
+                        out[k] = e
+            return out
+        except Exception as e:
+            if len(batch) == 1:
+                return [e]
+        for k in everything:  # one case the database refuses must not take the others with it
+            try:
+                self._commit(batch, [k], cache)
+                cache = []
+                out[k] = True
+            except IntegrityError:
+                out[k] = False
+            except Exception as e1:
+                out[k] = e1
+        return out
+
+    def _commit(self, batch: Sequence[CaseRows], which: list[int], cache: list[tuple[str, dict[str, Any]]]) -> None:
+        items = [batch[k] for k in which]
+        blobs: list[dict[str, Any]] = []
+        for i in items:
+            for digest, text in i.blobs.items():
+                if (i.run_id, digest) not in self._known:
+                    blobs.append({"run_id": i.run_id, "sha256": digest, "text": text})
+        blobs = list({(b["run_id"], b["sha256"]): b for b in blobs}.values())
+        rows = list({(i.run_id, i.light["case_id"]): (i.light, i.detail) for i in items}.values())
+        for attempt in range(RETRIES):
+            try:
+                with session_scope(self._db) as session:
+                    crud.write_cases(session, rows=rows, blobs=blobs, cache=cache)
+                break
+            except OperationalError as e:  # a locked SQLite file or a dropped connection: try again
+                if attempt == RETRIES - 1:
+                    raise
+                log.warning("writing %d case(s) failed, retrying: %s", len(rows), e)
+                time.sleep(0.2 * 2 ** attempt)
+        self.transactions += 1
+        for b in blobs:
+            self._known[(b["run_id"], b["sha256"])] = None
+            while len(self._known) > KNOWN_BLOBS:
+                self._known.popitem(last=False)
+
 
 @dataclass
 class _Item:
@@ -43,23 +136,24 @@ class _Item:
     shared: tuple[str, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[bool]
-    light: dict[str, Any] = field(default_factory=dict)
-    detail: dict[str, Any] = field(default_factory=dict)
-    blobs: dict[str, str] = field(default_factory=dict)
 
 
 class CaseWriter:
+    """The group-commit writer on a thread of this process."""
+
     def __init__(self, db: DbEngine, cache: DbResponseCache | None = None) -> None:
-        self._db = db
+        self._group = GroupCommit(db)
         self._cache = cache
         self._items: list[_Item] = []
         self._cv = threading.Condition()
         self._closed = False
-        self._known: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._thread = threading.Thread(target=self._loop, name="ctxeval-case-writer", daemon=True)
         self._thread.start()
-        self.transactions = 0
         self.executing = 0  # cases being executed in this process right now (see ``executing_case``)
+
+    @property
+    def transactions(self) -> int:
+        return self._group.transactions
 
     @contextlib.contextmanager
     def executing_case(self) -> Any:
@@ -111,96 +205,46 @@ class CaseWriter:
             self._write(batch)
 
     def _write(self, batch: list[_Item]) -> None:
-        ready = []
+        ready, rows = [], []
         for i in batch:
             try:
-                i.light, i.detail, i.blobs = case_service.stored_fields(i.result, run_id=i.run_id,
-                                                                        position=i.position, shared=i.shared)
+                rows.append(case_rows(i.result, run_id=i.run_id, position=i.position, shared=i.shared))
                 ready.append(i)
             except Exception as e:
-                self._fail([i], e)
-        batch = ready
-        if not batch:
+                log_failures([e])
+                settle([(i.loop, i.future)], [e])
+        if not ready:
             return
         cache = self._cache.take_pending() if self._cache is not None else []
-        try:
-            self._commit(batch, cache)
-            self._resolve(batch, True)
-        except IntegrityError:
-            for run_id in sorted({i.run_id for i in batch}):
-                items = [i for i in batch if i.run_id == run_id]
-                try:
-                    self._commit(items, cache)
-                    cache = []
-                    self._resolve(items, True)
-                except IntegrityError:
-                    self._resolve(items, False)
-                except Exception as e:
-                    self._fail(items, e)
-        except Exception as e:
-            if len(batch) == 1:
-                self._fail(batch, e)
-                return
-            for item in batch:  # one case the database refuses must not take the others with it
-                try:
-                    self._commit([item], cache)
-                    cache = []
-                    self._resolve([item], True)
-                except IntegrityError:
-                    self._resolve([item], False)
-                except Exception as e1:
-                    self._fail([item], e1)
-
-    def _commit(self, items: list[_Item], cache: list[tuple[str, dict[str, Any]]]) -> None:
-        blobs: list[dict[str, Any]] = []
-        for i in items:
-            for digest, text in i.blobs.items():
-                if (i.run_id, digest) not in self._known:
-                    blobs.append({"run_id": i.run_id, "sha256": digest, "text": text})
-        blobs = list({(b["run_id"], b["sha256"]): b for b in blobs}.values())
-        rows = list({(i.run_id, i.light["case_id"]): (i.light, i.detail) for i in items}.values())
-        for attempt in range(RETRIES):
-            try:
-                with session_scope(self._db) as session:
-                    crud.write_cases(session, rows=rows, blobs=blobs, cache=cache)
-                break
-            except OperationalError as e:  # a locked SQLite file or a dropped connection: try again
-                if attempt == RETRIES - 1:
-                    raise
-                log.warning("writing %d case(s) failed, retrying: %s", len(rows), e)
-                time.sleep(0.2 * 2 ** attempt)
-        self.transactions += 1
-        for b in blobs:
-            self._known[(b["run_id"], b["sha256"])] = None
-            while len(self._known) > KNOWN_BLOBS:
-                self._known.popitem(last=False)
-
-    @staticmethod
-    def _resolve(items: list[_Item], value: bool) -> None:
-        _call(items, value, None)
-
-    @staticmethod
-    def _fail(items: list[_Item], error: Exception) -> None:
-        log.error("could not store %d case(s): %s", len(items), error)
-        _call(items, None, error)
+        outcomes = self._group.write(rows, cache)
+        log_failures(outcomes)
+        settle([(i.loop, i.future) for i in ready], outcomes)
 
 
-def _call(items: list[_Item], value: bool | None, error: Exception | None) -> None:
-    """Settle the items' futures: one wake-up of each waiting loop for the whole transaction, not one
-    per case (each wake-up is a write to the loop's socket and a turn of the loop)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]] = {}
-    for i in items:
-        by_loop.setdefault(i.loop, []).append(i.future)
-    for loop, futures in by_loop.items():
+def log_failures(outcomes: Sequence[Any]) -> None:
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    if errors:
+        log.error("could not store %d case(s): %s", len(errors), errors[0])
+
+
+def settle(waiters: Sequence[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]],
+           outcomes: Sequence[Any]) -> None:
+    """Settle futures from another thread with their outcomes (an exception is raised in the waiter):
+    one wake-up of each waiting loop for the whole group, not one per case (each wake-up is a write
+    to the loop's socket and a turn of the loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for (loop, future), outcome in zip(waiters, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these cases any more
-            loop.call_soon_threadsafe(_set, futures, value, error)
+            loop.call_soon_threadsafe(_set, pairs)
 
 
-def _set(futures: list[asyncio.Future[bool]], value: bool | None, error: Exception | None) -> None:
-    for future in futures:
+def _set(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in pairs:
         if future.done():
             continue
-        if error is not None:
-            future.set_exception(error)
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
         else:
-            future.set_result(bool(value))
+            future.set_result(outcome)
