@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     worker_timeout_s: float = Field(
         default=30.0, gt=0, description="an executor silent this long is dead: the others recover its "
         "unfinished cases and free its concurrency slots")
+    case_writer: Literal["process", "thread"] = Field(
+        default="process", description="where an executor commits finished cases and reads the response cache: a "
+        "child process (the database driver's work off the executing loop's interpreter) or a thread; an "
+        "in-memory SQLite database always uses a thread")
     engine_cache_size: int = Field(default=8, ge=1, description="engines kept per process (one per run)")
     index_cache_dir: Path | None = Field(
         default=None, description="where retrieval indexes and corpus token counts are kept for later runs and "

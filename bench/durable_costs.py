@@ -6,8 +6,9 @@ executes in-process (DBOS), against the benchmark's fake server in its own proce
 - statements per case, by SQLAlchemy's ``before_cursor_execute`` event (an ``executemany`` counts
   once), split into the app database and DBOS's system database; the watcher that waits for the
   run's status uses an engine of its own and is not counted;
-- CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) from creating
-  the run to its completion, divided by the cases; the in-memory runner on the same cases in the same
+- CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) and the CPU of
+  its case writer process from creating the run to its completion, divided by the cases (the writer
+  process's statements are counted by that process and added to the app database's); the in-memory runner on the same cases in the same
   process gives the engine's own share;
 - seconds from ``POST /api/runs`` until the first case is stored (an upper bound on the time to the
   first request: the fake server answers at once);
@@ -51,6 +52,18 @@ class Counter:
             self.system += 1
 
 
+def writer_usage() -> tuple[int, float]:
+    """Statements and CPU seconds so far of this process's case writer process (none for a writer
+    thread: its statements and CPU are this process's)."""
+    from app.execution import workflows
+    from app.execution.writer import ProcessCaseWriter
+
+    writer = workflows.runtime().writer
+    if not isinstance(writer, ProcessCaseWriter):
+        return 0, 0.0
+    return writer.statements, writer.cpu_s()
+
+
 def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, strategy: str = "long_context",
                 window: int | None = None) -> dict[str, Any]:
     from fastapi.testclient import TestClient
@@ -73,6 +86,7 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             sid = client.post("/api/suites", json=suite.model_dump(mode="json")).json()["id"]
             time.sleep(1.2)  # any per-endpoint queue a version registers is listed by DBOS by now
             counter.on = True
+            statements0, child_cpu0 = writer_usage()
             cpu, wall = time.process_time(), time.perf_counter()
             run_id = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
                                                     "strategies": [{"name": strategy}]}).json()["id"]
@@ -89,6 +103,9 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
                     time.sleep(0.02)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             counter.on = False
+            statements1, child_cpu1 = writer_usage()
+            counter.app += statements1 - statements0  # the writer process's (app database) statements
+            cpu += child_cpu1 - child_cpu0
             run = client.get(f"/api/runs/{run_id}").json()
             n = run["progress"]["done"]
             with watcher.connect() as conn:

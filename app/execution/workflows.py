@@ -40,7 +40,7 @@ from dbos import DBOS, DBOSClient, SetWorkflowID
 from sqlalchemy.engine import Engine as DbEngine
 
 from app import crud, log_scrub
-from app.db import make_engine, session_scope
+from app.db import make_engine, normalise_url, session_scope
 from app.execution import heap
 from app.execution.dispatch import (
     APP_NAME,
@@ -57,7 +57,7 @@ from app.execution.dispatch import (
 )
 from app.execution.engines import EngineCache
 from app.execution.workers import Heartbeat, SqliteExecutorLock, dbos_pending_owners, dbos_recover
-from app.execution.writer import CaseWriter
+from app.execution.writer import CaseWriter, ProcessCaseWriter
 from app.models import RunStatus, utcnow
 from app.services import cases as case_service
 from app.services import run_views
@@ -73,7 +73,7 @@ class Runtime:
     settings: Settings
     db: DbEngine
     engines: EngineCache
-    writer: CaseWriter
+    writer: CaseWriter | ProcessCaseWriter
     cache: DbResponseCache
     heartbeat: Heartbeat | None = None
     lock: SqliteExecutorLock | None = None
@@ -99,6 +99,18 @@ def _register_before_launch(settings: Settings) -> None:
         client.destroy()
 
 
+def _case_writer(settings: Settings, db: DbEngine, cache: DbResponseCache) -> CaseWriter | ProcessCaseWriter:
+    """The writer process where another process can open the database (it also answers the cache's
+    reads); a thread for an in-memory database or when the settings ask for one."""
+    in_memory = settings.is_sqlite and settings.sqlite_path is None
+    elsewhere = db.url.render_as_string(hide_password=False) != normalise_url(settings.database_url)
+    if settings.case_writer == "thread" or in_memory or elsewhere:
+        return CaseWriter(db, cache)
+    writer = ProcessCaseWriter(settings.database_url, cache)
+    cache.reader = writer.get_many
+    return writer
+
+
 async def start_executor(settings: Settings, *, db: DbEngine | None = None,
                          transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
     """Launch DBOS on the running event loop: it recovers this executor's unfinished work, then
@@ -117,7 +129,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
     own_db = db is None
     db = db or make_engine(settings.database_url)
     cache = DbResponseCache(db, deferred=True)
-    writer = CaseWriter(db, cache)
+    writer = _case_writer(settings, db, cache)
     heartbeat = Heartbeat(db, settings.executor_id, interval_s=settings.heartbeat_interval_s,
                           timeout_s=settings.worker_timeout_s, recover=dbos_recover,
                           pending_owners=dbos_pending_owners)
@@ -141,6 +153,8 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
         })
         DBOS.launch()
         heartbeat.start_reaping()
+        if isinstance(writer, ProcessCaseWriter) and not await asyncio.to_thread(writer.wait_ready, 60):
+            log.warning("the case writer process is not ready; cases wait for it")
         heap.tune()  # the heap so far is the app's and the libraries': out of the collector's way
     except BaseException:
         _runtime = None

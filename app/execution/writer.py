@@ -19,113 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app import crud
-from app.db import session_scope
+from app.execution.writer_process import LINGER_ITEMS, LINGER_S, CaseRows, GroupCommit, recv_frame, send_frame
 from app.services import cases as case_service
 from app.services.cache import DbResponseCache
 from evals import CaseResult
 
 log = logging.getLogger("ctxeval.writer")
-KNOWN_BLOBS = 4096  # (run, sha256) pairs this process has written, so a 4 MB text is sent once
-RETRIES = 5
-LINGER_S = 0.01  # a transaction waits up to this long for the cases other lanes are executing
-LINGER_ITEMS = 32
-
-Outcome = bool | Exception  # committed, its run is gone (False), or why it was not stored
-
-
-@dataclass
-class CaseRows:
-    """One finished case as the database stores it (``services.cases.stored_fields``)."""
-
-    run_id: int
-    light: dict[str, Any]
-    detail: dict[str, Any]
-    blobs: dict[str, str] = field(default_factory=dict)
-
 
 def case_rows(result: CaseResult, *, run_id: int, position: int, shared: tuple[str, ...] = ()) -> CaseRows:
     light, detail, blobs = case_service.stored_fields(result, run_id=run_id, position=position, shared=shared)
     return CaseRows(run_id, light, detail, blobs)
-
-
-class GroupCommit:
-    """Writes groups of finished cases, each group in as few transactions as the database allows."""
-
-    def __init__(self, db: DbEngine) -> None:
-        self._db = db
-        self._known: OrderedDict[tuple[int, str], None] = OrderedDict()
-        self.transactions = 0
-
-    def write(self, batch: Sequence[CaseRows], cache: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-        """Store ``batch`` with the held cache entries; one outcome per case, in order."""
-        out: list[Outcome] = [False] * len(batch)
-        everything = list(range(len(batch)))
-        try:
-            self._commit(batch, everything, cache)
-            return [True] * len(batch)
-        except IntegrityError:  # a run deleted meanwhile: its cases go, the others are stored
-            for run_id in sorted({c.run_id for c in batch}):
-                mine = [k for k in everything if batch[k].run_id == run_id]
-                try:
-                    self._commit(batch, mine, cache)
-                    cache = []
-                    for k in mine:
-                        out[k] = True
-                except IntegrityError:
-                    pass  # False: the run is gone
-                except Exception as e:
-                    for k in mine:
-                        out[k] = e
-            return out
-        except Exception as e:
-            if len(batch) == 1:
-                return [e]
-        for k in everything:  # one case the database refuses must not take the others with it
-            try:
-                self._commit(batch, [k], cache)
-                cache = []
-                out[k] = True
-            except IntegrityError:
-                out[k] = False
-            except Exception as e1:
-                out[k] = e1
-        return out
-
-    def _commit(self, batch: Sequence[CaseRows], which: list[int], cache: list[tuple[str, dict[str, Any]]]) -> None:
-        items = [batch[k] for k in which]
-        blobs: list[dict[str, Any]] = []
-        for i in items:
-            for digest, text in i.blobs.items():
-                if (i.run_id, digest) not in self._known:
-                    blobs.append({"run_id": i.run_id, "sha256": digest, "text": text})
-        blobs = list({(b["run_id"], b["sha256"]): b for b in blobs}.values())
-        rows = list({(i.run_id, i.light["case_id"]): (i.light, i.detail) for i in items}.values())
-        for attempt in range(RETRIES):
-            try:
-                with session_scope(self._db) as session:
-                    crud.write_cases(session, rows=rows, blobs=blobs, cache=cache)
-                break
-            except OperationalError as e:  # a locked SQLite file or a dropped connection: try again
-                if attempt == RETRIES - 1:
-                    raise
-                log.warning("writing %d case(s) failed, retrying: %s", len(rows), e)
-                time.sleep(0.2 * 2 ** attempt)
-        self.transactions += 1
-        for b in blobs:
-            self._known[(b["run_id"], b["sha256"])] = None
-            while len(self._known) > KNOWN_BLOBS:
-                self._known.popitem(last=False)
 
 
 @dataclass
@@ -248,3 +160,205 @@ def _set(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+class ProcessCaseWriter:
+    """The group-commit writer in a child process (:mod:`app.execution.writer_process`), which also
+    answers the response cache's reads (:meth:`get_many`).
+
+    A case's rows are built here, on the loop that executed it; a sender thread hands what has
+    arrived to the child in one frame, a receiver thread settles the waiting futures, one wake-up per
+    reply. If the child dies, the cases and reads it had are failed (a case not known to be stored
+    is executed again by a resume; its row is an upsert) and the next call starts a new child."""
+
+    def __init__(self, database_url: str, cache: DbResponseCache | None = None) -> None:
+        self._url = database_url
+        self._cache = cache
+        self._cv = threading.Condition()
+        self._cases: list[tuple[int, int, dict[str, Any], dict[str, Any], dict[str, str]]] = []
+        self._gets: list[tuple[int, list[str]]] = []
+        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._token = 0
+        self._closed = False
+        self._child: _Child | None = None
+        self.executing = 0
+        self.transactions = 0  # committed by the child (every child this writer started)
+        self.statements = 0  # executed by the child, for the benchmarks' statement counts
+        self._counted = (0, 0)
+        with self._cv:
+            self._start_child()
+
+    # ------------------------------------------------------------------------------------- calls
+    @contextlib.contextmanager
+    def executing_case(self) -> Any:
+        with self._cv:
+            self.executing += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self.executing -= 1
+
+    async def store(self, run_id: int, position: int, result: CaseResult, shared: tuple[str, ...] = ()) -> bool:
+        """True once committed; False when the run is gone (deleted meanwhile)."""
+        rows = case_rows(result, run_id=run_id, position=position, shared=shared)
+        future = self._ask(lambda token: self._cases.append((token, rows.run_id, rows.light, rows.detail, rows.blobs)))
+        return bool(await asyncio.shield(future))
+
+    async def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored response-cache entries among ``keys``."""
+        found: dict[str, dict[str, Any]] = await self._ask(lambda token: self._gets.append((token, keys)))
+        return found
+
+    def _ask(self, put: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the case writer is closed")
+            if self._child is None or self._child.gone:
+                self._start_child()
+            self._token += 1
+            self._waiting[self._token] = (loop, future)
+            put(self._token)
+            self._cv.notify_all()
+        return future
+
+    def cpu_s(self) -> float:
+        """CPU seconds the current child has used (Linux; 0 elsewhere), for the benchmarks."""
+        import os
+
+        child = self._child
+        if child is None:
+            return 0.0
+        try:
+            with open(f"/proc/{child.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the child has opened the database (it takes about half a second to start)."""
+        child = self._child
+        return child is not None and child.ready.wait(timeout_s) and not child.gone
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            child = self._child
+            self._cv.notify_all()
+        if child is not None:
+            child.join()
+
+    # ------------------------------------------------------------------------------------- child
+    def _start_child(self) -> None:  # with self._cv held
+        self._child = _Child(self)
+        self._child.start()
+
+    def _take(self, child: _Child) -> dict[str, Any] | None:
+        """The next frame for ``child`` (blocks until there is one); None once it has nothing more."""
+        with self._cv:
+            while not (self._cases or self._gets or self._closed) and self._child is child and not child.gone:
+                self._cv.wait()
+            if self._child is not child or child.gone:
+                return None
+            cases, self._cases = self._cases, []
+            gets, self._gets = self._gets, []
+            closing, executing = self._closed, self.executing
+        # held cache entries go with cases (their transaction) or with the last frame
+        cache = self._cache.take_pending() if self._cache is not None and (cases or closing) else []
+        return {"cases": cases, "gets": gets, "cache": cache, "executing": executing, "close": closing}
+
+    def _settle(self, message: dict[str, Any], child: _Child) -> None:
+        waiters, outcomes = [], []
+        with self._cv:
+            for token, outcome in [*message.get("done", ()), *message.get("got", ())]:
+                waiter = self._waiting.pop(token, None)
+                if waiter is not None:
+                    waiters.append(waiter)
+                    outcomes.append(RuntimeError(outcome) if isinstance(outcome, str) else outcome)
+            statements, transactions = message.get("statements", 0), message.get("transactions", 0)
+            self.statements += statements - child.counted[0]
+            self.transactions += transactions - child.counted[1]
+            child.counted = (statements, transactions)
+        settle(waiters, outcomes)
+
+    def _lost(self, child: _Child) -> None:
+        """The child exited: fail whatever it was asked and not yet answered."""
+        with self._cv:
+            child.gone = True
+            waiters, self._waiting = list(self._waiting.values()), {}
+            self._cases, self._gets = [], []
+            closing = self._closed
+            self._cv.notify_all()
+        if not closing:
+            log.error("the case writer process exited (%s); %d case(s) and read(s) it had are failed",
+                      child.proc.poll(), len(waiters))
+        if waiters:
+            settle(waiters, [RuntimeError("the case writer process exited")] * len(waiters))
+
+
+class _Child:
+    """One writer process with its sender and receiver threads."""
+
+    def __init__(self, writer: ProcessCaseWriter) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.writer = writer
+        self.gone = False
+        self.ready = threading.Event()
+        self.counted = (0, 0)
+        parent, child = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])  # where the app package is, for ``-m``
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "app.execution.writer_process", str(child.fileno())],
+                                         pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env)
+        finally:
+            child.close()
+        self.sock = parent
+        send_frame(parent, {"database_url": writer._url})  # a frame, not an argument: the URL may hold a password
+        self.sender = threading.Thread(target=self._send, name="ctxeval-case-writer-send", daemon=True)
+        self.receiver = threading.Thread(target=self._receive, name="ctxeval-case-writer-receive", daemon=True)
+
+    def start(self) -> None:
+        self.sender.start()
+        self.receiver.start()
+
+    def _send(self) -> None:
+        while (message := self.writer._take(self)) is not None:
+            try:
+                send_frame(self.sock, message)
+            except OSError:
+                break
+            if message["close"]:
+                break
+
+    def _receive(self) -> None:
+        try:
+            while (message := recv_frame(self.sock)) is not None:
+                if message.get("ready"):
+                    self.ready.set()
+                    continue
+                self.writer._settle(message, self)
+        except Exception as e:
+            if not isinstance(e, OSError):
+                log.exception("the case writer's replies cannot be read")
+        finally:
+            with contextlib.suppress(OSError):  # the child sees its input end, commits what it has, exits
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.proc.wait()
+            self.writer._lost(self)
+            self.ready.set()  # nothing to wait for any more
+
+    def join(self) -> None:
+        self.sender.join(timeout=30)
+        self.receiver.join(timeout=60)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
@@ -22,9 +23,11 @@ from app.db import session_scope
 class DbResponseCache:
     """``evals.runner.ResponseCache`` over the ``response_cache`` table (keyed by the exact request)."""
 
-    def __init__(self, db: DbEngine, *, deferred: bool = False) -> None:
+    def __init__(self, db: DbEngine, *, deferred: bool = False,
+                 reader: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]] | None = None) -> None:
         self._db = db
         self._deferred = deferred
+        self.reader = reader  # reads elsewhere (the case writer's process); default: on a thread here
         self._held: dict[str, dict[str, Any]] = {}
         self._held_lock = threading.Lock()
         self._wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
@@ -62,7 +65,8 @@ class DbResponseCache:
 
     async def _read(self, wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
         try:
-            found = await asyncio.to_thread(self._get_many, list(wanted))
+            keys = list(wanted)
+            found = await (self.reader(keys) if self.reader is not None else asyncio.to_thread(self._get_many, keys))
         except BaseException as e:
             for futures in wanted.values():
                 for f in futures:

@@ -71,6 +71,7 @@ def test_a_run_costs_few_statements_per_case(database_url):
             finally:
                 watcher.dispose()
             counts["on"] = 0
+            counts["app"] += getattr(execution.runtime().writer, "statements", 0)  # the writer process's
             done = c.get(f"/api/runs/{run['id']}").json()
             asked = fake.stats()["by_path"][CHAT]
     finally:
