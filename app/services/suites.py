@@ -59,6 +59,7 @@ def store(session: Session, suite: Suite) -> SuitePublic:
         try:
             record = crud.create_suite(session, suite=suite, content_hash=content_hash)
             session.commit()
+            _keep((int(record.id or 0), content_hash), suite)  # the first run of it reads no documents back
             return to_public(record, created=True)
         except IntegrityError:
             session.rollback()
@@ -127,11 +128,16 @@ def load_record(session: Session, record: SuiteRecord) -> Suite:
             _loaded.move_to_end(key)
             return suite
     suite = crud.load_suite(session, record=record)
+    _keep(key, suite)
+    return suite
+
+
+def _keep(key: tuple[int, str], suite: Suite) -> None:
     with _loaded_lock:
         _loaded[key] = suite
+        _loaded.move_to_end(key)
         while len(_loaded) > LOADED_SUITES:
             _loaded.popitem(last=False)
-    return suite
 
 
 def delete(session: Session, suite_id: int) -> None:

@@ -155,3 +155,18 @@ def test_a_bad_suite_file_names_the_file_line_and_field(client):
     r = client.post("/api/suites/upload", data={"other": "x"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "file"
     assert client.get("/api/suites").json()["count"] == 0
+
+
+def test_a_new_suite_is_kept_so_its_first_run_reads_no_documents_back(client, monkeypatch):
+    from app import crud
+
+    created = client.post("/api/suites", json=suite_body(salt=" Kept.")).json()
+    endpoint = client.post("/api/endpoints", json={"name": "kept", "base_url": "http://127.0.0.1:9/v1",
+                                                   "model": "m"}).json()
+    reads = []
+    real = crud.load_suite
+    monkeypatch.setattr(crud, "load_suite", lambda *a, **k: reads.append(1) or real(*a, **k))
+    r = client.post("/api/runs/estimate", json={"suite_id": created["id"], "endpoint_ids": [endpoint["id"]],
+                                                "strategies": [{"name": "long_context"}]})
+    assert r.status_code == 200, r.text
+    assert reads == []
