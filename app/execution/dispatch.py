@@ -37,7 +37,9 @@ CHUNK_WORKFLOW = "ctxeval.chunk"
 LANES_PER_SLOT = 16  # requests one chunk keeps in flight, at most
 MAX_CHUNK_LANES = 8  # a chunk holds at most this many lanes' worth of cases: what a dead worker strands
 RUNS_QUEUE_POLLING_S = 0.5  # a run the API process does not start itself is picked up within this
-CHUNKS_QUEUE_POLLING_S = 0.1  # at most: one queue serves every endpoint
+# chunks are claimed when enqueued and as each one ends (workflows._claim_chunks): the chunk queue's poll is
+# the fallback, and how the other workers join a run (a poll costs DBOS 3-5 ms of CPU)
+CHUNKS_QUEUE_POLLING_S = 0.5
 
 
 def slot_key(endpoint: str, slot: int) -> str:

@@ -329,7 +329,7 @@ def _claim_budget() -> int:
 
 def _claim_chunks(after: str | None = None) -> int:
     """Start the chunk workflows this process may start now instead of waiting for the chunk queue's
-    next poll (up to 0.1 s). It is the claim DBOS's own poller makes for a queue of partition
+    next poll (up to 0.5 s). It is the claim DBOS's own poller makes for a queue of partition
     concurrency 1 (one transaction; a partition with a chunk running anywhere is skipped), so the
     per-endpoint limit holds as it does for the poller; the two may claim at the same moment, and
     each queued chunk is claimed once. ``after``: a chunk workflow that has just returned; the claim
