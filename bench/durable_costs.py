@@ -85,6 +85,7 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             eid = client.post("/api/endpoints", json=body).json()["id"]
             sid = client.post("/api/suites", json=suite.model_dump(mode="json")).json()["id"]
             time.sleep(1.2)  # any per-endpoint queue a version registers is listed by DBOS by now
+            client.get("/api/runs", params={"limit": 1}).raise_for_status()  # the router's first-request build
             counter.on = True
             statements0, child_cpu0 = writer_usage()
             cpu, wall = time.process_time(), time.perf_counter()
