@@ -184,7 +184,6 @@ class ProcessCaseWriter:
         self.executing = 0
         self.transactions = 0  # committed by the child (every child this writer started)
         self.statements = 0  # executed by the child, for the benchmarks' statement counts
-        self._counted = (0, 0)
         with self._cv:
             self._start_child()
 
