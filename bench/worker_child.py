@@ -1,7 +1,7 @@
 """``python -m bench.worker_child DATABASE_URL EXECUTOR_ID``: ``ctxeval worker`` (the same start, the
 same executor) with two counters for the workers benchmark: every SQL statement this process sends
 (all its SQLAlchemy engines: the app database and DBOS's system database; an ``executemany`` counts
-once) and its CPU time. Prints ``BENCH_WORKER=ready`` once executing, and one ``BENCH_STATS={...}`` line
+once) and its CPU time, its case writer process's included. Prints ``BENCH_WORKER=ready`` once executing, and one ``BENCH_STATS={...}`` line
 per SIGUSR1; stops on SIGTERM like the worker."""
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ def main() -> None:
     migrate_all(settings)
 
     def stats() -> None:
+        from bench.durable_costs import writer_usage
+
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        print("BENCH_STATS=" + json.dumps({"statements": counts["statements"],
-                                           "cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
+        writer_statements, writer_cpu = writer_usage()  # its case writer process's, counted there
+        print("BENCH_STATS=" + json.dumps({"statements": counts["statements"] + writer_statements,
+                                           "cpu_s": usage.ru_utime + usage.ru_stime + writer_cpu}), flush=True)
 
     async def work() -> None:
         stop = asyncio.Event()
