@@ -50,7 +50,26 @@ class _Item:
     future: asyncio.Future[bool]
 
 
-class CaseWriter:
+class _Executing:
+    """How many cases this process is executing (``executing``, under ``_cv``): a transaction waits a
+    little for them."""
+
+    _cv: threading.Condition
+    executing: int
+
+    @contextlib.contextmanager
+    def executing_case(self) -> Any:
+        """Around a case's execution: a transaction waits a little for cases still executing."""
+        with self._cv:
+            self.executing += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self.executing -= 1
+
+
+class CaseWriter(_Executing):
     """The group-commit writer on a thread of this process."""
 
     def __init__(self, db: DbEngine, cache: DbResponseCache | None = None) -> None:
@@ -66,17 +85,6 @@ class CaseWriter:
     @property
     def transactions(self) -> int:
         return self._group.transactions
-
-    @contextlib.contextmanager
-    def executing_case(self) -> Any:
-        """Around a case's execution: a transaction waits a little for cases still executing."""
-        with self._cv:
-            self.executing += 1
-        try:
-            yield
-        finally:
-            with self._cv:
-                self.executing -= 1
 
     async def store(self, run_id: int, position: int, result: CaseResult, shared: tuple[str, ...] = ()) -> bool:
         """True once committed; False when the run is gone (deleted meanwhile). The rows are built
@@ -162,7 +170,7 @@ def _set(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(outcome)
 
 
-class ProcessCaseWriter:
+class ProcessCaseWriter(_Executing):
     """The group-commit writer in a child process (:mod:`app.execution.writer_process`), which also
     answers the response cache's reads (:meth:`get_many`).
 
@@ -188,16 +196,6 @@ class ProcessCaseWriter:
             self._start_child()
 
     # ------------------------------------------------------------------------------------- calls
-    @contextlib.contextmanager
-    def executing_case(self) -> Any:
-        with self._cv:
-            self.executing += 1
-        try:
-            yield
-        finally:
-            with self._cv:
-                self.executing -= 1
-
     async def store(self, run_id: int, position: int, result: CaseResult, shared: tuple[str, ...] = ()) -> bool:
         """True once committed; False when the run is gone (deleted meanwhile)."""
         rows = case_rows(result, run_id=run_id, position=position, shared=shared)
