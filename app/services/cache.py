@@ -5,6 +5,8 @@ a chunk starting at once), and while a read is in flight, every read asked meanw
 one (so at most one query per loop is in flight, and the lanes of a busy run share them). With ``deferred=True`` (how the executor uses it) a put is held in memory and
 written by the case writer in the same transaction as the case it belongs to (:meth:`take_pending`),
 instead of a transaction of its own; a held put already answers reads of this process.
+With a ``reader`` (an executor's case writer process, :mod:`app.execution.writer`) the grouped reads
+are answered there instead of on a thread of this process.
 """
 
 from __future__ import annotations
