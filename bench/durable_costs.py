@@ -8,8 +8,8 @@ executes in-process (DBOS), against the benchmark's fake server in its own proce
   run's status uses an engine of its own and is not counted;
 - CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) and the CPU of
   its case writer process from creating the run to its completion, divided by the cases (the writer
-  process's statements are counted by that process and added to the app database's); the in-memory runner on the same cases in the same
-  process gives the engine's own share;
+  process's statements are counted by that process and added to the app database's); the in-memory
+  runner on the same cases in the same process gives the engine's own share;
 - seconds from ``POST /api/runs`` until the first case is stored (an upper bound on the time to the
   first request: the fake server answers at once);
 - bytes stored per case for a long-context run over a corpus of about 4k and of about 1M tokens
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -59,9 +60,13 @@ def writer_usage() -> tuple[int, float]:
     from app.execution.writer import ProcessCaseWriter
 
     writer = workflows.runtime().writer
-    if not isinstance(writer, ProcessCaseWriter):
+    if not isinstance(writer, ProcessCaseWriter) or writer.child_pid is None:
         return 0, 0.0
-    return writer.statements, writer.cpu_s()
+    try:
+        fields = Path(f"/proc/{writer.child_pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except OSError:  # not Linux: its CPU is not known
+        return writer.statements, 0.0
+    return writer.statements, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, strategy: str = "long_context",

@@ -25,11 +25,11 @@ from app.db import session_scope
 class DbResponseCache:
     """``evals.runner.ResponseCache`` over the ``response_cache`` table (keyed by the exact request)."""
 
-    def __init__(self, db: DbEngine, *, deferred: bool = False,
-                 reader: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]] | None = None) -> None:
+    def __init__(self, db: DbEngine, *, deferred: bool = False) -> None:
         self._db = db
         self._deferred = deferred
-        self.reader = reader  # reads elsewhere (the case writer's process); default: on a thread here
+        # reads elsewhere (set to the case writer process's ``get_many``); None: on a thread here
+        self.reader: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]] | None = None
         self._held: dict[str, dict[str, Any]] = {}
         self._held_lock = threading.Lock()
         self._wanted: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
