@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None, *, db: Engine | None = None) ->
             await execution.start_executor(settings, db=engine)
         app.state.dispatcher = Dispatcher(settings.dbos_system_database_url,
                                           polling_interval_s=settings.queue_polling_interval_s,
-                                          start_here=execution.start_run_here if executing else None)
+                                          start_here=execution.start_run_here if executing else None,
+                                          queues_ready=executing and execution.runtime().queues_registered)
         try:
             yield
         finally:

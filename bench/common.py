@@ -150,11 +150,12 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def process(cmd: list[str], *, ready_prefix: str, timeout_s: float = 60.0,
-            env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+            env: dict[str, str] | None = None, stdin: bool = False) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start ``cmd`` and wait for a stdout line starting with ``ready_prefix``; yields the process and the
-    rest of that line. The process is terminated (then killed) when the block ends."""
+    rest of that line. The process is terminated (then killed) when the block ends. ``stdin``: a pipe
+    to the process's standard input."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env or child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None, text=True)
     try:
         value = wait_line(proc, ready_prefix, timeout_s)
         yield proc, value
@@ -186,9 +187,10 @@ def stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    for stream in (proc.stdout, proc.stderr):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
-            stream.close()
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 class FastFake:

@@ -3,7 +3,7 @@
 The same N short cases against the same fake server, once through the service's durable execution
 (a run created over the API of an app executing in-process with DBOS, on SQLite and on PostgreSQL)
 and once through the in-memory runner. The durable figure is timed from ``POST /api/runs`` until the
-run's row says completed (read straight from the database every 20 ms); each repetition starts a
+run's row says completed (read straight from the database every 20 ms by a watcher process, :mod:`bench.watch`); each repetition starts a
 fresh, migrated database, so no response cache can answer. Before the clock starts the app has answered
 one request of the runs router (FastAPI builds a router's route state at its first request).
 """
@@ -11,15 +11,14 @@ one request of the runs router (FastAPI builds a router's route state at its fir
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
-from bench.common import Figure, Row, Sizes, alternate, fast_fake, skipped
+from bench.common import Figure, Row, Sizes, alternate, fast_fake, process, skipped, wait_line
 from bench.data import short_suite
 from bench.dbs import databases
 from bench.engine import endpoint, run_ctxeval
@@ -35,15 +34,16 @@ def run_durable(database_url: str, base_url: str, n: int, concurrency: int, *, s
     """Seconds from creating the run to its completion, and the finished run as the API shows it."""
     from fastapi.testclient import TestClient
 
-    from app.db import make_engine
     from app.main import create_app
     from app.settings import Settings
 
     settings = Settings(database_url=database_url, execution="inprocess", auth="off",
                         queue_polling_interval_s=polling_s)
     suite = short_suite(n, salt=salt)
-    watcher = make_engine(database_url)
-    try:
+    # the clock stops in a watcher process: polling from this one would take the execution's GIL
+    with process([sys.executable, "-m", "bench.watch", database_url], ready_prefix="BENCH_WATCH_READY=",
+                 stdin=True) as (watcher, _):
+        assert watcher.stdin is not None
         # the service answers only its own hosts: speak to it as 127.0.0.1, not as "testserver"
         with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             r = client.post("/api/endpoints", json={"name": "bench", "base_url": base_url, "model": MODEL,
@@ -62,20 +62,13 @@ def run_durable(database_url: str, base_url: str, n: int, concurrency: int, *, s
                                                "strategies": [{"name": "long_context"}]})
             r.raise_for_status()
             run_id = r.json()["id"]
-            deadline = start + max(120.0, n * 0.5)
-            with watcher.connect() as conn:
-                while True:
-                    status = conn.execute(text("SELECT status FROM run WHERE id = :id"), {"id": run_id}).scalar()
-                    conn.commit()
-                    if status not in ("queued", "running"):
-                        break
-                    if time.perf_counter() > deadline:
-                        raise RuntimeError(f"the durable run did not finish within {deadline - start:.0f} s")
-                    time.sleep(0.02)
-            seconds = time.perf_counter() - start
+            watcher.stdin.write(f"{run_id} {max(120.0, n * 0.5)}\n")
+            watcher.stdin.flush()
+            done = wait_line(watcher, "BENCH_WATCH_DONE=", max(150.0, n * 0.5 + 30))
+            if done.startswith("nan"):
+                raise RuntimeError(f"the durable run did not finish: {done.split(' ', 1)[1]}")
+            seconds = float(done.split()[0]) - start
             run = client.get(f"/api/runs/{run_id}").json()
-    finally:
-        watcher.dispose()
     if run["status"] != "completed" or run["progress"]["done"] != n:
         raise RuntimeError(f"the durable run ended {run['status']} with {run['progress']['done']}/{n} cases: "
                            f"{run.get('error')}")

@@ -74,7 +74,7 @@ def migrate_system_database(url: str) -> None:
 
 
 def register_queues(client: Any, *, polling_interval_s: float) -> None:
-    """The runs queue and the chunk queue, created or updated (``client``: a DBOSClient, or DBOS)."""
+    """The runs queue and the chunk queue, created or updated (``client``: a DBOSClient)."""
     client.register_queue(RUNS_QUEUE, polling_interval_sec=min(polling_interval_s, RUNS_QUEUE_POLLING_S),
                           on_conflict="always_update", application_name=APP_NAME)
     client.register_queue(CHUNKS_QUEUE, partition_concurrency=1,
@@ -86,12 +86,14 @@ class Dispatcher:
     """Connects on first use, so a service starts even before its system database is reachable."""
 
     def __init__(self, system_database_url: str, *, polling_interval_s: float = 0.5,
-                 start_here: Callable[[int, int], str] | None = None) -> None:
+                 start_here: Callable[[int, int], str] | None = None, queues_ready: bool = False) -> None:
         """``start_here``: where this process also executes (``--execution inprocess``), a run is started
-        on its executor at once instead of waiting for the runs queue's next poll."""
+        on its executor at once instead of waiting for the runs queue's next poll. ``queues_ready``: the
+        queues are registered already (by this process's executor, before it launched), so the first
+        run does not wait for this client to connect and register them again."""
         self._client = DBOSClient(system_database_url=system_database_url, application_name=APP_NAME, lazy=True)
         self._polling = polling_interval_s
-        self._queues_ready = False
+        self._queues_ready = queues_ready
         self._start_here = start_here
 
     def close(self) -> None:

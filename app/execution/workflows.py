@@ -78,6 +78,7 @@ class Runtime:
     heartbeat: Heartbeat | None = None
     lock: SqliteExecutorLock | None = None
     loop: asyncio.AbstractEventLoop | None = None  # where DBOS runs this process's workflows
+    queues_registered: bool = False  # the runs and chunk queues were registered before launch
 
 
 _runtime: Runtime | None = None
@@ -141,6 +142,7 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
         await asyncio.to_thread(heartbeat.start)  # before launch: nobody takes this id for dead
         try:
             await asyncio.to_thread(_register_before_launch, settings)
+            _runtime.queues_registered = True
         except Exception as e:  # registered by the API when the run starts, at worst a second later
             log.warning("queues not registered before launch: %s", e)
         DBOS(config={

@@ -298,3 +298,58 @@ def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_
     assert not heap.tuned()
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
+
+
+
+def _count_dispatcher_registrations(monkeypatch) -> list[object]:
+    from app.execution import dispatch
+
+    calls: list[object] = []
+    real = dispatch.register_queues
+
+    def counting(client, **kw):
+        calls.append(client)
+        return real(client, **kw)
+
+    monkeypatch.setattr(dispatch, "register_queues", counting)  # the executor's goes through workflows
+    return calls
+
+
+def test_a_service_that_registered_its_queues_at_launch_does_not_register_them_again_for_its_first_run(
+        database_url, monkeypatch):
+    """The executor registers both queues before DBOS launches; the API's client then neither connects
+    nor registers them again when the first run starts (20-40 ms of that run)."""
+    from fastapi.testclient import TestClient
+
+    from app.execution import workflows
+    from app.main import create_app
+    from app.settings import Settings
+
+    calls = _count_dispatcher_registrations(monkeypatch)
+    settings = Settings(database_url=database_url, execution="inprocess", queue_polling_interval_s=0.1)
+    with TestClient(create_app(settings)) as c, run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+        assert workflows.runtime().queues_registered
+        run = start_run(c, fake, questions=2, concurrency=2)
+        assert wait_for(c, run["id"], finished)["status"] == "completed"
+    assert calls == []
+
+
+def test_where_the_registration_at_launch_failed_the_first_run_registers_the_queues(database_url, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from app.execution import workflows
+    from app.main import create_app
+    from app.settings import Settings
+
+    calls = _count_dispatcher_registrations(monkeypatch)
+
+    def refused(_settings):
+        raise RuntimeError("the system database refused the queues")
+
+    monkeypatch.setattr(workflows, "_register_before_launch", refused)
+    settings = Settings(database_url=database_url, execution="inprocess", queue_polling_interval_s=0.1)
+    with TestClient(create_app(settings)) as c, run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+        assert not workflows.runtime().queues_registered
+        run = start_run(c, fake, questions=2, concurrency=2)
+        assert wait_for(c, run["id"], finished)["status"] == "completed"
+    assert len(calls) == 1
