@@ -5,7 +5,7 @@ executes in-process (DBOS), against the benchmark's fake server in its own proce
 
 - statements per case, by SQLAlchemy's ``before_cursor_execute`` event (an ``executemany`` counts
   once), split into the app database and DBOS's system database; the watcher that waits for the
-  run's status uses an engine of its own and is not counted;
+  run's status is a process of its own (:mod:`bench.watch`), neither counted nor in the CPU figure;
 - CPU per case: ``time.process_time()`` of this process (API, executor, DBOS threads) and the CPU of
   its case writer process from creating the run to its completion, divided by the cases (the writer
   process's statements are counted by that process and added to the app database's); the in-memory
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event, text
 
-from bench.common import fast_fake
+from bench.common import fast_fake, process, wait_line
 from bench.data import short_suite
 from bench.dbs import databases
 from bench.fakeserver import MODEL
@@ -82,7 +83,9 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
     counter = Counter(app_db, watcher)
     event.listen(sa.engine.Engine, "before_cursor_execute", counter)
     try:
-        with TestClient(create_app(settings, db=app_db), base_url="http://127.0.0.1") as client:
+        with process([sys.executable, "-m", "bench.watch", url, "--first-case"], ready_prefix="BENCH_WATCH_READY=",
+                     stdin=True) as (watch, _), \
+                TestClient(create_app(settings, db=app_db), base_url="http://127.0.0.1") as client:
             body: dict[str, Any] = {"name": "bench", "base_url": base_url, "model": MODEL,
                                     "concurrency": concurrency, "max_output_tokens": 16, "max_retries": 0}
             if window:
@@ -96,18 +99,16 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             cpu, wall = time.process_time(), time.perf_counter()
             run_id = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
                                                     "strategies": [{"name": strategy}]}).json()["id"]
+            assert watch.stdin is not None
+            watch.stdin.write(f"{run_id} 600\n")
+            watch.stdin.flush()
             first_case_s = None
-            with watcher.connect() as conn:
-                while True:
-                    status = conn.execute(text("SELECT status FROM run WHERE id = :id"), {"id": run_id}).scalar()
-                    if first_case_s is None and conn.execute(text(
-                            "SELECT count(*) FROM \"case\" WHERE run_id = :id"), {"id": run_id}).scalar():
-                        first_case_s = time.perf_counter() - wall
-                    conn.commit()
-                    if status not in ("queued", "running"):
-                        break
-                    time.sleep(0.02)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            while not (line := wait_line(watch, "BENCH_WATCH_", 630)).startswith("DONE="):
+                first_case_s = float(line.removeprefix("FIRST=")) - wall  # the first stored case
+            done = line.removeprefix("DONE=")
+            if done.startswith("nan"):
+                raise RuntimeError(f"the durable run did not finish: {done.split(' ', 1)[1]}")
+            cpu, wall = time.process_time() - cpu, float(done.split()[0]) - wall
             counter.on = False
             statements1, child_cpu1 = writer_usage()
             counter.app += statements1 - statements0  # the writer process's (app database) statements

@@ -3,7 +3,8 @@
 ``python -m bench.watch DATABASE_URL`` connects, prints ``BENCH_WATCH_READY=``, reads a run id from
 stdin, reads that run's status every 20 ms and prints ``BENCH_WATCH_DONE=<perf_counter> <status>`` as
 soon as it has another one (``time.perf_counter`` is the system's monotonic clock, the same in every
-process of this machine). Polling from the measured process would take its interpreter lock from the
+process of this machine). With ``--first-case`` it also prints ``BENCH_WATCH_FIRST=<perf_counter>``
+when it first sees a stored case of the run (before the DONE line). Polling from the measured process would take its interpreter lock from the
 execution 50 times a second (about 0.1 s of CPU in a 2.5 s run); a service's real clients poll it from
 elsewhere too.
 """
@@ -21,7 +22,8 @@ POLL_S = 0.02
 
 
 def main(argv: list[str]) -> int:
-    engine = make_engine(argv[0])
+    first_case = "--first-case" in argv
+    engine = make_engine(next(a for a in argv if not a.startswith("--")))
     try:
         with engine.connect() as conn:
             print("BENCH_WATCH_READY=", flush=True)
@@ -32,6 +34,10 @@ def main(argv: list[str]) -> int:
             deadline = time.perf_counter() + timeout_s
             while True:
                 status = conn.execute(text("SELECT status FROM run WHERE id = :id"), {"id": run_id}).scalar()
+                if first_case and conn.execute(text('SELECT 1 FROM "case" WHERE run_id = :id LIMIT 1'),
+                                               {"id": run_id}).first():
+                    print(f"BENCH_WATCH_FIRST={time.perf_counter()!r}", flush=True)
+                    first_case = False
                 conn.commit()
                 if status not in ("queued", "running"):
                     print(f"BENCH_WATCH_DONE={time.perf_counter()!r} {status}", flush=True)
