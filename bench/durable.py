@@ -3,26 +3,27 @@
 The same N short cases against the same fake server, once through the service's durable execution
 (a run created over the API of an app executing in-process with DBOS, on SQLite and on PostgreSQL)
 and once through the in-memory runner. The durable figure is timed from ``POST /api/runs`` until the
-run's row says completed (read straight from the database every 20 ms by a watcher process, :mod:`bench.watch`); each repetition starts a
-fresh, migrated database, so no response cache can answer. Before the clock starts the app has answered
-one request of the runs router (FastAPI builds a router's route state at its first request).
+run's row says completed (read straight from the database every 20 ms by a watcher process,
+:mod:`bench.watch`); each repetition starts a fresh, migrated database, so no response cache can
+answer. Before the clock starts the app has answered one request of the runs router (FastAPI builds a
+router's route state at its first request).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, Row, Sizes, alternate, fast_fake, process, skipped, wait_line
+from bench.common import Figure, Row, Sizes, alternate, fast_fake, skipped
 from bench.data import short_suite
 from bench.dbs import databases
 from bench.engine import endpoint, run_ctxeval
 from bench.fakeserver import MODEL
+from bench.watch import wait_for_run, watching
 from evals.domain import Outcome
 
 NAME = "durable"
@@ -41,34 +42,27 @@ def run_durable(database_url: str, base_url: str, n: int, concurrency: int, *, s
                         queue_polling_interval_s=polling_s)
     suite = short_suite(n, salt=salt)
     # the clock stops in a watcher process: polling from this one would take the execution's GIL
-    with process([sys.executable, "-m", "bench.watch", database_url], ready_prefix="BENCH_WATCH_READY=",
-                 stdin=True) as (watcher, _):
-        assert watcher.stdin is not None
-        # the service answers only its own hosts: speak to it as 127.0.0.1, not as "testserver"
-        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-            r = client.post("/api/endpoints", json={"name": "bench", "base_url": base_url, "model": MODEL,
-                                                    "concurrency": concurrency, "max_output_tokens": 16,
-                                                    "max_retries": 0})
-            r.raise_for_status()
-            eid = r.json()["id"]
-            r = client.post("/api/suites", json=suite.model_dump(mode="json"))
-            r.raise_for_status()
-            sid = r.json()["id"]
-            # FastAPI (0.165) builds a router's route state at its first request, tens of ms: a service
-            # has paid that long before a run is created, so it stays out of the timed window
-            client.get("/api/runs", params={"limit": 1}).raise_for_status()
-            start = time.perf_counter()
-            r = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
-                                               "strategies": [{"name": "long_context"}]})
-            r.raise_for_status()
-            run_id = r.json()["id"]
-            watcher.stdin.write(f"{run_id} {max(120.0, n * 0.5)}\n")
-            watcher.stdin.flush()
-            done = wait_line(watcher, "BENCH_WATCH_DONE=", max(150.0, n * 0.5 + 30))
-            if done.startswith("nan"):
-                raise RuntimeError(f"the durable run did not finish: {done.split(' ', 1)[1]}")
-            seconds = float(done.split()[0]) - start
-            run = client.get(f"/api/runs/{run_id}").json()
+    # the service answers only its own hosts: speak to it as 127.0.0.1, not as "testserver"
+    with watching(database_url) as watcher, \
+            TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/endpoints", json={"name": "bench", "base_url": base_url, "model": MODEL,
+                                                "concurrency": concurrency, "max_output_tokens": 16,
+                                                "max_retries": 0})
+        r.raise_for_status()
+        eid = r.json()["id"]
+        r = client.post("/api/suites", json=suite.model_dump(mode="json"))
+        r.raise_for_status()
+        sid = r.json()["id"]
+        # FastAPI (0.165) builds a router's route state at its first request, tens of ms: a service
+        # has paid that long before a run is created, so it stays out of the timed window
+        client.get("/api/runs", params={"limit": 1}).raise_for_status()
+        start = time.perf_counter()
+        r = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
+                                           "strategies": [{"name": "long_context"}]})
+        r.raise_for_status()
+        run_id = r.json()["id"]
+        seconds = wait_for_run(watcher, run_id, max(120.0, n * 0.5))[0] - start
+        run = client.get(f"/api/runs/{run_id}").json()
     if run["status"] != "completed" or run["progress"]["done"] != n:
         raise RuntimeError(f"the durable run ended {run['status']} with {run['progress']['done']}/{n} cases: "
                            f"{run.get('error')}")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,10 +32,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event, text
 
-from bench.common import fast_fake, process, wait_line
+from bench.common import fast_fake
 from bench.data import short_suite
 from bench.dbs import databases
 from bench.fakeserver import MODEL
+from bench.watch import wait_for_run, watching
 from evals.domain import Document, Question, Suite
 
 
@@ -83,9 +83,7 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
     counter = Counter(app_db, watcher)
     event.listen(sa.engine.Engine, "before_cursor_execute", counter)
     try:
-        with process([sys.executable, "-m", "bench.watch", url, "--first-case"], ready_prefix="BENCH_WATCH_READY=",
-                     stdin=True) as (watch, _), \
-                TestClient(create_app(settings, db=app_db), base_url="http://127.0.0.1") as client:
+        with watching(url, first_case=True) as watch, TestClient(create_app(settings, db=app_db), base_url="http://127.0.0.1") as client:
             body: dict[str, Any] = {"name": "bench", "base_url": base_url, "model": MODEL,
                                     "concurrency": concurrency, "max_output_tokens": 16, "max_retries": 0}
             if window:
@@ -96,19 +94,12 @@ def durable_run(url: str, base_url: str, suite: Suite, concurrency: int, *, stra
             client.get("/api/runs", params={"limit": 1}).raise_for_status()  # the router's first-request build
             counter.on = True
             statements0, child_cpu0 = writer_usage()
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, start = time.process_time(), time.perf_counter()
             run_id = client.post("/api/runs", json={"suite_id": sid, "endpoint_ids": [eid],
                                                     "strategies": [{"name": strategy}]}).json()["id"]
-            assert watch.stdin is not None
-            watch.stdin.write(f"{run_id} 600\n")
-            watch.stdin.flush()
-            first_case_s = None
-            while not (line := wait_line(watch, "BENCH_WATCH_", 630)).startswith("DONE="):
-                first_case_s = float(line.removeprefix("FIRST=")) - wall  # the first stored case
-            done = line.removeprefix("DONE=")
-            if done.startswith("nan"):
-                raise RuntimeError(f"the durable run did not finish: {done.split(' ', 1)[1]}")
-            cpu, wall = time.process_time() - cpu, float(done.split()[0]) - wall
+            done, first = wait_for_run(watch, run_id, 600)
+            cpu, wall = time.process_time() - cpu, done - start
+            first_case_s = first - start if first is not None else None
             counter.on = False
             statements1, child_cpu1 = writer_usage()
             counter.app += statements1 - statements0  # the writer process's (app database) statements

@@ -300,7 +300,6 @@ def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_
     assert gc.get_threshold() == before
 
 
-
 def _count_dispatcher_registrations(monkeypatch) -> list[object]:
     from app.execution import dispatch
 
