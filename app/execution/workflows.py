@@ -67,6 +67,8 @@ from evals import CaseResult, Outcome, prefix_waves, scrub
 
 log = logging.getLogger("ctxeval.execution")
 
+NOTIFY_COALESCE_S = 1.0
+
 
 @dataclass
 class Runtime:
@@ -152,6 +154,10 @@ async def start_executor(settings: Settings, *, db: DbEngine | None = None,
             "executor_id": settings.executor_id,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.2,
+            # DBOS pushes coalesced LISTEN/NOTIFY wake-ups for workflow events and streams (PostgreSQL)
+            # from a thread that wakes every 10 ms by default and takes the interpreter lock from the
+            # loop executing the cases each time; ctxeval uses neither events nor streams
+            "notification_coalesce_sec": NOTIFY_COALESCE_S,
         })
         DBOS.launch()
         heartbeat.start_reaping()

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -32,7 +33,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
-from app.execution.writer_process import LINGER_ITEMS, LINGER_S, CaseRows, GroupCommit, recv_frame, send_frame
+from app.execution.writer_process import (
+    LINGER_ITEMS,
+    LINGER_S,
+    CaseRows,
+    Frames,
+    GroupCommit,
+    encode_frame,
+    send_frame,
+)
 from app.services import cases as case_service
 from app.services.cache import DbResponseCache
 from evals import CaseResult
@@ -178,26 +187,29 @@ class ProcessCaseWriter(_Executing):
     """The group-commit writer in a child process (:mod:`app.execution.writer_process`), which also
     answers the response cache's reads (:meth:`get_many`).
 
-    A case's rows are built here, on the loop that executed it; a sender thread hands what has
-    arrived to the child in one frame, a receiver thread settles the waiting futures, one wake-up per
-    reply. If the child dies, the cases and reads it had are failed (a case not known to be stored
-    is executed again by a resume; its row is an upsert) and the next call starts a new child."""
+    Everything on this side happens on the event loop that executes the cases, with no thread of its
+    own: a case's rows are built there; what the lanes hand over during one turn of the loop goes to
+    the child in one frame, written to a non-blocking socket; replies are read when the socket is
+    readable and settle the waiting futures directly. (A thread would take the interpreter lock from
+    the loop at every case.) If the child dies, the cases and reads it had are failed (a case not known
+    to be stored is executed again by a resume; its row is an upsert) and the next call starts a new
+    child. The socket is watched by the loop of the latest call; called from another loop later (a new
+    ``asyncio.run``), the writer moves there."""
 
     def __init__(self, database_url: str, cache: DbResponseCache | None = None) -> None:
         self._url = database_url
         self._cache = cache
-        self._cv = threading.Condition()
+        self._cv = threading.Condition()  # for ``executing`` (``_Executing``)
         self._cases: list[tuple[int, int, dict[str, Any], dict[str, Any], dict[str, str]]] = []
         self._gets: list[tuple[int, list[str]]] = []
-        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._token = 0
         self._closed = False
-        self._child: _Child | None = None
+        self._flush_at: asyncio.Handle | None = None
         self.executing = 0
         self.transactions = 0  # committed by the child (every child this writer started)
         self.statements = 0  # executed by the child, for the benchmarks' statement counts
-        with self._cv:
-            self._start_child()
+        self._child: _Child | None = _Child(self._url)
 
     # ------------------------------------------------------------------------------------- calls
     async def store(self, run_id: int, position: int, result: CaseResult, shared: tuple[str, ...] = ()) -> bool:
@@ -212,17 +224,21 @@ class ProcessCaseWriter(_Executing):
         return found
 
     def _ask(self, put: Any) -> asyncio.Future[Any]:
+        if self._closed:
+            raise RuntimeError("the case writer is closed")
         loop = asyncio.get_running_loop()
+        child = self._child
+        if child is not None and not child.gone and child.proc.poll() is not None:
+            self._lost(child)  # it died while no loop watched it
+        if child is None or child.gone:
+            child = self._child = _Child(self._url)
+        self._bind(child, loop)
         future: asyncio.Future[Any] = loop.create_future()
-        with self._cv:
-            if self._closed:
-                raise RuntimeError("the case writer is closed")
-            if self._child is None or self._child.gone:
-                self._start_child()
-            self._token += 1
-            self._waiting[self._token] = (loop, future)
-            put(self._token)
-            self._cv.notify_all()
+        self._token += 1
+        self._waiting[self._token] = future
+        put(self._token)
+        if self._flush_at is None:  # what the lanes hand over in this turn of the loop goes in one frame
+            self._flush_at = loop.call_soon(self._flush)
         return future
 
     @property
@@ -231,74 +247,164 @@ class ProcessCaseWriter(_Executing):
         return self._child.proc.pid if self._child is not None else None
 
     def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until the child has opened the database (it takes about half a second to start)."""
+        """Wait until the child has opened the database (it takes about half a second to start). Called
+        before any loop watches the socket (blocking; from a thread in an async caller)."""
         child = self._child
-        return child is not None and child.ready.wait(timeout_s) and not child.gone
+        if child is None or child.loop is not None:
+            return child is not None and child.ready and not child.gone
+        deadline = time.monotonic() + timeout_s
+        while not child.ready and not child.gone and (left := deadline - time.monotonic()) > 0:
+            if select.select([child.sock], [], [], left)[0]:
+                self._read(child)
+        return child.ready and not child.gone
 
     def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            child = self._child
-            self._cv.notify_all()
-        if child is not None:
-            child.join()
+        """Send what is left with ``close``, wait for the child to commit it and exit (blocking)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        child = self._child
+        if child is None or child.gone:
+            return
+        self._unbind(child)
+        try:
+            child.sock.setblocking(True)
+            child.sock.sendall(bytes(child.out) + encode_frame(self._message(close=True)))
+            child.out.clear()
+            child.sock.shutdown(socket.SHUT_WR)
+            while not child.gone:  # its last replies, then the end of the socket as it exits
+                if not select.select([child.sock], [], [], 60)[0]:
+                    break
+                self._read(child)
+        except OSError:
+            pass
+        if child.proc.poll() is None:
+            try:
+                child.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        if not child.gone:
+            self._lost(child)
+        child.sock.close()
 
-    # ------------------------------------------------------------------------------------- child
-    def _start_child(self) -> None:  # with self._cv held
-        self._child = _Child(self)
-        self._child.start()
-
-    def _take(self, child: _Child) -> dict[str, Any] | None:
-        """The next frame for ``child`` (blocks until there is one); None once it has nothing more."""
-        with self._cv:
-            while not (self._cases or self._gets or self._closed) and self._child is child and not child.gone:
-                self._cv.wait()
-            if self._child is not child or child.gone:
-                return None
-            cases, self._cases = self._cases, []
-            gets, self._gets = self._gets, []
-            closing, executing = self._closed, self.executing
+    # ----------------------------------------------------------------------------- the socket
+    def _message(self, *, close: bool = False) -> dict[str, Any]:
+        cases, self._cases = self._cases, []
+        gets, self._gets = self._gets, []
         # held cache entries go with cases (their transaction) or with the last frame
-        cache = self._cache.take_pending() if self._cache is not None and (cases or closing) else []
-        return {"cases": cases, "gets": gets, "cache": cache, "executing": executing, "close": closing}
+        cache = self._cache.take_pending() if self._cache is not None and (cases or close) else []
+        return {"cases": cases, "gets": gets, "cache": cache, "executing": self.executing, "close": close}
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        child = self._child
+        if child is None or child.gone or not (self._cases or self._gets):
+            return
+        child.out += encode_frame(self._message())
+        self._write(child)
+
+    def _write(self, child: _Child) -> None:
+        while child.out:
+            try:
+                sent = child.sock.send(child.out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._lost(child)
+                return
+            del child.out[:sent]
+        if child.loop is not None and bool(child.out) != child.writing:
+            if child.out:
+                child.loop.add_writer(child.sock, self._write, child)
+            else:
+                child.loop.remove_writer(child.sock)
+            child.writing = bool(child.out)
+
+    def _read(self, child: _Child) -> None:
+        for message in child.frames.read():
+            if message.get("ready"):
+                child.ready = True
+            else:
+                self._settle(message, child)
+        if child.frames.closed:
+            self._lost(child)
+
+    def _bind(self, child: _Child, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch the child's socket on ``loop`` (moving it from an earlier loop)."""
+        if child.loop is loop:
+            return
+        self._unbind(child)
+        loop.add_reader(child.sock, self._read, child)
+        child.loop = loop
+        self._write(child)
+
+    def _unbind(self, child: _Child) -> None:
+        if child.loop is not None and not child.loop.is_closed():
+            child.loop.remove_reader(child.sock)
+            if child.writing:
+                child.loop.remove_writer(child.sock)
+        child.loop, child.writing = None, False
 
     def _settle(self, message: dict[str, Any], child: _Child) -> None:
         waiters, outcomes = [], []
-        with self._cv:
-            for token, outcome in [*message.get("done", ()), *message.get("got", ())]:
-                waiter = self._waiting.pop(token, None)
-                if waiter is not None:
-                    waiters.append(waiter)
-                    outcomes.append(RuntimeError(outcome) if isinstance(outcome, str) else outcome)
-            statements, transactions = message.get("statements", 0), message.get("transactions", 0)
-            self.statements += statements - child.counted[0]
-            self.transactions += transactions - child.counted[1]
-            child.counted = (statements, transactions)
-        settle(waiters, outcomes)
+        for token, outcome in [*message.get("done", ()), *message.get("got", ())]:
+            future = self._waiting.pop(token, None)
+            if future is not None:
+                waiters.append(future)
+                outcomes.append(RuntimeError(outcome) if isinstance(outcome, str) else outcome)
+        statements, transactions = message.get("statements", 0), message.get("transactions", 0)
+        self.statements += statements - child.counted[0]
+        self.transactions += transactions - child.counted[1]
+        child.counted = (statements, transactions)
+        settle_here(waiters, outcomes)
 
     def _lost(self, child: _Child) -> None:
         """The child exited: fail whatever it was asked and not yet answered."""
-        with self._cv:
-            child.gone = True
-            waiters, self._waiting = list(self._waiting.values()), {}
-            self._cases, self._gets = [], []
-            closing = self._closed
-            self._cv.notify_all()
-        if not closing:
+        if child.gone:
+            return
+        child.gone = True
+        self._unbind(child)
+        threading.Thread(target=child.proc.wait, name="ctxeval-case-writer-reap", daemon=True).start()
+        waiters, self._waiting = list(self._waiting.values()), {}
+        self._cases, self._gets = [], []
+        if not self._closed:
             log.error("the case writer process exited (%s); %d case(s) and read(s) it had are failed",
                       child.proc.poll(), len(waiters))
-        if waiters:
-            settle(waiters, [RuntimeError("the case writer process exited")] * len(waiters))
+        settle_here(waiters, [RuntimeError("the case writer process exited")] * len(waiters))
+
+
+def settle_here(futures: Sequence[asyncio.Future[Any]], outcomes: Sequence[Any]) -> None:
+    """Settle futures with their outcomes: directly where they belong to the running loop, through
+    their own loop otherwise (a closed loop: nobody waits for them any more)."""
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    mine, others, theirs = [], [], []
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if future.get_loop() is here:
+            mine.append((future, outcome))
+        else:
+            others.append((future.get_loop(), future))
+            theirs.append(outcome)
+    _set(mine)
+    settle(others, theirs)
 
 
 class _Child:
-    """One writer process with its sender and receiver threads."""
+    """One writer process and this side's end of its socket."""
 
-    def __init__(self, writer: ProcessCaseWriter) -> None:
-        self.writer = writer
+    def __init__(self, database_url: str) -> None:
         self.gone = False
-        self.ready = threading.Event()
+        self.ready = False
         self.counted = (0, 0)
+        self.loop: asyncio.AbstractEventLoop | None = None  # watching the socket
+        self.writing = False  # the loop waits to write the rest of ``out``
+        self.out = bytearray()
         parent, child = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])  # where the app package is, for ``-m``
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -308,44 +414,6 @@ class _Child:
         finally:
             child.close()
         self.sock = parent
-        send_frame(parent, {"database_url": writer._url})  # a frame, not an argument: the URL may hold a password
-        self.sender = threading.Thread(target=self._send, name="ctxeval-case-writer-send", daemon=True)
-        self.receiver = threading.Thread(target=self._receive, name="ctxeval-case-writer-receive", daemon=True)
-
-    def start(self) -> None:
-        self.sender.start()
-        self.receiver.start()
-
-    def _send(self) -> None:
-        while (message := self.writer._take(self)) is not None:
-            try:
-                send_frame(self.sock, message)
-            except OSError:
-                break
-            if message["close"]:
-                break
-
-    def _receive(self) -> None:
-        try:
-            while (message := recv_frame(self.sock)) is not None:
-                if message.get("ready"):
-                    self.ready.set()
-                    continue
-                self.writer._settle(message, self)
-        except Exception as e:
-            if not isinstance(e, OSError):
-                log.exception("the case writer's replies cannot be read")
-        finally:
-            with contextlib.suppress(OSError):  # the child sees its input end, commits what it has, exits
-                self.sock.shutdown(socket.SHUT_RDWR)
-            self.proc.wait()
-            self.writer._lost(self)
-            self.ready.set()  # nothing to wait for any more
-
-    def join(self) -> None:
-        self.sender.join(timeout=30)
-        self.receiver.join(timeout=60)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.sock.close()
+        send_frame(parent, {"database_url": database_url})  # a frame, not an argument: the URL may hold a password
+        parent.setblocking(False)
+        self.frames = Frames(parent)

@@ -130,9 +130,13 @@ class GroupCommit:
 
 
 
-def send_frame(sock: socket.socket, message: Any) -> None:
+def encode_frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def send_frame(sock: socket.socket, message: Any) -> None:
+    sock.sendall(encode_frame(message))
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
@@ -155,7 +159,7 @@ def recv_frame(sock: socket.socket) -> Any:
     return None if data is None else pickle.loads(data)
 
 
-class _Frames:
+class Frames:
     """Frames from a non-blocking socket, as many as have arrived."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -203,7 +207,7 @@ def serve(sock: socket.socket) -> None:
         pass
     send_frame(sock, {"ready": True})
     group = GroupCommit(db)
-    frames = _Frames(sock)
+    frames = Frames(sock)
     sock.setblocking(False)
     pending: list[tuple[int, CaseRows]] = []
     handed: dict[str, dict[str, Any]] = {}  # cache entries received, not yet committed

@@ -300,6 +300,27 @@ def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_
     assert gc.get_threshold() == before
 
 
+def test_an_executing_process_does_not_wake_dbos_notification_pusher_every_10_ms(database_url):
+    """DBOS pushes LISTEN/NOTIFY wake-ups for workflow events and streams from a thread that wakes
+    every 10 ms by default, taking the interpreter lock from the loop that executes the cases;
+    ctxeval uses neither, so the executor configures it to wake once a second."""
+    import threading
+
+    from dbos._dbos import _get_dbos_instance
+    from fastapi.testclient import TestClient
+
+    from app.execution.workflows import NOTIFY_COALESCE_S
+    from app.main import create_app
+    from app.settings import Settings
+
+    settings = Settings(database_url=database_url, execution="inprocess", queue_polling_interval_s=0.1)
+    with TestClient(create_app(settings)):
+        assert NOTIFY_COALESCE_S >= 1.0
+        assert _get_dbos_instance()._sys_db._notification_coalesce_sec == NOTIFY_COALESCE_S
+        if database_url.startswith("postgresql"):  # the pusher runs where LISTEN/NOTIFY exists
+            assert any("run_notifier" in t.name for t in threading.enumerate())
+
+
 def _count_dispatcher_registrations(monkeypatch) -> list[object]:
     from app.execution import dispatch
 

@@ -175,6 +175,52 @@ def test_a_dead_writer_process_fails_what_it_had_and_the_next_case_gets_a_new_on
         assert crud.get_case(s, run_id=run_id, case_id=case_result("q1", "long_context").case_id) is not None
 
 
+def test_the_writer_process_is_driven_from_the_loop_without_threads_of_its_own(db):
+    """Frames go out and replies come in on the event loop that stores the cases: no thread of this
+    process wakes per case (one would take the interpreter lock from the loop executing them)."""
+    import threading
+
+    run_id = _run(db, 40)
+    before = {t.ident for t in threading.enumerate()}
+    writer = ProcessCaseWriter(db.url.render_as_string(hide_password=False))
+    assert writer.wait_ready(60)
+    try:
+
+        async def go():
+            got = await _store_all(writer, run_id, [case_result(f"q{i}", "long_context") for i in range(20)])
+            started = [t.name for t in threading.enumerate() if t.ident not in before]
+            more = [await writer.store(run_id, 20 + i, case_result(f"q{20 + i}", "long_context")) for i in range(20)]
+            return got + more, started
+        stored, started = asyncio.run(go())
+        assert stored == [True] * 40
+        assert started == []
+        assert writer.transactions < 40  # the first twenty shared transactions
+    finally:
+        writer.close()
+    with session_scope(db) as s:
+        assert crud.count_cases(s, run_id=run_id) == 40
+
+
+def test_the_writer_process_follows_its_caller_to_a_new_loop_and_replaces_a_child_that_died_unwatched(db):
+    import os
+    import signal
+
+    run_id = _run(db, 3)
+    writer = ProcessCaseWriter(db.url.render_as_string(hide_password=False))
+    try:
+        assert asyncio.run(writer.store(run_id, 0, case_result("q0", "long_context"))) is True
+        assert asyncio.run(writer.store(run_id, 1, case_result("q1", "long_context"))) is True  # another loop
+        first = writer._child
+        os.kill(first.proc.pid, signal.SIGKILL)  # no loop is running: nobody reads its socket
+        first.proc.wait(timeout=30)
+        assert asyncio.run(writer.store(run_id, 2, case_result("q2", "long_context"))) is True
+        assert writer._child is not first
+    finally:
+        writer.close()
+    with session_scope(db) as s:
+        assert crud.count_cases(s, run_id=run_id) == 3
+
+
 def test_a_writer_process_whose_parent_vanished_commits_what_it_received(db):
     import socket
     import subprocess
