@@ -109,8 +109,20 @@ class Browser:
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
 
     def go(self, path: str) -> None:
-        self.page.goto(self.base + path)
+        response = self.page.goto(self.base + path)
+        # a page the service failed to render says so here, not as a missing element 30 s later
+        # (None: Playwright saw no new response, e.g. the same document again)
+        assert response is None or response.ok, f"GET {path}: {response.status}"
         self.page.wait_for_load_state("networkidle")
+
+    def keep_failure(self, name: str) -> None:
+        """The page as it was when a flow failed: a screenshot and its HTML, beside the others."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        try:
+            self.page.screenshot(path=str(SHOTS / f"failed-{name}.png"), full_page=True)
+            (SHOTS / f"failed-{name}.html").write_text(self.page.content(), encoding="utf-8")
+        except Exception:  # the browser itself may be what failed
+            pass
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -132,8 +144,12 @@ def test_dashboard_flow(service: dict[str, Any], fake: FakeServer) -> None:
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(30_000)
-            page = context.new_page()
-            _flow(Browser(page, service["url"]), service, fake)
+            b = Browser(context.new_page(), service["url"])
+            try:
+                _flow(b, service, fake)
+            except BaseException:
+                b.keep_failure("dashboard")
+                raise
         finally:
             browser.close()
 

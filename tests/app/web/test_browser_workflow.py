@@ -84,7 +84,11 @@ def test_team_workflow(service: dict[str, Any], fake: Any) -> None:
             context.on("request", lambda r: requested.append(r.url))
             page = context.new_page()
             b = Browser(page, service["url"], shots=itertools.count(1))
-            _flow(b, service, fake, outside, requested)
+            try:
+                _flow(b, service, fake, outside, requested)
+            except BaseException:
+                b.keep_failure("workflow")
+                raise
             assert outside == [], outside
         finally:
             browser.close()
@@ -202,6 +206,7 @@ def _flow(b: Browser, service: dict[str, Any], fake: Any, outside: list[str], re
     b.go("/runs")
     for rid in (first, second):
         row = page.locator(f"[data-run-row='{rid}']")
+        assert row.count() == 1, f"run {rid} is not on the runs list: {page.inner_text('body')[:800]}"
         assert re.search(r"\d\.\d{3}", row.locator("[data-field=headline]").inner_text())
         row.locator("[data-field=status]").filter(has_text="completed").wait_for()
     page.check(f"[data-select-run='{first}']")
