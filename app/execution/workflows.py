@@ -68,6 +68,7 @@ from evals import CaseResult, Outcome, prefix_waves, scrub
 log = logging.getLogger("ctxeval.execution")
 
 NOTIFY_COALESCE_S = 1.0
+FINISH_GRACE_S = 2.0  # how long stopping waits for run workflows of this process to finish
 
 
 @dataclass
@@ -186,6 +187,7 @@ async def stop_executor() -> None:
     if rt is not None:
         if rt.heartbeat is not None:
             rt.heartbeat.stop_reaping()
+        await _let_runs_finish(FINISH_GRACE_S)
         await rt.engines.close_all()
     await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
     if rt is not None:  # DBOS shut the loop's default executor down: these block briefly instead
@@ -196,6 +198,21 @@ async def stop_executor() -> None:
             rt.lock.release()
         heap.release()
     _runtime = None
+
+
+_running_here: set[int] = set()  # run ids whose run workflow is executing in this process
+_settled: set[int] = set()  # run ids a chunk of this process has completed (or failed)
+
+
+async def _let_runs_finish(grace_s: float) -> None:
+    """Give the run workflows of this process whose run is already settled a moment to end before
+    DBOS shuts down: the last chunk has completed the run, but its workflow still waits for the
+    chunks' results and stores the run's views (shut down under it, DBOS logs the workflow's failure
+    although the run is complete). Runs still executing do not delay the stop; a workflow still
+    going after ``grace_s`` stays pending, and whoever recovers it finishes it."""
+    deadline = time.monotonic() + grace_s
+    while _running_here & _settled and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 def start_run_here(run_id: int, attempt: int) -> str:
@@ -397,6 +414,15 @@ async def _wait(handle: Any, polling_s: float) -> None:
 
 @DBOS.workflow(name=RUN_WORKFLOW)
 async def run_workflow(run_id: int, attempt: int) -> str:
+    _running_here.add(run_id)
+    try:
+        return await _run_attempt(run_id, attempt)
+    finally:
+        _running_here.discard(run_id)
+        _settled.discard(run_id)
+
+
+async def _run_attempt(run_id: int, attempt: int) -> str:
     plan = await plan_run(run_id, attempt)
     if plan is None:
         return "skipped"
@@ -469,6 +495,8 @@ async def execute_chunk(run_id: int, attempt: int, endpoint: str, lanes: int, po
         outcomes.update(await asyncio.gather(*(one(pos, plan) for pos, plan in plans
                                                if plan.case_id not in stored)))
     if await asyncio.to_thread(_finish, run_id, attempt, only_if_complete=True) != RunStatus.running:
+        if run_id in _running_here:
+            _settled.add(run_id)
         await rt.engines.drop(run_id)
     return dict(outcomes)
 

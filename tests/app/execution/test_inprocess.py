@@ -277,6 +277,45 @@ def test_a_runs_chunks_start_without_waiting_for_the_chunk_queues_poll(database_
     assert len(steps) >= 4 and [s["function_id"] for s in steps] == list(range(1, len(steps) + 1)), steps
 
 
+def test_a_service_stopped_right_after_its_run_completed_lets_the_run_workflow_finish(database_url):
+    """The last chunk completes the run; the run's workflow still waits for its chunks and stores the
+    run's views. A service stopped at that moment lets it end instead of shutting DBOS down under it
+    (which logged the workflow as failed), and the workflow is recorded as a success."""
+    import logging
+
+    from dbos import DBOSClient
+    from fastapi.testclient import TestClient
+
+    from app.execution.dispatch import run_workflow_id
+    from app.main import create_app
+    from app.settings import Settings
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.ERROR)
+    logging.getLogger("dbos").addHandler(handler)
+    try:
+        settings = Settings(database_url=database_url, execution="inprocess", queue_polling_interval_s=0.5)
+        with run_in_thread(FakeConfig(api_key=SECRET)) as fake:
+            with TestClient(create_app(settings)) as c:
+                run = start_run(c, fake, questions=3, concurrency=2)
+                done = wait_for(c, run["id"], finished, timeout_s=30)
+            client = DBOSClient(system_database_url=settings.dbos_system_database_url)
+            try:
+                status = client.retrieve_workflow(run_workflow_id(run["id"], 1)).get_status().status
+            finally:
+                client.destroy()
+    finally:
+        logging.getLogger("dbos").removeHandler(handler)
+    assert done["status"] == "completed", done
+    assert [r.getMessage() for r in records] == []
+    assert status == "SUCCESS"  # recorded by the service before it stopped
+
+
 def test_an_executing_process_keeps_its_startup_heap_out_of_the_collector_until_it_stops(database_url):
     """While the executor runs, the heap it started with is frozen (``gc.freeze``) and the youngest
     generation is collected less often; stopping the executor gives both back."""
