@@ -228,8 +228,8 @@ class ProcessCaseWriter(_Executing):
             raise RuntimeError("the case writer is closed")
         loop = asyncio.get_running_loop()
         child = self._child
-        if child is not None and not child.gone and child.proc.poll() is not None:
-            self._lost(child)  # it died while no loop watched it
+        if child is not None and child.loop is not loop and not child.gone and child.proc.poll() is not None:
+            self._lost(child)  # it died while no loop watched it (a watched one's socket says so)
         if child is None or child.gone:
             child = self._child = _Child(self._url)
         self._bind(child, loop)
