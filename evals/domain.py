@@ -36,31 +36,31 @@ def streaming_hash(value: Any) -> str:
     """:func:`stable_hash` of ``value`` (the same digest) without building its JSON text: the JSON is
     fed to sha256 piece by piece, and a long string a slice at a time, so hashing a request with a
     4 MB prompt costs no second copy of the prompt."""
-    if _text_size(value, _HASH_SLICE) >= 0:  # small: one JSON text costs less than feeding it in pieces
+    if _is_small(value, _HASH_SLICE):  # one JSON text costs less than feeding it in pieces
         return stable_hash(value)
     h = hashlib.sha256()
     _feed(h, value)
     return h.hexdigest()
 
 
-def _text_size(value: Any, budget: int) -> int:
-    """``budget`` less the characters of every string in ``value`` (keys included), or -1 as soon as
-    they pass it: a walk without encoding anything."""
+def _is_small(value: Any, limit: int) -> bool:
+    """Whether the strings in ``value`` (keys included) add up to at most ``limit`` characters: a walk
+    that encodes nothing and stops as soon as they pass it."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            budget -= len(item)
+            limit -= len(item)
         elif isinstance(item, dict):
             for key, sub in item.items():
                 if isinstance(key, str):
-                    budget -= len(key)
+                    limit -= len(key)
                 stack.append(sub)
         elif isinstance(item, list | tuple):
             stack.extend(item)
-        if budget < 0:
-            return -1
-    return budget
+        if limit < 0:
+            return False
+    return True
 
 
 def _feed(h: Any, value: Any) -> None:

@@ -61,8 +61,10 @@ class LLM:
                                      stop=stop, temperature=temperature)
         self.sent = body.get("messages") or [{"role": "prompt", "content": body.get("prompt", "")}]
         self.prefill_mode = self.client.prefill_mode() if answer_prefix else None
-        key = request_key(self.endpoint.base_url, body) if self.cache is not None else ""
-        cached = await self.cache.get(key) if self.cache is not None else None
+        cached = None
+        if self.cache is not None:  # without a cache no key is needed
+            key = request_key(self.endpoint.base_url, body)
+            cached = await self.cache.get(key)
         if cached is not None:
             resp = ChatResponse(**{**cached, "usage": Usage(**cached["usage"])})
             from_cache = True
