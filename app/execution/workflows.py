@@ -427,7 +427,11 @@ async def _run_attempt(run_id: int, attempt: int) -> str:
     if plan is None:
         return "skipped"
     polling = runtime().settings.queue_polling_interval_s
-    handles = [await _enqueue_chunk(run_id, attempt, i, c) for i, c in enumerate(plan["first"])]
+    handles = []
+    for i, c in enumerate(plan["first"]):
+        handles.append(await _enqueue_chunk(run_id, attempt, i, c))
+        if i == 0 and len(plan["first"]) > 1:  # its requests go out while the others are enqueued
+            await _start_chunks()
     await _start_chunks()
     for handle in handles[:plan["leaders"]]:  # followers start once their leader is answered
         await _wait(handle, min(polling, 0.05))
